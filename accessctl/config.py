@@ -1,0 +1,146 @@
+"""Settings and the folders the program writes to.
+
+Everything accessctl writes (gallery, cache of converted weights, configuration) lives
+under one home folder so that a kiosk, a test or an admin can point the whole program
+somewhere else with ``ACCESSCTL_HOME``. Without it, the platform's user data and cache
+folders are used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+from .errors import AccessctlError
+
+APP_NAME = "accessctl"
+CONFIG_FILE = "config.toml"
+
+
+def _private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) readable by the owner only: it holds biometric data."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.chmod(path, 0o700)
+    except PermissionError:  # shared folder owned by someone else: leave it as it is
+        pass
+    return path
+
+
+def data_dir() -> Path:
+    """Folder for the gallery, the configuration and the audit log."""
+    home = os.environ.get("ACCESSCTL_HOME")
+    base = Path(home).expanduser() if home else Path(platformdirs.user_data_dir(APP_NAME))
+    return _private_dir(base)
+
+
+def cache_dir() -> Path:
+    """Folder for things that can be rebuilt (converted weights, chip caches)."""
+    home = os.environ.get("ACCESSCTL_HOME")
+    base = (Path(home).expanduser() / "cache") if home else Path(platformdirs.user_cache_dir(APP_NAME))
+    return _private_dir(base)
+
+
+def shared_data_dir() -> Path | None:
+    """The real face data set used by tests and benchmarks, if it is reachable.
+
+    ``ACCESSCTL_DATA`` wins; otherwise ``../shared/data`` next to the project checkout
+    or the current directory.
+    """
+    env = os.environ.get("ACCESSCTL_DATA")
+    candidates = [Path(env)] if env else []
+    project_root = Path(__file__).resolve().parent.parent
+    candidates += [project_root.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+@dataclass
+class MatchSettings:
+    # dlib's own operating point for this network: same person below 0.6 Euclidean.
+    threshold: float = 0.6
+
+
+@dataclass
+class EnrollSettings:
+    # Faces smaller than this (shorter side of the detector box, pixels in the original
+    # image) carry too little detail for a template that must last for years.
+    min_face_px: int = 64
+    # Variance of the Laplacian of the grey 150x150 chip; calibrated on ../shared/data:
+    # sharp photos score 150-2000, a 4 px Gaussian blur falls under 40.
+    min_sharpness: float = 40.0
+    max_yaw_deg: float = 30.0
+    max_pitch_deg: float = 30.0
+    max_roll_deg: float = 30.0
+    # A new face this close to someone already enrolled is reported as a likely duplicate.
+    duplicate_threshold: float = 0.5
+
+
+@dataclass
+class RuntimeSettings:
+    # torch intra-op threads; 0 = as many as the cores this process may use, at most 4.
+    threads: int = 0
+
+
+@dataclass
+class Settings:
+    match: MatchSettings = field(default_factory=MatchSettings)
+    enroll: EnrollSettings = field(default_factory=EnrollSettings)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+
+
+def config_path() -> Path:
+    return data_dir() / CONFIG_FILE
+
+
+def _apply(section_obj: Any, values: dict[str, Any], section: str) -> None:
+    known = {f.name: f for f in dataclasses.fields(section_obj)}
+    for key, value in values.items():
+        if key not in known:
+            raise AccessctlError(f"{config_path()}: unknown setting [{section}] {key}")
+        default = getattr(section_obj, key)
+        if isinstance(default, bool) or not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise AccessctlError(f"{config_path()}: [{section}] {key} must be a number, got {value!r}")
+        setattr(section_obj, key, type(default)(value))
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Defaults overlaid with the TOML file in the data folder, if there is one."""
+    settings = Settings()
+    path = path or config_path()
+    if not path.exists():
+        return settings
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise AccessctlError(f"cannot read configuration {path}: {exc}") from None
+    for section, values in raw.items():
+        if not hasattr(settings, section) or not isinstance(values, dict):
+            raise AccessctlError(f"{path}: unknown section [{section}]")
+        _apply(getattr(settings, section), values, section)
+    return settings
+
+
+def cpu_threads(settings: Settings | None = None) -> int:
+    """Threads for inference: the cores we may run on, capped so a kiosk stays responsive."""
+    wanted = (settings or Settings()).runtime.threads
+    if wanted > 0:
+        return wanted
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, 4))

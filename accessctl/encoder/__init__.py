@@ -1,0 +1,55 @@
+"""The Siamese encoder f(x): aligned face chip -> 128-D descriptor.
+
+Two faces are the same person when ||f(a) - f(b)|| <= tau (0.6 for the pretrained
+network). :func:`load_encoder` gives the process-wide instance.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from .. import config
+from .resnet import DlibResNet
+from .weights import PRETRAINED_ID, pretrained_state_dict
+
+__all__ = ["Encoder", "load_encoder", "DlibResNet", "PRETRAINED_ID"]
+
+
+class Encoder:
+    """Batched inference of a DlibResNet on uint8 RGB chips."""
+
+    def __init__(self, model: DlibResNet, encoder_id: str, *, batch_size: int = 32) -> None:
+        self.encoder_id = encoder_id
+        self.batch_size = batch_size
+        self._model = model.fused().to(memory_format=torch.channels_last)
+
+    @property
+    def dim(self) -> int:
+        return DlibResNet.embedding_dim
+
+    def encode(self, chips: np.ndarray) -> np.ndarray:
+        """(N, 150, 150, 3) uint8 RGB chips -> (N, 128) float32 descriptors."""
+        chips = np.asarray(chips)
+        if chips.ndim == 3:
+            chips = chips[None]
+        if chips.ndim != 4 or chips.shape[1:] != (150, 150, 3) or chips.dtype != np.uint8:
+            raise ValueError(f"expected (N, 150, 150, 3) uint8 chips, got {chips.shape} {chips.dtype}")
+        out = np.empty((len(chips), self.dim), np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(chips), self.batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(chips[start : start + self.batch_size]))
+                x = self._model.preprocess(batch).contiguous(memory_format=torch.channels_last)
+                out[start : start + len(batch)] = self._model(x).numpy()
+        return out
+
+
+@functools.lru_cache(maxsize=1)
+def load_encoder() -> Encoder:
+    """The pretrained encoder, loaded once per process with threads set for the kiosk."""
+    torch.set_num_threads(config.cpu_threads(config.load_settings()))
+    model = DlibResNet()
+    model.load_state_dict(pretrained_state_dict())
+    return Encoder(model.eval(), PRETRAINED_ID)
