@@ -15,7 +15,11 @@ dlib's template, because the pretrained encoder was trained on exactly those chi
 from __future__ import annotations
 
 import math
+import os
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import cv2
@@ -46,7 +50,7 @@ _LEFT_EYE_OUTER, _RIGHT_EYE_OUTER, _FOREHEAD, _CHIN = 263, 33, 10, 152
 # (measured on frontal photos in ../shared/data); subtracted so a level head reads 0.
 _PITCH_BIAS_DEG = 0.0
 
-_MESH_INPUT = 256  # side of the crop handed to Face Mesh (it reads 192x192 internally)
+_MESH_INPUT = 192  # side of the crop handed to Face Mesh: its own input size, so no second resize
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,29 @@ def _square_crop(image: np.ndarray, cx: float, cy: float, side: float, out: int)
     return cv2.resize(region, (out, out), interpolation=interp), float(x0), float(y0), float(side_i)
 
 
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence MediaPipe's C++ start-up chatter (TFLite, absl) on file descriptor 2.
+
+    Those lines are printed when a graph starts and first runs; a command-line user
+    must see one clear line on error, not a page of native logging.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreter): nothing to hide
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class FaceAnalyzer:
     """Detector and mesh graphs for one thread (MediaPipe graphs are not thread-safe).
 
@@ -211,40 +238,59 @@ class FaceAnalyzer:
 
         self.max_faces = max_faces
         self.detect_max_side = detect_max_side
-        self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_score)
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=2, refine_landmarks=True, min_detection_confidence=0.3
-        )
+        fd = mp.solutions.face_detection
+        with _quiet_stderr():
+            # Short range (faces within ~2 m, 2.3 ms at 640x480) suits a camera at a
+            # door; full range (~5 m, 6.6 ms) finds the small faces of group photos.
+            self._short = fd.FaceDetection(model_selection=0, min_detection_confidence=min_score)
+            self._full = fd.FaceDetection(model_selection=1, min_detection_confidence=min_score)
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=2, refine_landmarks=True, min_detection_confidence=0.3
+            )
+            blank = np.zeros((64, 64, 3), np.uint8)
+            for graph in (self._short, self._full, self._mesh):
+                graph.process(blank)
+        # The mesh logs once more on the first face it finds; keep quiet until then.
+        self._mesh_spoke = False
 
     def close(self) -> None:
-        self._detector.close()
+        self._short.close()
+        self._full.close()
         self._mesh.close()
 
     # -- stages -------------------------------------------------------------------
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, *, frame: bool = False) -> list[Detection]:
         """Face boxes in original-image pixels, left to right.
 
-        A tight face crop (a passport photo cut at the hairline) gives BlazeFace too
-        little context; when nothing is found the image is padded and tried once more.
+        ``frame=True`` is the camera path: the fast short-range model first. Photos
+        (enrollment, files, evaluation) take the full-range model first, so that a
+        second, smaller face is not missed. Either falls back to the other model, and
+        then to a padded copy: a tight face crop (cut at the hairline) gives the
+        detector too little context.
         """
-        found = self._detect_once(image)
+        order = (self._short, self._full) if frame else (self._full, self._short)
+        found: list[Detection] = []
+        for model in order:
+            found = self._detect_once(model, image)
+            if found:
+                break
         if not found:
             h, w = image.shape[:2]
             pad = max(h, w) // 2
             padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
             found = [
                 Detection((b[0] - pad, b[1] - pad, b[2] - pad, b[3] - pad), d.score)
-                for d in self._detect_once(padded)
+                for d in self._detect_once(self._full, padded)
                 for b in [d.box]
             ]
         found.sort(key=lambda d: (d.box[0], d.box[1]))
         return found[: self.max_faces]
 
-    def _detect_once(self, image: np.ndarray) -> list[Detection]:
+    def _detect_once(self, model, image: np.ndarray) -> list[Detection]:
         h, w = image.shape[:2]
         scale = min(1.0, self.detect_max_side / max(h, w))
         small = image if scale >= 1.0 else cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-        result = self._detector.process(small)
+        result = model.process(small)
         out = []
         for det in result.detections or []:
             rb = det.location_data.relative_bounding_box
@@ -265,9 +311,14 @@ class FaceAnalyzer:
         for factor in (2.0, 3.0):
             side = max(x1 - x0, y1 - y0) * factor
             crop, ox, oy, s = _square_crop(image, cx, cy, side, _MESH_INPUT)
-            result = self._mesh.process(crop)
+            if self._mesh_spoke:
+                result = self._mesh.process(crop)
+            else:
+                with _quiet_stderr():
+                    result = self._mesh.process(crop)
             if not result.multi_face_landmarks:
                 continue
+            self._mesh_spoke = True
             best, best_d = None, float("inf")
             for face in result.multi_face_landmarks:
                 pts = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float64)
@@ -284,10 +335,10 @@ class FaceAnalyzer:
             return out
         return None
 
-    def analyze(self, image: np.ndarray) -> list[Face]:
+    def analyze(self, image: np.ndarray, *, frame: bool = False) -> list[Face]:
         """Every face in an RGB uint8 image with landmarks, chip and quality, left to right."""
         faces = []
-        for det in self.detect(image):
+        for det in self.detect(image, frame=frame):
             pts = self.landmarks(image, det)
             if pts is None:
                 continue

@@ -22,6 +22,7 @@ from .errors import ImageError
 MAX_PIXELS = 100_000_000
 MAX_FILE_BYTES = 200 * 1024 * 1024
 MIN_SIDE = 16
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".pbm", ".tif", ".tiff", ".webp"})
 
 # EXIF orientation -> (rotation by k*90 degrees counter-clockwise, mirror first)
 _ORIENTATION = {
@@ -32,10 +33,13 @@ _ORIENTATION = {
 
 def _probe(path: Path) -> tuple[int, int, int]:
     """Size and EXIF orientation from the header, without decoding the pixels."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings(), Image.open(path) as im:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             width, height = im.size
             orientation = 1
             try:

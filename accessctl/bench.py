@@ -1,0 +1,132 @@
+"""Per-stage timings of the identity pipeline on real frames.
+
+Timings are measured here, by a command, rather than asserted in tests: a loaded CI
+machine would make timed tests flaky, and a number in a report is worth more than a
+pass/fail. Each stage is timed on its own, in the order the kiosk runs it.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import config
+from .encoder import load_encoder
+from .errors import AccessctlError
+from .faces import align, analyzer
+from .gallery import TemplateIndex
+from .images import IMAGE_SUFFIXES, load_image
+
+FRAME_SIZE = (640, 480)
+
+
+def _stats(samples: Sequence[float]) -> dict[str, float]:
+    ms = np.asarray(samples) * 1000.0
+    return {"median_ms": round(float(np.median(ms)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3), "n": len(ms)}
+
+
+def _time(fn: Callable[[], object], repeat: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def default_frames(limit: int = 40) -> list[Path]:
+    """Real 640x480 webcam frames: NUAA live sequences from the shared data set."""
+    data = config.shared_data_dir()
+    if data is None:
+        raise AccessctlError("no frames given and ../shared/data (or $ACCESSCTL_DATA) not found")
+    files = sorted((data / "nuaa_train" / "live").glob("*/*.jpg"))
+    if not files:
+        raise AccessctlError(f"no frames under {data / 'nuaa_train' / 'live'}")
+    step = max(1, len(files) // limit)
+    return files[::step][:limit]
+
+
+def _frames_from(paths: Sequence[Path]) -> list[np.ndarray]:
+    frames = []
+    for p in paths:
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            frames.append(load_image(p))
+            continue
+        cap = cv2.VideoCapture(str(p))
+        if not cap.isOpened():
+            raise AccessctlError(f"{p}: cannot open as an image or a video")
+        while len(frames) < 200:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        cap.release()
+    return [cv2.resize(f, FRAME_SIZE, interpolation=cv2.INTER_AREA) if f.shape[:2] != FRAME_SIZE[::-1] else f for f in frames]
+
+
+def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int] = (1_000, 100_000, 1_000_000)) -> dict:
+    paths = list(paths) if paths else default_frames()
+    frames = [f for f in _frames_from(paths)]
+    if not frames:
+        raise AccessctlError("no frames to benchmark")
+    encoder = load_encoder()
+    fa = analyzer()
+    encoded = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1] for f in frames]
+
+    stages: dict[str, dict] = {}
+    decode, detect, mark, aligned, chips = [], [], [], [], []
+    for f, jpg in zip(frames, encoded):
+        t0 = time.perf_counter()
+        cv2.cvtColor(cv2.imdecode(jpg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        t1 = time.perf_counter()
+        dets = fa.detect(f, frame=True)
+        t2 = time.perf_counter()
+        decode.append(t1 - t0)
+        detect.append(t2 - t1)
+        for det in dets[:1]:
+            t3 = time.perf_counter()
+            pts = fa.landmarks(f, det)
+            t4 = time.perf_counter()
+            mark.append(t4 - t3)
+            if pts is not None:
+                chip = align(f, pts)
+                aligned.append(time.perf_counter() - t4)
+                chips.append(chip)
+    if not chips:
+        raise AccessctlError("no face found in any benchmark frame")
+    stages["decode_jpeg_640x480"] = _stats(decode)
+    stages["detect"] = _stats(detect)
+    stages["landmarks"] = _stats(mark)
+    stages["align"] = _stats(aligned)
+    per_frame = np.array(detect[: len(mark)]) + np.array(mark) + np.array(aligned[: len(mark)] + [0] * (len(mark) - len(aligned)))
+    stages["detect_landmarks_align"] = _stats(list(per_frame))
+
+    one = np.stack(chips[:1])
+    eight = np.stack([chips[i % len(chips)] for i in range(8)])
+    stages["encode_batch1_per_face"] = _stats(_time(lambda: encoder.encode(one), 30))
+    b8 = _time(lambda: encoder.encode(eight), 10)
+    stages["encode_batch8_per_face"] = _stats([t / 8 for t in b8])
+    peak_pipeline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    rng = np.random.default_rng(0)
+    query = encoder.encode(one)[0]
+    for n in search_sizes:
+        emb = (rng.standard_normal((n, 128), dtype=np.float32) * 0.05).astype(np.float32)
+        index = TemplateIndex(emb, np.arange(n) // 3)
+        stages[f"search_1toN_{n}"] = _stats(_time(lambda: index.nearest(query), 20 if n >= 1_000_000 else 50))
+        del emb, index
+    return {
+        "frames": len(frames),
+        "faces": len(chips),
+        "threads": config.cpu_threads(config.load_settings()),
+        "stages": stages,
+        "peak_rss_mb_pipeline": round(peak_pipeline, 1),
+        "peak_rss_mb_total": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }

@@ -1,0 +1,309 @@
+"""Command-line interface: argument parsing only; each subcommand calls one function.
+
+Errors a user can act on are printed as one line, ``accessctl: error: ...``, with exit
+status 2. ``verify`` exits 0 when the face is accepted and 1 when it is refused, so a
+script can branch on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import AccessctlError
+
+EXIT_REFUSED = 1
+EXIT_ERROR = 2
+
+
+def _gallery():
+    from .encoder import load_encoder
+    from .gallery import Gallery
+
+    return Gallery(encoder_id=load_encoder().encoder_id)
+
+
+def _settings(args: argparse.Namespace):
+    from .config import load_settings
+
+    settings = load_settings()
+    if getattr(args, "threshold", None) is not None:
+        if not 0 < args.threshold < 4:
+            raise AccessctlError(f"threshold {args.threshold} is out of range (0, 4)")
+        settings.match.threshold = args.threshold
+    return settings
+
+
+def _images(paths: Sequence[str]):
+    from .images import load_image
+
+    return [(p, load_image(p)) for p in paths]
+
+
+def _person_json(p) -> dict:
+    return {"employee_id": p.employee_id, "name": p.name, "active": p.active, "created": p.created, "templates": p.templates}
+
+
+def _match_json(m) -> dict:
+    near = m.nearest
+    return {
+        "accepted": m.accepted,
+        "employee_id": m.person.employee_id if m.person else None,
+        "name": m.person.name if m.person else None,
+        "distance": None if m.distance == float("inf") else round(m.distance, 4),
+        "threshold": m.threshold,
+        "nearest_employee_id": near.employee_id if near else None,
+    }
+
+
+def _box(face) -> list[int]:
+    return [round(v) for v in face.face.box]
+
+
+# -- subcommands ---------------------------------------------------------------------
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from .identity import enroll
+
+    settings = _settings(args)
+    with _gallery() as gallery:
+        result = enroll(
+            gallery, _images(args.images), args.employee_id, args.name, settings, face_number=args.face, append=args.append
+        )
+    for warning in result.warnings:
+        print(f"accessctl: warning: {warning}", file=sys.stderr)
+    p = result.person
+    print(f"enrolled {p.name} ({p.employee_id}): {result.templates_added} template(s) added, {p.templates} in total")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .identity import verify
+
+    settings = _settings(args)
+    (source, image), = _images([args.image])
+    with _gallery() as gallery:
+        face, match = verify(gallery, args.employee_id, image, source, settings, face_number=args.face)
+    if args.json:
+        print(json.dumps({"image": source, "box": _box(face), **_match_json(match)}))
+    else:
+        who = f"{match.nearest.name} ({match.nearest.employee_id})" if match.nearest else args.employee_id
+        verdict = "MATCH" if match.accepted else "NO MATCH"
+        print(f"{verdict}: {source} vs {who}: distance {match.distance:.3f} (threshold {match.threshold:.3f})")
+    return 0 if match.accepted else EXIT_REFUSED
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from .identity import identify
+
+    settings = _settings(args)
+    rows = []
+    with _gallery() as gallery:
+        for source, image in _images(args.images):
+            results = identify(gallery, image, settings)
+            if not results:
+                rows.append({"image": source, "face": None, "accepted": False, "reason": "no face"})
+                if not args.json:
+                    print(f"{source}: no face found")
+            for i, (face, match) in enumerate(results, start=1):
+                rows.append({"image": source, "face": i, "box": _box(face), **_match_json(match)})
+                if not args.json:
+                    who = f"{match.person.name} ({match.person.employee_id})" if match.person else "unknown"
+                    print(f"{source}: face {i} at {_box(face)}: {who}, distance {match.distance:.3f}")
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+    return 0
+
+
+def cmd_gallery(args: argparse.Namespace) -> int:
+    with _gallery() as gallery:
+        if args.gallery_cmd == "list":
+            people = gallery.people()
+            if args.json:
+                print(json.dumps([_person_json(p) for p in people]))
+            elif not people:
+                print(f"the gallery is empty ({gallery.path})")
+            else:
+                print(f"{'EMPLOYEE ID':<16} {'NAME':<28} {'ACTIVE':<7} {'TEMPLATES':>9}  CREATED")
+                for p in people:
+                    active = "yes" if p.active else "no"
+                    print(f"{p.employee_id:<16} {p.name:<28} {active:<7} {p.templates:>9}  {p.created}")
+        elif args.gallery_cmd == "show":
+            p = gallery.get(args.employee_id)
+            print(f"employee id: {p.employee_id}\nname: {p.name}\nactive: {'yes' if p.active else 'no'}\ncreated: {p.created}")
+            print(f"templates: {p.templates}")
+            for t in gallery.templates(args.employee_id):
+                print(f"  #{t.id}  quality {t.quality:.2f}  {t.created}  {t.encoder}  {t.source}")
+        elif args.gallery_cmd == "remove":
+            p = gallery.get(args.employee_id)
+            if not args.yes:
+                if not sys.stdin.isatty():
+                    raise AccessctlError(f"removing {p.name} ({p.employee_id}) needs --yes when not run at a terminal")
+                answer = input(f"remove {p.name} ({p.employee_id}) and {p.templates} template(s)? [y/N] ")
+                if answer.strip().lower() not in ("y", "yes"):
+                    print("nothing removed")
+                    return EXIT_REFUSED
+            gallery.remove(args.employee_id)
+            print(f"removed {p.name} ({p.employee_id})")
+        elif args.gallery_cmd == "rename":
+            old = gallery.get(args.employee_id)
+            p = gallery.rename(args.employee_id, args.name)
+            print(f"renamed {old.employee_id}: {old.name} -> {p.name}")
+        elif args.gallery_cmd in ("enable", "disable"):
+            p = gallery.set_active(args.employee_id, args.gallery_cmd == "enable")
+            print(f"{p.name} ({p.employee_id}) is now {'enabled' if p.active else 'disabled'}")
+        elif args.gallery_cmd == "export":
+            n = gallery.export(args.file)
+            print(f"exported {n} people to {args.file} (it holds biometric templates: keep it private)")
+        elif args.gallery_cmd == "import":
+            added, skipped = gallery.import_(args.file, skip_existing=args.skip_existing)
+            print(f"imported {added} people from {args.file}" + (f", skipped {skipped} already enrolled" if skipped else ""))
+    return 0
+
+
+def cmd_eval_pairs(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .evaluate import evaluate_pairs, plot_roc
+
+    settings = _settings(args)
+    bar = tqdm(total=0, unit="img", desc="encoding", file=sys.stderr, disable=args.json or not sys.stderr.isatty())
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    report, roc = evaluate_pairs(args.pairs, settings.match.threshold, progress)
+    bar.close()
+    lines = [
+        f"pairs: {report.pairs}",
+        f"pairs where no face was found: {report.failed} ({len(report.failed_images)} images)",
+        f"accuracy at threshold {report.threshold:.3f}: {report.accuracy:.4f}",
+        f"best accuracy: {report.best_accuracy:.4f} at threshold {report.best_threshold:.3f}",
+        f"EER: {report.eer:.4f}",
+    ] + [f"TAR at FAR {k}: {v:.4f}" for k, v in report.tar_at_far.items()]
+    print("\n".join(lines))
+    if args.plot:
+        plot_roc(roc, report, args.plot, Path(args.pairs).name)
+        print(f"ROC curve written to {args.plot}")
+    if args.json:
+        print(json.dumps(report.to_json()))
+    return 0
+
+
+def cmd_make_pairs(args: argparse.Namespace) -> int:
+    from .evaluate import pairs_from_folders
+
+    genuine, impostor = pairs_from_folders(args.folder, args.out, max_impostors_per_image=args.max_impostors)
+    print(f"wrote {genuine} same-person and {impostor} different-person pairs to {args.out}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    result = run_bench([Path(p) for p in args.files] or None)
+    print(f"frames: {result['frames']}, faces: {result['faces']}, torch threads: {result['threads']}")
+    print(f"{'stage':<28} {'median ms':>10} {'p95 ms':>10}")
+    for name, s in result["stages"].items():
+        print(f"{name:<28} {s['median_ms']:>10.3f} {s['p95_ms']:>10.3f}")
+    print(f"peak memory: {result['peak_rss_mb_pipeline']:.0f} MB (pipeline), {result['peak_rss_mb_total']:.0f} MB (with 1M templates)")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="accessctl", description="Face access control with liveness detection.")
+    parser.add_argument("--version", action="version", version=f"accessctl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def threshold_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--threshold", type=float, help="match threshold (Euclidean distance; default from config, 0.6)")
+
+    p = sub.add_parser("enroll", help="enroll a person from one or more photos")
+    p.add_argument("--employee-id", required=True, help="unique employee id")
+    p.add_argument("--name", required=True, help="display name")
+    p.add_argument("--face", type=int, help="which face to use when a photo has several (1 = leftmost)")
+    p.add_argument("--append", action="store_true", help="add templates to an already enrolled employee id")
+    threshold_opt(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("verify", help="1:1 - is the face in IMAGE the claimed employee? (exit 0 yes, 1 no)")
+    p.add_argument("--employee-id", required=True)
+    p.add_argument("--face", type=int, help="which face to use when the photo has several (1 = leftmost)")
+    p.add_argument("--json", action="store_true")
+    threshold_opt(p)
+    p.add_argument("image", metavar="IMAGE")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("identify", help="1:N - who are the faces in these images?")
+    p.add_argument("--json", action="store_true", help="one JSON object per face")
+    threshold_opt(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=cmd_identify)
+
+    g = sub.add_parser("gallery", help="list and manage enrolled people")
+    gsub = g.add_subparsers(dest="gallery_cmd", required=True, metavar="ACTION")
+    q = gsub.add_parser("list", help="everyone enrolled")
+    q.add_argument("--json", action="store_true")
+    for name, text in (("show", "one person and their templates"), ("enable", "let a person in again"),
+                       ("disable", "stop matching a person without deleting them")):
+        gsub.add_parser(name, help=text).add_argument("employee_id")
+    q = gsub.add_parser("remove", help="delete a person and their templates")
+    q.add_argument("employee_id")
+    q.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    q = gsub.add_parser("rename", help="change a person's display name")
+    q.add_argument("employee_id")
+    q.add_argument("name")
+    q = gsub.add_parser("export", help="write people and templates to a JSON file")
+    q.add_argument("file")
+    q = gsub.add_parser("import", help="add people and templates from an exported file")
+    q.add_argument("file")
+    q.add_argument("--skip-existing", action="store_true", help="skip employee ids already enrolled instead of refusing")
+    g.set_defaults(func=cmd_gallery)
+
+    e = sub.add_parser("eval", help="measure accuracy")
+    esub = e.add_subparsers(dest="eval_cmd", required=True, metavar="WHAT")
+    q = esub.add_parser("pairs", help="face verification on a pair list (CSV a,b,same)")
+    q.add_argument("pairs", metavar="PAIRS.csv")
+    q.add_argument("--json", action="store_true", help="last line: the figures as one JSON object")
+    q.add_argument("--plot", metavar="ROC.png", help="write the ROC curve")
+    threshold_opt(q)
+    q.set_defaults(func=cmd_eval_pairs)
+
+    q = esub.add_parser("make-pairs", help="write a pair list from a folder with one folder of images per person")
+    q.add_argument("folder")
+    q.add_argument("--out", required=True, metavar="PAIRS.csv")
+    q.add_argument("--max-impostors", type=int, default=0, metavar="N", help="at most N different-person pairs per image")
+    q.set_defaults(func=cmd_make_pairs)
+
+    p = sub.add_parser("bench", help="per-stage timings on real frames")
+    p.add_argument("files", nargs="*", metavar="FILE", help="images or videos (default: frames from ../shared/data)")
+    p.add_argument("--json", action="store_true", help="last line: the timings as one JSON object")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AccessctlError as exc:
+        print(f"accessctl: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("accessctl: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Face verification figures on a pair list, through the same code as the kiosk.
+
+A pair whose face cannot be found is never dropped: for accuracy it is an error,
+whatever its label; for the ROC figures (EER, TAR at FAR) it is a rejection, which is
+what the door does with it (a genuine user left outside, an impostor kept out).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .encoder import load_encoder
+from .errors import AccessctlError, ImageError
+from .faces import analyzer
+from .images import IMAGE_SUFFIXES, load_image
+
+FAR_TARGETS = (1e-2, 1e-3)
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: Path
+    b: Path
+    same: bool
+
+
+@dataclass
+class PairReport:
+    pairs: int
+    failed: int
+    threshold: float
+    accuracy: float
+    best_accuracy: float
+    best_threshold: float
+    eer: float
+    tar_at_far: dict[str, float]
+    failed_images: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out.pop("failed_images")
+        out["failed_images"] = len(self.failed_images)
+        return out
+
+
+def read_pairs(path: str | Path) -> list[Pair]:
+    """Pairs from a CSV with header ``a,b,same``; paths relative to the CSV's folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AccessctlError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AccessctlError(f"{path}: cannot read: {exc}") from None
+    reader = csv.DictReader(text.splitlines())
+    if not reader.fieldnames or not {"a", "b", "same"} <= set(reader.fieldnames):
+        raise AccessctlError(f"{path}: expected a CSV with header a,b,same")
+    pairs = []
+    for line, row in enumerate(reader, start=2):
+        same = (row.get("same") or "").strip()
+        if same not in ("0", "1") or not row.get("a") or not row.get("b"):
+            raise AccessctlError(f"{path}:{line}: expected two paths and same = 0 or 1")
+        a, b = (Path(row[k].strip()) for k in ("a", "b"))
+        pairs.append(Pair(a if a.is_absolute() else path.parent / a, b if b.is_absolute() else path.parent / b, same == "1"))
+    if not pairs:
+        raise AccessctlError(f"{path}: no pairs")
+    return pairs
+
+
+def pairs_from_folders(root: str | Path, out: str | Path, *, max_impostors_per_image: int = 0) -> tuple[int, int]:
+    """Write every same-person pair and the different-person pairs of a folder-per-person tree.
+
+    ``root`` holds one folder per person with their images. All genuine pairs are kept;
+    impostor pairs are all pairs of images of different people, or at most
+    ``max_impostors_per_image`` per image (deterministic, spread over the others) when
+    that is non-zero. Paths are written relative to the CSV's folder. Returns
+    (genuine, impostor) counts.
+    """
+    root, out = Path(root), Path(out)
+    people = {d.name: sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+              for d in sorted(root.iterdir()) if d.is_dir()}
+    people = {k: v for k, v in people.items() if v}
+    if len(people) < 2:
+        raise AccessctlError(f"{root}: need folders of at least two people with images")
+    images = [(name, f) for name, files in people.items() for f in files]
+    genuine = [(a, b) for files in people.values() for i, a in enumerate(files) for b in files[i + 1 :]]
+    impostor = []
+    for i, (na, a) in enumerate(images):
+        others = [b for nb, b in images[i + 1 :] if nb != na]
+        if max_impostors_per_image and len(others) > max_impostors_per_image:
+            step = len(others) / max_impostors_per_image
+            others = [others[int(k * step)] for k in range(max_impostors_per_image)]
+        impostor += [(a, b) for b in others]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    base = out.resolve().parent
+
+    def rel(p: Path) -> str:
+        try:
+            return str(p.resolve().relative_to(base))
+        except ValueError:
+            return str(p.resolve())
+
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["a", "b", "same"])
+        w.writerows([(rel(a), rel(b), 1) for a, b in genuine] + [(rel(a), rel(b), 0) for a, b in impostor])
+    return len(genuine), len(impostor)
+
+
+def embed_files(paths: Sequence[Path], progress: Callable[[int, int], None] | None = None) -> dict[Path, np.ndarray | None]:
+    """Descriptor of the largest face in each image; None where no face is found.
+
+    Unreadable files count as "no face" too, so one bad file cannot end an evaluation.
+    """
+    chips, owners = [], []
+    result: dict[Path, np.ndarray | None] = {}
+    for i, p in enumerate(paths):
+        result[p] = None
+        try:
+            faces = analyzer().analyze(load_image(p))
+        except ImageError:
+            faces = []
+        if faces:
+            face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+            chips.append(face.chip)
+            owners.append(p)
+        if progress:
+            progress(i + 1, len(paths))
+    if chips:
+        for p, e in zip(owners, load_encoder().encode(np.stack(chips))):
+            result[p] = e
+    return result
+
+
+def verification_metrics(distances: np.ndarray, same: np.ndarray, failed: np.ndarray, threshold: float) -> dict:
+    """Accuracy, best accuracy, EER and TAR@FAR from pair distances (inf where failed)."""
+    d = np.where(failed, np.inf, distances)
+    n = len(d)
+    genuine, impostor = d[same], d[~same]
+
+    def accuracy_at(t: float) -> float:
+        correct = np.where(same, d <= t, (d > t) & ~failed)
+        return float(correct.sum() / n)
+
+    finite = np.unique(d[np.isfinite(d)])
+    candidates = np.concatenate([[0.0], finite, (finite[:-1] + finite[1:]) / 2]) if finite.size else np.array([threshold])
+    accs = [accuracy_at(float(t)) for t in candidates] if candidates.size <= 20000 else None
+    if accs is None:  # pragma: no cover - very large lists: sample the sweep
+        candidates = np.quantile(finite, np.linspace(0, 1, 20000))
+        accs = [accuracy_at(float(t)) for t in candidates]
+    best = int(np.argmax(accs))
+
+    # ROC over every threshold at which something changes.
+    ts = np.concatenate([[-np.inf], finite])
+    g_sorted, i_sorted = np.sort(genuine), np.sort(impostor)
+    tar = np.searchsorted(g_sorted, ts, side="right") / max(len(genuine), 1)
+    far = np.searchsorted(i_sorted, ts, side="right") / max(len(impostor), 1)
+    frr = 1.0 - tar
+    k = int(np.argmin(np.abs(far - frr)))
+    eer = float((far[k] + frr[k]) / 2)
+    tar_at = {}
+    for target in FAR_TARGETS:
+        ok = far <= target + 1e-12
+        tar_at[f"{target:g}"] = float(tar[ok].max()) if ok.any() else 0.0
+    return {
+        "accuracy": accuracy_at(threshold),
+        "best_accuracy": float(accs[best]),
+        "best_threshold": float(candidates[best]),
+        "eer": eer,
+        "tar_at_far": tar_at,
+        "roc": (far, tar),
+    }
+
+
+def evaluate_pairs(path: str | Path, threshold: float, progress: Callable[[int, int], None] | None = None) -> tuple[PairReport, dict]:
+    """Run verification over a pair list; returns the report and the raw ROC arrays."""
+    pairs = read_pairs(path)
+    unique = sorted({p.a for p in pairs} | {p.b for p in pairs})
+    emb = embed_files(unique, progress)
+    distances = np.full(len(pairs), np.inf)
+    failed = np.zeros(len(pairs), bool)
+    for i, p in enumerate(pairs):
+        ea, eb = emb[p.a], emb[p.b]
+        if ea is None or eb is None:
+            failed[i] = True
+        else:
+            distances[i] = float(np.linalg.norm(ea - eb))
+    same = np.array([p.same for p in pairs])
+    m = verification_metrics(distances, same, failed, threshold)
+    report = PairReport(
+        pairs=len(pairs),
+        failed=int(failed.sum()),
+        threshold=threshold,
+        accuracy=m["accuracy"],
+        best_accuracy=m["best_accuracy"],
+        best_threshold=m["best_threshold"],
+        eer=m["eer"],
+        tar_at_far=m["tar_at_far"],
+        failed_images=[str(p) for p in unique if emb[p] is None],
+    )
+    return report, {"far": m["roc"][0], "tar": m["roc"][1]}
+
+
+def plot_roc(roc: dict, report: PairReport, out: str | Path, title: str) -> None:
+    """ROC curve (TAR against FAR, log x) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    far, tar = roc["far"], roc["tar"]
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
+    floor = 1e-4
+    ax.plot(np.maximum(far, floor), tar, lw=2)
+    ax.set_xscale("log")
+    ax.set_xlim(floor, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.set_title(f"{title}\n{report.pairs} pairs, EER {report.eer:.2%}, failed {report.failed}")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+

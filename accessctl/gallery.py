@@ -1,0 +1,542 @@
+"""The enrolled people and their face templates, in one SQLite file.
+
+Why SQLite: one file an admin can back up, WAL so that several kiosks and the admin
+tools can read while one writes, and transactions so that an enrollment, a removal or
+an import either happens whole or not at all. The file holds biometric templates and
+is created readable by its owner only.
+
+Matching never touches SQL: all active templates are held in one float32 matrix and a
+query is a single vectorised distance computation (:class:`TemplateIndex`). The matrix
+is rebuilt when this process writes or when another process commits a change.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import config
+from .errors import GalleryError
+
+GALLERY_FILE = "gallery.db"
+EXPORT_FORMAT = "accessctl-gallery"
+EXPORT_VERSION = 1
+EMBEDDING_DIM = 128
+
+# Each entry upgrades the schema by one version; user_version records how far a file got.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE people (
+        id INTEGER PRIMARY KEY,
+        employee_id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE templates (
+        id INTEGER PRIMARY KEY,
+        person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+        embedding BLOB NOT NULL,
+        quality REAL NOT NULL,
+        source TEXT NOT NULL,
+        encoder TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE INDEX templates_person ON templates(person_id);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    employee_id: str
+    name: str
+    active: bool
+    created: str
+    templates: int = 0
+
+
+@dataclass(frozen=True)
+class Template:
+    id: int
+    person_id: int
+    quality: float
+    source: str
+    encoder: str
+    created: str
+
+
+@dataclass(frozen=True)
+class Match:
+    """The answer to "who is this?": ``person`` is None when nobody is close enough.
+
+    ``nearest`` is the closest enrolled person even when the match is refused, so that
+    logs can say how close a refused stranger came.
+    """
+
+    person: Person | None
+    distance: float
+    threshold: float
+    nearest: Person | None = None
+    template_id: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.person is not None
+
+
+class TemplateIndex:
+    """All templates as one matrix; nearest neighbour by Euclidean distance.
+
+    ||a-b||^2 = ||a||^2 - 2 a.b + ||b||^2 with the gallery norms precomputed: one
+    matrix-vector product per query, so 1M templates cost one pass over 512 MB.
+    """
+
+    def __init__(self, embeddings: np.ndarray, person_ids: np.ndarray, template_ids: np.ndarray | None = None) -> None:
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32).reshape(-1, EMBEDDING_DIM)
+        self.person_ids = np.asarray(person_ids, dtype=np.int64)
+        self.template_ids = np.asarray(template_ids if template_ids is not None else np.arange(len(self.person_ids)))
+        self._sq_norms = np.einsum("ij,ij->i", self.embeddings, self.embeddings)
+
+    def __len__(self) -> int:
+        return len(self.person_ids)
+
+    def nearest(self, query: np.ndarray) -> tuple[int, float]:
+        """(row, distance) of the closest template; (-1, inf) when the index is empty."""
+        if len(self) == 0:
+            return -1, float("inf")
+        q = np.asarray(query, dtype=np.float32).reshape(EMBEDDING_DIM)
+        sq = self._sq_norms - 2.0 * (self.embeddings @ q)
+        row = int(np.argmin(sq))
+        # Recompute the winner exactly: the expanded form loses digits to cancellation.
+        return row, float(np.linalg.norm(self.embeddings[row] - q))
+
+    def distances_by_person(self, query: np.ndarray) -> dict[int, float]:
+        """Each person's best (smallest) distance to ``query``."""
+        if len(self) == 0:
+            return {}
+        d = np.linalg.norm(self.embeddings - np.asarray(query, np.float32).reshape(1, -1), axis=1)
+        best: dict[int, float] = {}
+        for pid, dist in zip(self.person_ids.tolist(), d.tolist()):
+            if dist < best.get(pid, float("inf")):
+                best[pid] = dist
+        return best
+
+
+def default_path() -> Path:
+    return config.data_dir() / GALLERY_FILE
+
+
+def _encode_embedding(vec: np.ndarray) -> bytes:
+    arr = np.asarray(vec, dtype="<f4").reshape(-1)
+    if arr.size != EMBEDDING_DIM or not np.all(np.isfinite(arr)):
+        raise GalleryError(f"a template must be {EMBEDDING_DIM} finite numbers")
+    return arr.tobytes()
+
+
+def _decode_embedding(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+class Gallery:
+    """People and templates in SQLite, for one encoder's template space."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, encoder_id: str) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self.encoder_id = encoder_id
+        self._index: TemplateIndex | None = None
+        self._index_version: tuple[int, int] | None = None
+        self._writes = 0
+        self._people_cache: dict[int, Person] = {}
+        self._conn = self._open()
+
+    # -- connection ---------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        if self.path.exists() and not self.path.is_file():
+            raise GalleryError(f"{self.path}: not a file")
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.path.exists():
+            # Create it private before SQLite does (SQLite gives -wal/-shm the same mode).
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        try:
+            os.chmod(self.path, 0o600)
+        except PermissionError:
+            pass
+        try:
+            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            with self._errors():
+                conn.execute("PRAGMA foreign_keys=ON")
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() != "wal":  # pragma: no cover - only on filesystems without shared memory
+                    conn.execute("PRAGMA journal_mode=DELETE")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                self._migrate(conn)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+        return conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _translate(self, exc: sqlite3.Error) -> GalleryError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return GalleryError(f"gallery {self.path} is locked by another process; try again in a moment")
+        if "not a database" in text or "malformed" in text:
+            return GalleryError(f"{self.path} is not an accessctl gallery or is damaged ({text})")
+        if "readonly" in text or "read-only" in text:
+            return GalleryError(f"gallery {self.path} is read-only for this user")
+        return GalleryError(f"gallery {self.path}: {text}")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One all-or-nothing write transaction (BEGIN IMMEDIATE takes the write lock up front)."""
+        with self._errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        self._writes += 1
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise GalleryError(
+                f"{self.path} has schema version {version}; this accessctl reads up to {SCHEMA_VERSION} (upgrade accessctl)"
+            )
+        if version == SCHEMA_VERSION:
+            self._check_encoder(conn)
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={step + 1}")
+            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('encoder', ?)", (self.encoder_id,))
+            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('created', ?)", (now(),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._check_encoder(conn)
+
+    def _check_encoder(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key='encoder'").fetchone()
+        if row is not None and row[0] != self.encoder_id:
+            raise GalleryError(
+                f"{self.path} holds templates of encoder {row[0]!r}, not {self.encoder_id!r}; "
+                "templates of two encoders never mix (re-encode the gallery with the matching encoder)"
+            )
+
+    # -- reading --------------------------------------------------------------------
+    def _person(self, row: sqlite3.Row) -> Person:
+        return Person(row["id"], row["employee_id"], row["name"], bool(row["active"]), row["created"], row["templates"])
+
+    _PEOPLE_SQL = (
+        "SELECT p.*, (SELECT COUNT(*) FROM templates t WHERE t.person_id = p.id) AS templates FROM people p"
+    )
+
+    def people(self, *, include_inactive: bool = True) -> list[Person]:
+        where = "" if include_inactive else " WHERE p.active = 1"
+        with self._errors():
+            rows = self._conn.execute(self._PEOPLE_SQL + where + " ORDER BY p.employee_id").fetchall()
+        return [self._person(r) for r in rows]
+
+    def get(self, employee_id: str) -> Person:
+        """The person with this employee id; GalleryError if there is none."""
+        with self._errors():
+            row = self._conn.execute(self._PEOPLE_SQL + " WHERE p.employee_id = ?", (employee_id,)).fetchone()
+        if row is None:
+            raise GalleryError(f"no enrolled person has employee id {employee_id!r}")
+        return self._person(row)
+
+    def find(self, employee_id: str) -> Person | None:
+        try:
+            return self.get(employee_id)
+        except GalleryError as exc:
+            if "no enrolled person" in str(exc):
+                return None
+            raise
+
+    def templates(self, employee_id: str) -> list[Template]:
+        person = self.get(employee_id)
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT id, person_id, quality, source, encoder, created FROM templates WHERE person_id = ? ORDER BY id",
+                (person.id,),
+            ).fetchall()
+        return [Template(*tuple(r)) for r in rows]
+
+    def embeddings(self, employee_id: str) -> np.ndarray:
+        person = self.get(employee_id)
+        with self._errors():
+            rows = self._conn.execute("SELECT embedding FROM templates WHERE person_id = ? ORDER BY id", (person.id,)).fetchall()
+        return np.stack([_decode_embedding(r[0]) for r in rows]) if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
+
+    def _version(self) -> tuple[int, int]:
+        with self._errors():
+            return self._conn.execute("PRAGMA data_version").fetchone()[0], self._writes
+
+    def index(self) -> TemplateIndex:
+        """The matrix of active templates, rebuilt only when the gallery changed."""
+        version = self._version()
+        if self._index is None or version != self._index_version:
+            with self._errors():
+                rows = self._conn.execute(
+                    "SELECT t.id, t.person_id, t.embedding FROM templates t JOIN people p ON p.id = t.person_id "
+                    "WHERE p.active = 1 AND t.encoder = ? ORDER BY t.id",
+                    (self.encoder_id,),
+                ).fetchall()
+            emb = np.stack([_decode_embedding(r[2]) for r in rows]) if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
+            self._index = TemplateIndex(emb, np.array([r[1] for r in rows], np.int64), np.array([r[0] for r in rows]))
+            self._people_cache = {p.id: p for p in self.people()}
+            self._index_version = version
+        return self._index
+
+    # -- matching -------------------------------------------------------------------
+    def identify(self, embedding: np.ndarray, threshold: float) -> Match:
+        """1:N: the enrolled person closest to ``embedding`` if within ``threshold``."""
+        index = self.index()
+        row, distance = index.nearest(embedding)
+        if row < 0:
+            return Match(None, distance, threshold)
+        person = self._people_cache[int(index.person_ids[row])]
+        tid = int(index.template_ids[row])
+        return Match(person if distance <= threshold else None, distance, threshold, person, tid)
+
+    def verify(self, employee_id: str, embedding: np.ndarray, threshold: float) -> Match:
+        """1:1: is this the claimed person? Distance to the claimant's nearest template."""
+        person = self.get(employee_id)
+        if not person.active:
+            raise GalleryError(f"employee id {employee_id!r} ({person.name}) is disabled")
+        emb = self.embeddings(employee_id)
+        if len(emb) == 0:
+            return Match(None, float("inf"), threshold, person)
+        d = np.linalg.norm(emb - np.asarray(embedding, np.float32).reshape(1, -1), axis=1)
+        i = int(np.argmin(d))
+        distance = float(d[i])
+        return Match(person if distance <= threshold else None, distance, threshold, person)
+
+    # -- writing --------------------------------------------------------------------
+    def add_person(
+        self,
+        employee_id: str,
+        name: str,
+        templates: Sequence[tuple[np.ndarray, float, str]],
+        *,
+        append: bool = False,
+    ) -> Person:
+        """Enroll ``employee_id`` with (embedding, quality, source) templates, atomically.
+
+        An existing employee id is refused unless ``append``, which adds templates to it.
+        """
+        employee_id, name = employee_id.strip(), name.strip()
+        if not employee_id:
+            raise GalleryError("employee id must not be empty")
+        if not name:
+            raise GalleryError("name must not be empty")
+        if not templates:
+            raise GalleryError("at least one face template is needed to enroll")
+        blobs = [(_encode_embedding(e), float(q), str(src)) for e, q, src in templates]
+        with self._write() as conn:
+            row = conn.execute("SELECT id, name FROM people WHERE employee_id = ?", (employee_id,)).fetchone()
+            if row is not None and not append:
+                raise GalleryError(
+                    f"employee id {employee_id!r} is already enrolled ({row['name']}); use --append to add photos to it"
+                )
+            if row is None:
+                pid = conn.execute(
+                    "INSERT INTO people(employee_id, name, active, created) VALUES (?, ?, 1, ?)", (employee_id, name, now())
+                ).lastrowid
+            else:
+                pid = row["id"]
+            stamp = now()
+            conn.executemany(
+                "INSERT INTO templates(person_id, embedding, quality, source, encoder, created) VALUES (?, ?, ?, ?, ?, ?)",
+                [(pid, blob, q, src, self.encoder_id, stamp) for blob, q, src in blobs],
+            )
+        return self.get(employee_id)
+
+    def remove(self, employee_id: str) -> Person:
+        person = self.get(employee_id)
+        with self._write() as conn:
+            conn.execute("DELETE FROM people WHERE id = ?", (person.id,))
+        return person
+
+    def rename(self, employee_id: str, name: str) -> Person:
+        name = name.strip()
+        if not name:
+            raise GalleryError("name must not be empty")
+        person = self.get(employee_id)
+        with self._write() as conn:
+            conn.execute("UPDATE people SET name = ? WHERE id = ?", (name, person.id))
+        return self.get(employee_id)
+
+    def set_active(self, employee_id: str, active: bool) -> Person:
+        person = self.get(employee_id)
+        with self._write() as conn:
+            conn.execute("UPDATE people SET active = ? WHERE id = ?", (int(active), person.id))
+        return self.get(employee_id)
+
+    # -- export / import ------------------------------------------------------------
+    def export(self, path: str | os.PathLike[str]) -> int:
+        """Write every person and template to a JSON file (mode 0600); returns people written."""
+        path = Path(path)
+        people = []
+        with self._errors():
+            for p in self.people():
+                rows = self._conn.execute(
+                    "SELECT embedding, quality, source, created FROM templates WHERE person_id = ? ORDER BY id", (p.id,)
+                ).fetchall()
+                people.append(
+                    {
+                        "employee_id": p.employee_id,
+                        "name": p.name,
+                        "active": p.active,
+                        "created": p.created,
+                        "templates": [
+                            {
+                                "embedding": base64.b64encode(r["embedding"]).decode("ascii"),
+                                "quality": r["quality"],
+                                "source": r["source"],
+                                "created": r["created"],
+                            }
+                            for r in rows
+                        ],
+                    }
+                )
+        doc = {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "encoder": self.encoder_id,
+            "exported": now(),
+            "people": people,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(doc, f, indent=1)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return len(people)
+
+    def import_(self, path: str | os.PathLike[str], *, skip_existing: bool = False) -> tuple[int, int]:
+        """Add the people of an exported file, all or nothing; returns (added, skipped).
+
+        A file from another encoder is refused: its templates live in another space.
+        Employee ids already enrolled are refused unless ``skip_existing``.
+        """
+        path = Path(path)
+        doc = _read_export(path)
+        if doc["encoder"] != self.encoder_id:
+            raise GalleryError(
+                f"{path} holds templates of encoder {doc['encoder']!r}; this gallery uses {self.encoder_id!r} "
+                "(templates of two encoders never mix)"
+            )
+        added = skipped = 0
+        with self._write() as conn:
+            for p in doc["people"]:
+                exists = conn.execute("SELECT 1 FROM people WHERE employee_id = ?", (p["employee_id"],)).fetchone()
+                if exists:
+                    if skip_existing:
+                        skipped += 1
+                        continue
+                    raise GalleryError(
+                        f"{path}: employee id {p['employee_id']!r} is already enrolled; nothing was imported "
+                        "(use --skip-existing to import the others)"
+                    )
+                pid = conn.execute(
+                    "INSERT INTO people(employee_id, name, active, created) VALUES (?, ?, ?, ?)",
+                    (p["employee_id"], p["name"], int(p["active"]), p["created"]),
+                ).lastrowid
+                conn.executemany(
+                    "INSERT INTO templates(person_id, embedding, quality, source, encoder, created) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(pid, t["blob"], t["quality"], t["source"], self.encoder_id, t["created"]) for t in p["templates"]],
+                )
+                added += 1
+        return added, skipped
+
+
+def _read_export(path: Path) -> dict[str, Any]:
+    """Parse and validate an export file completely before anything is written."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GalleryError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise GalleryError(f"{path}: not a gallery export ({exc})") from None
+
+    def bad(why: str) -> GalleryError:
+        return GalleryError(f"{path}: not a valid gallery export: {why}")
+
+    if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
+        raise bad("missing the accessctl-gallery format marker")
+    if doc.get("version") != EXPORT_VERSION:
+        raise bad(f"export version {doc.get('version')!r}, this accessctl reads {EXPORT_VERSION}")
+    if not isinstance(doc.get("encoder"), str) or not isinstance(doc.get("people"), list):
+        raise bad("no encoder or people")
+    seen = set()
+    for i, p in enumerate(doc["people"]):
+        if not isinstance(p, dict) or not isinstance(p.get("employee_id"), str) or not p["employee_id"].strip():
+            raise bad(f"person {i + 1} has no employee id")
+        if p["employee_id"] in seen:
+            raise bad(f"employee id {p['employee_id']!r} appears twice")
+        seen.add(p["employee_id"])
+        if not isinstance(p.get("name"), str) or not p["name"].strip():
+            raise bad(f"person {p['employee_id']!r} has no name")
+        p.setdefault("active", True)
+        p.setdefault("created", now())
+        if not isinstance(p.get("templates"), list) or not p["templates"]:
+            raise bad(f"person {p['employee_id']!r} has no templates")
+        for t in p["templates"]:
+            try:
+                blob = base64.b64decode(t["embedding"], validate=True)
+                t["blob"] = _encode_embedding(np.frombuffer(blob, dtype="<f4"))
+                t["quality"] = float(t.get("quality", 0.0))
+                t["source"] = str(t.get("source", "import"))
+                t["created"] = str(t.get("created", now()))
+            except (KeyError, TypeError, ValueError, GalleryError) as exc:
+                raise bad(f"a template of {p['employee_id']!r} is damaged ({exc})") from None
+    return doc

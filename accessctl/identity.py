@@ -1,0 +1,143 @@
+"""Who is this face? Enrollment, 1:N identification and 1:1 verification.
+
+One-shot by design: a single good photo is enough to enroll, because the encoder was
+trained as a metric (same person <= 0.6 apart) rather than as a classifier over the
+site's people. What enrollment must guard is the quality of that one template, so it
+refuses faces that would make a weak one and says exactly why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import Settings
+from .encoder import Encoder, load_encoder
+from .errors import FaceQualityError, MultipleFacesError, NoFaceError
+from .faces import Face, Quality, analyzer
+from .gallery import Gallery, Match, Person
+
+
+@dataclass(frozen=True)
+class EncodedFace:
+    face: Face
+    embedding: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    person: Person
+    templates_added: int
+    warnings: list[str]
+
+
+def encode_faces(image: np.ndarray, encoder: Encoder | None = None) -> list[EncodedFace]:
+    """Every face in an RGB image with its 128-D descriptor, left to right (one batch)."""
+    faces = analyzer().analyze(image)
+    if not faces:
+        return []
+    embeddings = (encoder or load_encoder()).encode(np.stack([f.chip for f in faces]))
+    return [EncodedFace(f, e) for f, e in zip(faces, embeddings)]
+
+
+def select_face(faces: Sequence[EncodedFace], source: str, face_number: int | None = None) -> EncodedFace:
+    """The one face an operation is about: refuse none or several unless told which.
+
+    ``face_number`` counts from 1 at the left of the image.
+    """
+    if not faces:
+        raise NoFaceError(f"{source}: no face found")
+    if face_number is not None:
+        if not 1 <= face_number <= len(faces):
+            raise MultipleFacesError(f"{source}: there is no face {face_number}; {len(faces)} found")
+        return faces[face_number - 1]
+    if len(faces) > 1:
+        where = ", ".join(f"{i + 1} at x={f.face.box[0]:.0f}" for i, f in enumerate(faces))
+        raise MultipleFacesError(f"{source}: {len(faces)} faces found ({where}); choose one with --face N (1 = leftmost)")
+    return faces[0]
+
+
+def quality_problem(q: Quality, settings: Settings) -> str | None:
+    """Why a face would make a poor template, or None when it is good enough."""
+    e = settings.enroll
+    if q.size_px < e.min_face_px:
+        return f"face too small: {q.size_px:.0f} px (at least {e.min_face_px} px needed; step closer or use a larger photo)"
+    if q.sharpness < e.min_sharpness:
+        return f"face too blurry: sharpness {q.sharpness:.0f} (at least {e.min_sharpness:.0f} needed)"
+    for name, value, limit in (("yaw", q.yaw, e.max_yaw_deg), ("pitch", q.pitch, e.max_pitch_deg), ("roll", q.roll, e.max_roll_deg)):
+        if abs(value) > limit:
+            return f"head turned too far: {name} {value:+.0f} degrees (limit {limit:.0f}); look straight at the camera"
+    return None
+
+
+def quality_score(q: Quality) -> float:
+    """One number in [0, 1] to rank templates: size, sharpness and frontality together."""
+    size = min(1.0, q.size_px / 150.0)
+    sharp = min(1.0, q.sharpness / 200.0)
+    pose = math.cos(math.radians(min(abs(q.yaw), 90))) * math.cos(math.radians(min(abs(q.pitch), 90)))
+    return round(size * sharp * pose, 4)
+
+
+def enroll(
+    gallery: Gallery,
+    images: Sequence[tuple[str, np.ndarray]],
+    employee_id: str,
+    name: str,
+    settings: Settings,
+    *,
+    face_number: int | None = None,
+    append: bool = False,
+) -> EnrollResult:
+    """Enroll one person from (source label, RGB image) pairs; one image is enough.
+
+    Every image must yield exactly one face of enrollable quality, or nothing is written.
+    Warnings (not refusals): the face already matches someone else enrolled, or the
+    images do not look like one person.
+    """
+    chosen: list[EncodedFace] = []
+    for source, image in images:
+        face = select_face(encode_faces(image), source, face_number)
+        problem = quality_problem(face.face.quality, settings)
+        if problem:
+            raise FaceQualityError(f"{source}: {problem}")
+        chosen.append(face)
+
+    warnings: list[str] = []
+    threshold = settings.match.threshold
+    for (source, _), face in zip(images, chosen):
+        match = gallery.identify(face.embedding, threshold)
+        if match.person is not None and match.person.employee_id != employee_id.strip():
+            warnings.append(
+                f"{source}: this face already matches {match.person.name} ({match.person.employee_id}) "
+                f"at distance {match.distance:.2f}; check that this is not a duplicate enrollment"
+            )
+    for i in range(len(chosen)):
+        for j in range(i + 1, len(chosen)):
+            d = float(np.linalg.norm(chosen[i].embedding - chosen[j].embedding))
+            if d > threshold:
+                warnings.append(
+                    f"{images[i][0]} and {images[j][0]} do not look like the same person (distance {d:.2f})"
+                )
+    person = gallery.add_person(
+        employee_id,
+        name,
+        [(f.embedding, quality_score(f.face.quality), src) for (src, _), f in zip(images, chosen)],
+        append=append,
+    )
+    return EnrollResult(person, len(chosen), warnings)
+
+
+def identify(gallery: Gallery, image: np.ndarray, settings: Settings) -> list[tuple[EncodedFace, Match]]:
+    """1:N for every face in the image."""
+    return [(f, gallery.identify(f.embedding, settings.match.threshold)) for f in encode_faces(image)]
+
+
+def verify(
+    gallery: Gallery, employee_id: str, image: np.ndarray, source: str, settings: Settings, *, face_number: int | None = None
+) -> tuple[EncodedFace, Match]:
+    """1:1: is the face in the image the claimed employee?"""
+    face = select_face(encode_faces(image), source, face_number)
+    return face, gallery.verify(employee_id, face.embedding, settings.match.threshold)

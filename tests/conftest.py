@@ -1,0 +1,69 @@
+"""Shared fixtures: a private ACCESSCTL_HOME, the project's own images, the real data set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def accessctl_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Everything the program writes goes to a throwaway home; the weight cache is shared
+    by the whole session so the dlib file is converted once."""
+    home = tmp_path_factory.mktemp("home")
+    os.environ["ACCESSCTL_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture
+def gallery_path(tmp_path: Path) -> Path:
+    return tmp_path / "gallery.db"
+
+
+@pytest.fixture(scope="session")
+def astronaut_path() -> Path:
+    return FIXTURES / "astronaut.jpg"
+
+
+@pytest.fixture(scope="session")
+def astronaut(astronaut_path: Path) -> np.ndarray:
+    from accessctl.images import load_image
+
+    return load_image(astronaut_path)
+
+
+@pytest.fixture(scope="session")
+def cat_path() -> Path:
+    return FIXTURES / "cat.jpg"
+
+
+@pytest.fixture(scope="session")
+def two_faces(astronaut: np.ndarray) -> np.ndarray:
+    """Two people side by side: the astronaut and a darker, mirrored copy."""
+    other = cv2.convertScaleAbs(astronaut[:, ::-1], alpha=0.8, beta=0)
+    return np.ascontiguousarray(np.hstack([astronaut, other]))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real face data set of ../shared/data; missing data is a skip here, a failure in CI."""
+    from accessctl.config import shared_data_dir
+
+    data = shared_data_dir()
+    if data is None:
+        message = "real face data not found: put it at ../shared/data or set ACCESSCTL_DATA"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return data
+
+
+def save_rgb(path: Path, rgb: np.ndarray) -> Path:
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
