@@ -21,10 +21,10 @@ EXIT_ERROR = 2
 
 
 def _gallery():
-    from .encoder import load_encoder
+    from .config import PRETRAINED_ENCODER_ID
     from .gallery import Gallery
 
-    return Gallery(encoder_id=load_encoder().encoder_id)
+    return Gallery(encoder_id=PRETRAINED_ENCODER_ID)
 
 
 def _settings(args: argparse.Namespace):

@@ -26,6 +26,9 @@ from .errors import AccessctlError
 
 APP_NAME = "accessctl"
 CONFIG_FILE = "config.toml"
+# The template space of the pretrained encoder; a gallery records which space it is in,
+# and templates of two encoders never mix. Kept here so that gallery tools need no torch.
+PRETRAINED_ENCODER_ID = "dlib-resnet-v1"
 
 
 def _private_dir(path: Path) -> Path:

@@ -38,15 +38,16 @@ def _probe(path: Path) -> tuple[int, int, int]:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings(), Image.open(path) as im:
+        with warnings.catch_warnings():
+            # We refuse oversized images ourselves, with a clearer message.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            width, height = im.size
-            orientation = 1
-            try:
-                orientation = int(im.getexif().get(0x0112, 1))
-            except Exception:  # malformed EXIF must not make a good image unreadable
-                orientation = 1
-            return width, height, orientation
+            with Image.open(path) as im:
+                width, height = im.size
+                try:
+                    orientation = int(im.getexif().get(0x0112, 1))
+                except Exception:  # malformed EXIF must not make a good image unreadable
+                    orientation = 1
+                return width, height, orientation
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return 0, 0, 1
 

@@ -24,8 +24,7 @@ from .dlib_format import LayerParams, read_dlib_metric_net
 from .resnet import DlibResNet
 
 DLIB_WEIGHTS_NAME = "dlib_face_recognition_resnet_model_v1.dat"
-# Identifies the template space: embeddings from different encoders never mix.
-PRETRAINED_ID = "dlib-resnet-v1"
+PRETRAINED_ID = config.PRETRAINED_ENCODER_ID
 _CACHE_FORMAT = 1
 
 

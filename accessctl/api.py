@@ -1,0 +1,39 @@
+"""The small public API: images in, faces and descriptors out, a gallery to match against.
+
+    >>> from accessctl import api
+    >>> image = api.load_image("alice.jpg")
+    >>> faces = api.face_encodings(image)            # [(Face, 128-D vector), ...]
+    >>> api.face_distance(faces[0][1], other) <= 0.6  # same person?
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .encoder import load_encoder
+from .faces import Face, analyzer
+from .gallery import Gallery, Match
+from .identity import encode_faces
+from .images import load_image
+
+__all__ = ["load_image", "detect_faces", "face_encodings", "face_distance", "open_gallery", "Face", "Match"]
+
+
+def detect_faces(image: np.ndarray) -> list[Face]:
+    """Every face in an RGB uint8 image, left to right, with landmarks, aligned chip and quality."""
+    return analyzer().analyze(image)
+
+
+def face_encodings(image: np.ndarray) -> list[tuple[Face, np.ndarray]]:
+    """Every face in the image with its 128-D descriptor (same person: distance <= 0.6)."""
+    return [(f.face, f.embedding) for f in encode_faces(image)]
+
+
+def face_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance between two descriptors: the d(img1, img2) of one-shot matching."""
+    return float(np.linalg.norm(np.asarray(a, np.float32) - np.asarray(b, np.float32)))
+
+
+def open_gallery(path: str | None = None) -> Gallery:
+    """The enrolled gallery (default: gallery.db in the data folder) for the pretrained encoder."""
+    return Gallery(path, encoder_id=load_encoder().encoder_id)

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from accessctl.cli import main
+from tests.conftest import save_rgb
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh home (and so a fresh gallery) per test; the encoder stays loaded in-process."""
+    monkeypatch.setenv("ACCESSCTL_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def photos(tmp_path: Path, astronaut: np.ndarray, two_faces: np.ndarray) -> dict[str, Path]:
+    other = cv2.convertScaleAbs(cv2.resize(astronaut, (400, 400), interpolation=cv2.INTER_AREA), alpha=0.85, beta=8)
+    return {
+        "eileen": save_rgb(tmp_path / "eileen.jpg", astronaut),
+        "eileen2": save_rgb(tmp_path / "eileen2.jpg", other),
+        "two": save_rgb(tmp_path / "two.jpg", two_faces),
+    }
+
+
+def test_enroll_identify_verify(home: Path, capsys, photos, cat_path: Path) -> None:
+    code, out, err = run(capsys, "enroll", "--employee-id", "E1", "--name", "Eileen Collins", str(photos["eileen"]))
+    assert code == 0 and "enrolled Eileen Collins (E1)" in out
+    code, out, _ = run(capsys, "identify", "--json", str(photos["eileen2"]), str(cat_path))
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows[0]["accepted"] and rows[0]["employee_id"] == "E1" and rows[0]["distance"] < 0.4
+    assert rows[1] == {"image": str(cat_path), "face": None, "accepted": False, "reason": "no face"}
+    code, out, _ = run(capsys, "verify", "--employee-id", "E1", str(photos["eileen2"]))
+    assert code == 0 and out.startswith("MATCH")
+    code, out, _ = run(capsys, "verify", "--employee-id", "E1", "--threshold", "0.01", str(photos["eileen2"]))
+    assert code == 1 and out.startswith("NO MATCH")
+
+
+def test_errors_are_one_line_with_exit_2(home: Path, capsys, photos, cat_path: Path, tmp_path: Path) -> None:
+    code, out, err = run(capsys, "enroll", "--employee-id", "E1", "--name", "X", str(tmp_path / "missing.jpg"))
+    assert code == 2 and err.strip().count("\n") == 0 and "no such file" in err
+    code, _, err = run(capsys, "enroll", "--employee-id", "E1", "--name", "X", str(cat_path))
+    assert code == 2 and "no face found" in err
+    code, _, err = run(capsys, "enroll", "--employee-id", "E1", "--name", "X", str(photos["two"]))
+    assert code == 2 and "2 faces found" in err
+    code, out, _ = run(capsys, "enroll", "--employee-id", "E1", "--name", "X", "--face", "2", str(photos["two"]))
+    assert code == 0
+    code, _, err = run(capsys, "verify", "--employee-id", "NOPE", str(photos["eileen"]))
+    assert code == 2 and "no enrolled person" in err
+
+
+def test_gallery_commands(home: Path, capsys, photos, tmp_path: Path) -> None:
+    run(capsys, "enroll", "--employee-id", "E1", "--name", "Eileen", str(photos["eileen"]))
+    code, out, err = run(capsys, "enroll", "--employee-id", "E2", "--name", "Twin", "--face", "1", str(photos["two"]))
+    assert code == 0 and "already matches Eileen (E1)" in err
+    code, out, _ = run(capsys, "gallery", "list", "--json")
+    assert [p["employee_id"] for p in json.loads(out)] == ["E1", "E2"]
+    code, out, _ = run(capsys, "gallery", "show", "E1")
+    assert "templates: 1" in out and "eileen.jpg" in out
+    assert run(capsys, "gallery", "rename", "E1", "Eileen Collins")[0] == 0
+    export = tmp_path / "g.json"
+    assert run(capsys, "gallery", "export", str(export))[0] == 0
+    code, _, err = run(capsys, "gallery", "remove", "E2")  # no terminal, no --yes: refused
+    assert code == 2 and "--yes" in err
+    assert run(capsys, "gallery", "remove", "E2", "--yes")[0] == 0
+    code, _, err = run(capsys, "gallery", "import", str(export))
+    assert code == 2 and "already enrolled" in err
+    code, out, _ = run(capsys, "gallery", "import", str(export), "--skip-existing")
+    assert code == 0 and "imported 1" in out
+    code, out, _ = run(capsys, "gallery", "list")
+    assert "Eileen Collins" in out and "Twin" in out
+
+
+def test_eval_pairs_json_and_plot(home: Path, capsys, photos, cat_path: Path, tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(
+        "a,b,same\n"
+        f"eileen.jpg,eileen2.jpg,1\n"
+        f"two.jpg,eileen.jpg,1\n"
+        f"{cat_path},eileen.jpg,0\n"
+    )
+    plot = tmp_path / "roc.png"
+    code, out, _ = run(capsys, "eval", "pairs", str(pairs), "--json", "--plot", str(plot))
+    assert code == 0 and plot.stat().st_size > 1000
+    report = json.loads(out.strip().splitlines()[-1])
+    assert set(report) >= {"pairs", "failed", "threshold", "accuracy", "best_accuracy", "eer", "tar_at_far"}
+    assert report["pairs"] == 3 and report["failed"] == 1 and set(report["tar_at_far"]) == {"0.01", "0.001"}
+    assert report["accuracy"] == pytest.approx(2 / 3)  # the no-face pair counts as an error
+
+
+def test_make_pairs(home: Path, capsys, tmp_path: Path, astronaut: np.ndarray) -> None:
+    for person in ("a", "b"):
+        (tmp_path / "people" / person).mkdir(parents=True)
+        for i in range(2):
+            save_rgb(tmp_path / "people" / person / f"{i}.jpg", astronaut)
+    code, out, _ = run(capsys, "eval", "make-pairs", str(tmp_path / "people"), "--out", str(tmp_path / "p.csv"))
+    assert code == 0 and "2 same-person and 4 different-person" in out
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0] == "a,b,same" and len(lines) == 7
+
+
+def test_real_process_prints_no_traceback_and_no_native_noise(tmp_path: Path, cat_path: Path) -> None:
+    env = dict(os.environ, ACCESSCTL_HOME=os.environ["ACCESSCTL_HOME"])
+    proc = subprocess.run(
+        [sys.executable, "-m", "accessctl", "enroll", "--employee-id", "E1", "--name", "X", str(cat_path)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"accessctl: error: {cat_path}: no face found"
+
+
+@pytest.mark.shared
+def test_eval_pairs_on_orl(home: Path, capsys, shared_data: Path) -> None:
+    code, out, _ = run(capsys, "eval", "pairs", str(shared_data / "pairs_orl.csv"), "--json")
+    report = json.loads(out.strip().splitlines()[-1])
+    # Measured 0.9906 at 0.6, EER 0.005, no face missed; a regression in alignment shows here first.
+    assert report["pairs"] == 3600 and report["failed"] == 0
+    assert report["accuracy"] >= 0.98 and report["eer"] <= 0.015
+
+
+@pytest.mark.shared
+def test_bench_on_real_frames(home: Path, capsys, shared_data: Path) -> None:
+    frames = sorted((shared_data / "nuaa_train" / "live").glob("*/*.jpg"))[:: 200][:6]
+    code, out, _ = run(capsys, "bench", "--json", *map(str, frames))
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["faces"] == len(frames)
+    for stage in ("decode_jpeg_640x480", "detect", "landmarks", "align", "encode_batch1_per_face",
+                  "encode_batch8_per_face", "search_1toN_1000", "search_1toN_100000", "search_1toN_1000000"):
+        assert result["stages"][stage]["median_ms"] > 0

@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from accessctl.errors import GalleryError
+from accessctl.gallery import SCHEMA_VERSION, Gallery, TemplateIndex
+
+ENC = "test-encoder"
+
+
+def vec(seed: int, scale: float = 0.05) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(128) * scale).astype(np.float32)
+
+
+def near(v: np.ndarray, seed: int, eps: float = 0.002) -> np.ndarray:
+    return (v + np.random.default_rng(seed).standard_normal(128).astype(np.float32) * eps).astype(np.float32)
+
+
+@pytest.fixture
+def gallery(gallery_path: Path):
+    with Gallery(gallery_path, encoder_id=ENC) as g:
+        yield g
+
+
+def test_file_is_private_wal_and_versioned(gallery: Gallery) -> None:
+    gallery.add_person("E1", "Ada", [(vec(1), 0.9, "a.jpg")])
+    assert stat.S_IMODE(gallery.path.stat().st_mode) == 0o600
+    for extra in ("-wal", "-shm"):
+        side = Path(str(gallery.path) + extra)
+        if side.exists():
+            assert stat.S_IMODE(side.stat().st_mode) & 0o077 == 0
+    conn = sqlite3.connect(gallery.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_identify_verify_and_unknown(gallery: Gallery) -> None:
+    a, b = vec(1), vec(2)
+    gallery.add_person("E1", "Ada", [(a, 0.9, "a.jpg")])
+    gallery.add_person("E2", "Bob", [(b, 0.9, "b.jpg")])
+    m = gallery.identify(near(a, 5), 0.6)
+    assert m.accepted and m.person.employee_id == "E1" and m.distance < 0.1
+    stranger = gallery.identify(vec(99, scale=0.5), 0.6)
+    assert not stranger.accepted and stranger.person is None and stranger.nearest is not None
+    assert gallery.verify("E2", near(b, 6), 0.6).accepted
+    assert not gallery.verify("E2", a, 0.6).accepted
+    with pytest.raises(GalleryError, match="no enrolled person"):
+        gallery.verify("E9", a, 0.6)
+
+
+def test_several_templates_per_person_and_append(gallery: Gallery) -> None:
+    a1, a2 = vec(1), vec(3)
+    gallery.add_person("E1", "Ada", [(a1, 0.9, "1.jpg")])
+    with pytest.raises(GalleryError, match="already enrolled"):
+        gallery.add_person("E1", "Ada", [(a2, 0.9, "2.jpg")])
+    p = gallery.add_person("E1", "Ada", [(a2, 0.8, "2.jpg")], append=True)
+    assert p.templates == 2
+    m = gallery.identify(near(a2, 7), 0.6)
+    assert m.person.employee_id == "E1"
+
+
+def test_disabled_people_are_not_matched(gallery: Gallery) -> None:
+    a = vec(1)
+    gallery.add_person("E1", "Ada", [(a, 0.9, "a.jpg")])
+    gallery.set_active("E1", False)
+    assert not gallery.identify(a, 0.6).accepted
+    with pytest.raises(GalleryError, match="disabled"):
+        gallery.verify("E1", a, 0.6)
+    gallery.set_active("E1", True)
+    assert gallery.identify(a, 0.6).accepted
+
+
+def test_remove_and_rename(gallery: Gallery) -> None:
+    a = vec(1)
+    gallery.add_person("E1", "Ada", [(a, 0.9, "a.jpg")])
+    assert gallery.rename("E1", "Ada Lovelace").name == "Ada Lovelace"
+    assert gallery.identify(a, 0.6).person.name == "Ada Lovelace"
+    gallery.remove("E1")
+    assert gallery.people() == [] and not gallery.identify(a, 0.6).accepted
+    count = sqlite3.connect(gallery.path).execute("SELECT COUNT(*) FROM templates").fetchone()[0]
+    assert count == 0  # templates go with the person
+
+
+def test_bad_input_writes_nothing(gallery: Gallery) -> None:
+    with pytest.raises(GalleryError):
+        gallery.add_person(" ", "Ada", [(vec(1), 0.9, "a")])
+    with pytest.raises(GalleryError):
+        gallery.add_person("E1", "Ada", [])
+    with pytest.raises(GalleryError, match="finite"):
+        gallery.add_person("E1", "Ada", [(vec(1), 0.9, "a"), (np.full(128, np.nan), 0.9, "b")])
+    assert gallery.people() == []
+
+
+def test_changes_by_another_process_are_seen(gallery_path: Path) -> None:
+    kiosk = Gallery(gallery_path, encoder_id=ENC)
+    admin = Gallery(gallery_path, encoder_id=ENC)
+    a = vec(1)
+    assert not kiosk.identify(a, 0.6).accepted
+    admin.add_person("E1", "Ada", [(a, 0.9, "a.jpg")])
+    assert kiosk.identify(a, 0.6).accepted
+    admin.remove("E1")
+    assert not kiosk.identify(a, 0.6).accepted
+
+
+def test_locked_database_is_a_clear_error(gallery_path: Path) -> None:
+    g = Gallery(gallery_path, encoder_id=ENC)
+    blocker = sqlite3.connect(gallery_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    g._conn.execute("PRAGMA busy_timeout=100")
+    try:
+        with pytest.raises(GalleryError, match="locked"):
+            g.add_person("E1", "Ada", [(vec(1), 0.9, "a.jpg")])
+    finally:
+        blocker.execute("ROLLBACK")
+    assert g.add_person("E1", "Ada", [(vec(1), 0.9, "a.jpg")]).templates == 1
+
+
+def test_foreign_files_newer_schemas_and_other_encoders_are_refused(tmp_path: Path, gallery_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(GalleryError, match="not an accessctl gallery"):
+        Gallery(junk, encoder_id=ENC)
+    Gallery(gallery_path, encoder_id=ENC).close()
+    with pytest.raises(GalleryError, match="never mix"):
+        Gallery(gallery_path, encoder_id="another-encoder")
+    conn = sqlite3.connect(gallery_path)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(GalleryError, match="schema version"):
+        Gallery(gallery_path, encoder_id=ENC)
+
+
+def test_export_import_round_trip(gallery: Gallery, tmp_path: Path) -> None:
+    a, b = vec(1), vec(2)
+    gallery.add_person("E1", "Ada", [(a, 0.9, "a.jpg"), (vec(4), 0.7, "a2.jpg")])
+    gallery.add_person("E2", "Bob", [(b, 0.8, "b.jpg")])
+    gallery.set_active("E2", False)
+    out = tmp_path / "export.json"
+    assert gallery.export(out) == 2
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    with Gallery(tmp_path / "other.db", encoder_id=ENC) as other:
+        assert other.import_(out) == (2, 0)
+        people = {p.employee_id: p for p in other.people()}
+        assert people["E1"].templates == 2 and not people["E2"].active
+        assert np.allclose(other.embeddings("E1")[0], a)
+        assert other.identify(a, 0.6).person.employee_id == "E1"
+        with pytest.raises(GalleryError, match="already enrolled"):
+            other.import_(out)
+        assert other.import_(out, skip_existing=True) == (0, 2)
+
+
+def test_import_is_all_or_nothing_and_checks_the_encoder(gallery: Gallery, tmp_path: Path) -> None:
+    gallery.add_person("E1", "Ada", [(vec(1), 0.9, "a.jpg")])
+    out = tmp_path / "export.json"
+    gallery.export(out)
+    doc = json.loads(out.read_text())
+    with Gallery(tmp_path / "x.db", encoder_id="another-encoder") as other:
+        with pytest.raises(GalleryError, match="never mix"):
+            other.import_(out)
+    doc["people"].append({"employee_id": "E2", "name": "Bob", "templates": [{"embedding": "!!!"}]})
+    out.write_text(json.dumps(doc))
+    with Gallery(tmp_path / "y.db", encoder_id=ENC) as other:
+        with pytest.raises(GalleryError, match="damaged"):
+            other.import_(out)
+        assert other.people() == []
+        (tmp_path / "bad.json").write_text("{not json")
+        with pytest.raises(GalleryError, match="not a gallery export"):
+            other.import_(tmp_path / "bad.json")
+
+
+def test_template_index_matches_brute_force() -> None:
+    rng = np.random.default_rng(3)
+    emb = rng.standard_normal((5000, 128)).astype(np.float32) * 0.1
+    index = TemplateIndex(emb, np.arange(5000) // 5)
+    for _ in range(20):
+        q = rng.standard_normal(128).astype(np.float32) * 0.1
+        d = np.linalg.norm(emb - q, axis=1)
+        row, dist = index.nearest(q)
+        assert row == int(np.argmin(d)) and abs(dist - d.min()) < 1e-5
+    assert TemplateIndex(np.zeros((0, 128)), np.zeros(0)).nearest(q) == (-1, float("inf"))
