@@ -88,8 +88,6 @@ class EnrollSettings:
     max_yaw_deg: float = 30.0
     max_pitch_deg: float = 30.0
     max_roll_deg: float = 30.0
-    # A new face this close to someone already enrolled is reported as a likely duplicate.
-    duplicate_threshold: float = 0.5
 
 
 @dataclass

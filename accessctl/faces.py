@@ -46,9 +46,6 @@ _CHIP_POINTS = (CHIP_PADDING + DLIB_TEMPLATE) / (2 * CHIP_PADDING + 1) * CHIP_SI
 
 # Mesh points used for head pose: outer eye corners (x axis), forehead and chin (y axis).
 _LEFT_EYE_OUTER, _RIGHT_EYE_OUTER, _FOREHEAD, _CHIN = 263, 33, 10, 152
-# On frontal faces the forehead-to-chin line of the mesh leans back by this much
-# (measured on frontal photos in ../shared/data); subtracted so a level head reads 0.
-_PITCH_BIAS_DEG = 0.0
 
 _MESH_INPUT = 192  # side of the crop handed to Face Mesh: its own input size, so no second resize
 
@@ -165,7 +162,7 @@ def head_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
     y_axis = y_axis / (np.linalg.norm(y_axis) + 1e-9)
     roll = math.degrees(math.atan2(x_axis[1], x_axis[0]))
     yaw = math.degrees(math.asin(float(np.clip(x_axis[2], -1, 1))))
-    pitch = math.degrees(math.asin(float(np.clip(-y_axis[2], -1, 1)))) - _PITCH_BIAS_DEG
+    pitch = math.degrees(math.asin(float(np.clip(-y_axis[2], -1, 1))))
     return yaw, pitch, roll
 
 

@@ -129,17 +129,6 @@ class TemplateIndex:
         # Recompute the winner exactly: the expanded form loses digits to cancellation.
         return row, float(np.linalg.norm(self.embeddings[row] - q))
 
-    def distances_by_person(self, query: np.ndarray) -> dict[int, float]:
-        """Each person's best (smallest) distance to ``query``."""
-        if len(self) == 0:
-            return {}
-        d = np.linalg.norm(self.embeddings - np.asarray(query, np.float32).reshape(1, -1), axis=1)
-        best: dict[int, float] = {}
-        for pid, dist in zip(self.person_ids.tolist(), d.tolist()):
-            if dist < best.get(pid, float("inf")):
-                best[pid] = dist
-        return best
-
 
 def default_path() -> Path:
     return config.data_dir() / GALLERY_FILE
@@ -287,14 +276,6 @@ class Gallery:
         if row is None:
             raise GalleryError(f"no enrolled person has employee id {employee_id!r}")
         return self._person(row)
-
-    def find(self, employee_id: str) -> Person | None:
-        try:
-            return self.get(employee_id)
-        except GalleryError as exc:
-            if "no enrolled person" in str(exc):
-                return None
-            raise
 
     def templates(self, employee_id: str) -> list[Template]:
         person = self.get(employee_id)
