@@ -1,0 +1,1 @@
+"""Training the Siamese encoder: losses, online triplet mining, trainer, calibration."""
