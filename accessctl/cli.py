@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .errors import AccessctlError
 
@@ -203,6 +205,35 @@ def cmd_make_pairs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .config import load_settings, save_settings
+    from .evaluate import pair_distances, threshold_for_far
+
+    settings = load_settings()
+    cal = threshold_for_far(pair_distances(args.pairs), args.far)
+    print(f"pairs: {cal.genuine_pairs} same-person, {cal.impostor_pairs} different-person")
+    print(f"threshold for FAR <= {args.far:g}: {cal.threshold:.4f} (now {settings.match.threshold:.4f})")
+    print(f"at that threshold on these pairs: FAR {cal.far:.4%}, expected false-reject rate {cal.frr:.2%}")
+    if not cal.reliable:
+        print(
+            f"accessctl: warning: {cal.impostor_pairs} different-person pairs cannot measure a FAR of {args.far:g} "
+            f"(at least {int(np.ceil(1 / args.far))} are needed); the threshold is optimistic",
+            file=sys.stderr,
+        )
+    if args.dry_run:
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise AccessctlError("writing the threshold needs --yes when not run at a terminal (or use --dry-run)")
+        if input("write this threshold to the configuration? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("configuration unchanged")
+            return EXIT_REFUSED
+    settings.match.threshold = round(cal.threshold, 4)
+    path = save_settings(settings)
+    print(f"threshold {settings.match.threshold} written to {path}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
@@ -283,6 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, metavar="PAIRS.csv")
     q.add_argument("--max-impostors", type=int, default=0, metavar="N", help="at most N different-person pairs per image")
     q.set_defaults(func=cmd_make_pairs)
+
+    p = sub.add_parser("calibrate", help="choose the match threshold for a target false-accept rate")
+    p.add_argument("--pairs", required=True, metavar="PAIRS.csv", help="the site's own pair list (a,b,same)")
+    p.add_argument("--far", type=float, required=True, help="target false-accept rate, e.g. 0.001")
+    p.add_argument("--yes", action="store_true", help="write the threshold without asking")
+    p.add_argument("--dry-run", action="store_true", help="only show the threshold")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("bench", help="per-stage timings on real frames")
     p.add_argument("files", nargs="*", metavar="FILE", help="images or videos (default: frames from ../shared/data)")

@@ -135,6 +135,23 @@ def load_settings(path: Path | None = None) -> Settings:
     return settings
 
 
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    """Write every setting to the TOML file atomically (readable by its owner only)."""
+    path = path or config_path()
+    lines = ["# accessctl configuration; see README.md for each setting", ""]
+    for section in dataclasses.fields(settings):
+        lines.append(f"[{section.name}]")
+        for f in dataclasses.fields(getattr(settings, section.name)):
+            lines.append(f"{f.name} = {getattr(getattr(settings, section.name), f.name)!r}")
+        lines.append("")
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    os.replace(tmp, path)
+    return path
+
+
 def cpu_threads(settings: Settings | None = None) -> int:
     """Threads for inference: the cores we may run on, capped so a kiosk stays responsive."""
     wanted = (settings or Settings()).runtime.threads

@@ -177,8 +177,16 @@ def verification_metrics(distances: np.ndarray, same: np.ndarray, failed: np.nda
     }
 
 
-def evaluate_pairs(path: str | Path, threshold: float, progress: Callable[[int, int], None] | None = None) -> tuple[PairReport, dict]:
-    """Run verification over a pair list; returns the report and the raw ROC arrays."""
+@dataclass(frozen=True)
+class PairDistances:
+    distances: np.ndarray  # inf where a face was not found
+    same: np.ndarray
+    failed: np.ndarray
+    failed_images: list[str]
+
+
+def pair_distances(path: str | Path, progress: Callable[[int, int], None] | None = None) -> PairDistances:
+    """Descriptor distance of every pair of a pair list (each image encoded once)."""
     pairs = read_pairs(path)
     unique = sorted({p.a for p in pairs} | {p.b for p in pairs})
     emb = embed_files(unique, progress)
@@ -191,19 +199,59 @@ def evaluate_pairs(path: str | Path, threshold: float, progress: Callable[[int, 
         else:
             distances[i] = float(np.linalg.norm(ea - eb))
     same = np.array([p.same for p in pairs])
-    m = verification_metrics(distances, same, failed, threshold)
+    return PairDistances(distances, same, failed, [str(p) for p in unique if emb[p] is None])
+
+
+def evaluate_pairs(path: str | Path, threshold: float, progress: Callable[[int, int], None] | None = None) -> tuple[PairReport, dict]:
+    """Run verification over a pair list; returns the report and the raw ROC arrays."""
+    pd = pair_distances(path, progress)
+    m = verification_metrics(pd.distances, pd.same, pd.failed, threshold)
     report = PairReport(
-        pairs=len(pairs),
-        failed=int(failed.sum()),
+        pairs=len(pd.distances),
+        failed=int(pd.failed.sum()),
         threshold=threshold,
         accuracy=m["accuracy"],
         best_accuracy=m["best_accuracy"],
         best_threshold=m["best_threshold"],
         eer=m["eer"],
         tar_at_far=m["tar_at_far"],
-        failed_images=[str(p) for p in unique if emb[p] is None],
+        failed_images=pd.failed_images,
     )
     return report, {"far": m["roc"][0], "tar": m["roc"][1]}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    threshold: float
+    far: float  # measured on the pairs at that threshold
+    frr: float  # genuine pairs refused, faces not found included
+    impostor_pairs: int
+    genuine_pairs: int
+    reliable: bool  # enough impostor pairs to measure the target FAR at all
+
+
+def threshold_for_far(pd: PairDistances, target_far: float) -> Calibration:
+    """The largest threshold whose false-accept rate on these pairs is at most ``target_far``.
+
+    Largest, because among thresholds that keep impostors out as required it lets the
+    most genuine users in. With n impostor pairs, floor(target * n) of them may be
+    accepted; the threshold sits just below the next one.
+    """
+    if not 0 < target_far < 1:
+        raise AccessctlError(f"target false-accept rate {target_far} must be between 0 and 1")
+    d = np.where(pd.failed, np.inf, pd.distances)
+    impostor = np.sort(d[~pd.same])
+    genuine = d[pd.same]
+    if impostor.size == 0 or genuine.size == 0:
+        raise AccessctlError("calibration needs both same-person and different-person pairs")
+    allowed = int(np.floor(target_far * impostor.size + 1e-9))
+    if allowed >= impostor.size or not np.isfinite(impostor[allowed]):
+        limit = float(d[np.isfinite(d)].max())
+    else:
+        limit = float(np.nextafter(impostor[allowed], 0.0))
+    far = float((impostor <= limit).mean())
+    frr = float((genuine > limit).mean())
+    return Calibration(limit, far, frr, int(impostor.size), int(genuine.size), impostor.size * target_far >= 1.0)
 
 
 def plot_roc(roc: dict, report: PairReport, out: str | Path, title: str) -> None:

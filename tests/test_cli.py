@@ -141,3 +141,17 @@ def test_bench_on_real_frames(home: Path, capsys, shared_data: Path) -> None:
     for stage in ("decode_jpeg_640x480", "detect", "landmarks", "align", "encode_batch1_per_face",
                   "encode_batch8_per_face", "search_1toN_1000", "search_1toN_100000", "search_1toN_1000000"):
         assert result["stages"][stage]["median_ms"] > 0
+
+
+def test_calibrate_writes_the_threshold_after_confirmation(home: Path, capsys, photos, cat_path: Path, tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("a,b,same\neileen.jpg,eileen2.jpg,1\ntwo.jpg,eileen.jpg,1\neileen.jpg,two.jpg,0\n")
+    code, out, err = run(capsys, "calibrate", "--pairs", str(pairs), "--far", "0.001", "--dry-run")
+    assert code == 0 and "threshold for FAR <= 0.001" in out and "cannot measure" in err
+    code, _, err = run(capsys, "calibrate", "--pairs", str(pairs), "--far", "0.001")
+    assert code == 2 and "--yes" in err
+    code, out, _ = run(capsys, "calibrate", "--pairs", str(pairs), "--far", "0.001", "--yes")
+    assert code == 0 and "written to" in out
+    from accessctl.config import load_settings
+
+    assert 0 < load_settings().match.threshold < 0.6
