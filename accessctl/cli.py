@@ -205,6 +205,39 @@ def cmd_make_pairs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_encoder_train(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .config import cpu_threads, load_settings
+    from .training.trainer import TrainConfig, train
+
+    torch.set_num_threads(cpu_threads(load_settings()))
+    cfg = TrainConfig(
+        data=args.data, out=args.out, arch=args.arch, init=args.init, loss=args.loss, mining=args.mining,
+        margin=args.margin, epochs=args.epochs, p=args.people_per_batch, k=args.images_per_person, lr=args.lr,
+        val_people=args.val_people, patience=args.patience, seed=args.seed,
+    )
+    bar = tqdm(total=args.epochs, unit="epoch", file=sys.stderr, disable=not sys.stderr.isatty())
+
+    def progress(line: str) -> None:
+        if line.startswith("epoch") and ": {" in line:
+            bar.update(1)
+            bar.write(line)
+        else:
+            bar.set_postfix_str(line.split(" ", 2)[-1])
+
+    result = train(cfg, resume=args.resume, progress=progress)
+    bar.close()
+    print(f"trained {result.epochs_run} epoch(s) at {result.images_per_second:.0f} images/s; best epoch {result.best_epoch}")
+    for split, fig in result.best.items():
+        if isinstance(fig, dict):
+            print(f"{split}: {fig['pairs']} balanced pairs, accuracy {fig['accuracy']:.4f} at threshold "
+                  f"{result.threshold:.3f} (chosen on the training people), EER {fig['eer']:.4f}")
+    print(f"weights: {result.out / 'best.pt'}; configuration and history: {result.out / 'config.json'}")
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .config import load_settings, save_settings
     from .evaluate import pair_distances, threshold_for_far
@@ -314,6 +347,26 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, metavar="PAIRS.csv")
     q.add_argument("--max-impostors", type=int, default=0, metavar="N", help="at most N different-person pairs per image")
     q.set_defaults(func=cmd_make_pairs)
+
+    enc = sub.add_parser("encoder", help="train or fine-tune the face encoder")
+    encsub = enc.add_subparsers(dest="encoder_cmd", required=True, metavar="ACTION")
+    q = encsub.add_parser("train", help="train on a folder with one folder of face images per person")
+    q.add_argument("--data", required=True, metavar="DIR")
+    q.add_argument("--out", required=True, metavar="DIR", help="checkpoints, best weights and config.json")
+    q.add_argument("--arch", choices=["dlib-resnet", "small"], default="dlib-resnet")
+    q.add_argument("--init", choices=["pretrained", "random"], default="pretrained")
+    q.add_argument("--loss", choices=["triplet", "contrastive", "binary"], default="triplet")
+    q.add_argument("--mining", choices=["semi-hard", "batch-hard", "batch-all"], default="semi-hard")
+    q.add_argument("--margin", type=float, help="triplet alpha (squared distance) or contrastive margin")
+    q.add_argument("--epochs", type=int, default=20)
+    q.add_argument("--people-per-batch", type=int, default=8, metavar="P")
+    q.add_argument("--images-per-person", type=int, default=4, metavar="K")
+    q.add_argument("--lr", type=float, default=0.0, help="learning rate (default 2e-5 fine-tuning, 1e-3 from random)")
+    q.add_argument("--val-people", type=int, default=0, metavar="N", help="hold out N people for per-epoch evaluation")
+    q.add_argument("--patience", type=int, default=5, help="stop after this many epochs without improvement")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    q.set_defaults(func=cmd_encoder_train)
 
     p = sub.add_parser("calibrate", help="choose the match threshold for a target false-accept rate")
     p.add_argument("--pairs", required=True, metavar="PAIRS.csv", help="the site's own pair list (a,b,same)")

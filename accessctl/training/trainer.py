@@ -1,0 +1,265 @@
+"""Training the Siamese encoder on a site's own faces.
+
+Checkpoints are plain state dicts: ``last.pt`` (model, head, optimiser, epoch; for
+resuming), ``best.pt`` (the encoder weights alone, the epoch with the best validation
+figure) and ``config.json`` (the training configuration, the history of validation
+figures, and the distance threshold chosen on the training people). Randomness is
+seeded per epoch from ``seed``, so a resumed run continues exactly as an unbroken one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import AccessctlError
+from ..evaluate import verification_metrics
+from .data import FaceSet, PKSampler, augment, load_face_folder
+from .losses import BinaryHead, binary_loss, contrastive_loss, triplet_loss
+from .models import Embedder
+
+LOSSES = ("triplet", "contrastive", "binary")
+MININGS = ("semi-hard", "batch-hard", "batch-all")
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    arch: str = "dlib-resnet"
+    init: str = "pretrained"  # or "random"
+    loss: str = "triplet"
+    mining: str = "semi-hard"
+    margin: float | None = None  # triplet 0.2 (squared distances), contrastive 1.0
+    normalize: bool | None = None  # L2-normalise embeddings; default: only when not fine-tuning dlib
+    epochs: int = 20
+    steps_per_epoch: int = 0  # 0 = one pass over the training images
+    p: int = 8
+    k: int = 4
+    lr: float = 0.0  # 0 = 1e-3 from random weights, 2e-5 when fine-tuning
+    weight_decay: float = 1e-4
+    val_people: int = 0  # people held out for the per-epoch pair evaluation
+    patience: int = 5  # epochs without improvement before stopping early
+    seed: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    def resolved(self) -> "TrainConfig":
+        c = dataclasses.replace(self)
+        if c.loss not in LOSSES:
+            raise AccessctlError(f"unknown loss {c.loss!r}; choose from {', '.join(LOSSES)}")
+        if c.mining not in MININGS:
+            raise AccessctlError(f"unknown mining {c.mining!r}; choose from {', '.join(MININGS)}")
+        if c.init not in ("pretrained", "random"):
+            raise AccessctlError("init must be 'pretrained' or 'random'")
+        if c.init == "pretrained" and c.arch != "dlib-resnet":
+            raise AccessctlError("only the dlib-resnet architecture has pretrained weights")
+        if c.margin is None:
+            c.margin = 1.0 if c.loss == "contrastive" else 0.2
+        if c.normalize is None:
+            c.normalize = c.init == "random"
+        if not c.lr:
+            c.lr = 2e-5 if c.init == "pretrained" else 1e-3
+        return c
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    epochs_run: int
+    best_epoch: int
+    best: dict
+    threshold: float
+    images_per_second: float
+
+
+def split_people(faces: FaceSet, val_people: int, seed: int) -> tuple[FaceSet, FaceSet | None]:
+    """Hold out whole people (never images of a training person) for validation."""
+    if val_people <= 0:
+        return faces, None
+    if val_people >= len(faces.people) - 1:
+        raise AccessctlError(f"cannot hold out {val_people} of {len(faces.people)} people")
+    order = np.random.default_rng(seed).permutation(len(faces.people))
+    val = sorted(faces.people[i] for i in order[:val_people])
+    train = [p for p in faces.people if p not in val]
+    return faces.subset(train), faces.subset(val)
+
+
+@torch.inference_mode()
+def embed(model: Embedder, chips: np.ndarray, batch: int = 64) -> torch.Tensor:
+    model.eval()
+    out = [model(torch.from_numpy(chips[i : i + batch])) for i in range(0, len(chips), batch)]
+    return torch.cat(out)
+
+
+def balanced_pairs(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Every same-person pair and as many different-person pairs, drawn with a fixed seed.
+
+    Balanced like the usual verification benchmarks: on all pairs of ten people, nine in
+    ten are impostors and refusing everyone would score 90%.
+    """
+    i, j = np.triu_indices(len(labels), k=1)
+    same = labels[i] == labels[j]
+    genuine = np.flatnonzero(same)
+    impostor = np.flatnonzero(~same)
+    pick = np.random.default_rng(seed).choice(impostor, size=min(len(genuine), len(impostor)), replace=False)
+    keep = np.sort(np.concatenate([genuine, pick]))
+    return i[keep], j[keep]
+
+
+def pair_scores(emb: torch.Tensor, labels: np.ndarray, head: BinaryHead | None) -> tuple[np.ndarray, np.ndarray]:
+    """Distance-like score (lower = same person) and label of the balanced pairs."""
+    i_np, j_np = balanced_pairs(labels)
+    i, j = torch.from_numpy(i_np), torch.from_numpy(j_np)
+    if head is not None:
+        with torch.inference_mode():
+            score = -head(emb[i], emb[j])
+    else:
+        score = (emb[i] - emb[j]).norm(dim=1)
+    return score.numpy().astype(np.float64), labels[i_np] == labels[j_np]
+
+
+def evaluate_split(model: Embedder, faces: FaceSet, head: BinaryHead | None, threshold: float) -> dict:
+    scores, same = pair_scores(embed(model, faces.chips), faces.labels, head)
+    m = verification_metrics(scores, same, np.zeros(len(scores), bool), threshold)
+    return {"pairs": int(len(scores)), "accuracy": m["accuracy"], "best_accuracy": m["best_accuracy"],
+            "best_threshold": m["best_threshold"], "eer": m["eer"]}
+
+
+def _state(model: Embedder) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], None] | None = None,
+          faces: FaceSet | None = None) -> TrainResult:
+    """Train (or fine-tune) an encoder as ``cfg`` says; returns where the results are."""
+    cfg = cfg.resolved()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    torch.manual_seed(cfg.seed)
+    faces = faces or load_face_folder(cfg.data)
+    train_set, val_set = split_people(faces, cfg.val_people, cfg.seed)
+
+    model = Embedder(cfg.arch, cfg.normalize)
+    if cfg.init == "pretrained":
+        from ..encoder.weights import pretrained_state_dict
+
+        model.net.load_state_dict(pretrained_state_dict())
+    head = BinaryHead(model.net.embedding_dim) if cfg.loss == "binary" else None
+    params = list(model.parameters()) + (list(head.parameters()) if head else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    start_epoch, best_metric, best_epoch, stale = 0, -math.inf, -1, 0
+    last = out / "last.pt"
+    if resume:
+        if not last.is_file():
+            raise AccessctlError(f"nothing to resume: {last} does not exist")
+        ck = torch.load(last, map_location="cpu", weights_only=True)
+        model.net.load_state_dict(ck["model"])
+        if head is not None and "head" in ck:
+            head.load_state_dict(ck["head"])
+        opt.load_state_dict(ck["optimizer"])
+        start_epoch = int(ck["epoch"]) + 1
+        best_metric, best_epoch, stale = float(ck["best_metric"]), int(ck["best_epoch"]), int(ck["stale"])
+        saved = json.loads((out / "config.json").read_text())
+        cfg.history = saved.get("history", [])
+
+    batch = cfg.p * cfg.k
+    steps = cfg.steps_per_epoch or max(1, math.ceil(len(train_set.chips) / batch))
+    base_threshold = 0.6 if not cfg.normalize else 1.0
+    seen, train_time = 0, 0.0
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, cfg.epochs):
+        # Cosine decay from lr to lr/20, a function of the epoch alone so a resumed run
+        # needs no scheduler state.
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * epoch / max(cfg.epochs, 1))))
+        rng = np.random.default_rng([cfg.seed, epoch])
+        sampler = PKSampler(train_set.labels, cfg.p, cfg.k, seed=int(rng.integers(1 << 31)))
+        model.train()
+        losses = []
+        t0 = time.perf_counter()
+        for step in range(steps):
+            ix = sampler.batch()
+            x = torch.from_numpy(augment(train_set.chips[ix], rng))
+            y = torch.from_numpy(train_set.labels[ix])
+            emb = model(x)
+            if cfg.loss == "triplet":
+                loss, _ = triplet_loss(emb, y, cfg.margin, cfg.mining)
+            elif cfg.loss == "contrastive":
+                loss, _ = contrastive_loss(emb, y, cfg.margin)
+            else:
+                loss, _ = binary_loss(emb, y, head)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            seen += len(ix)
+            if progress:
+                progress(f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps} loss {np.mean(losses):.4f}")
+        train_time += time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
+        if val_set is not None:
+            record["val"] = evaluate_split(model, val_set, head, base_threshold)
+            metric = record["val"]["best_accuracy"] - record["val"]["eer"] * 1e-3
+        else:
+            metric = -record["loss"]
+        cfg.history.append(record)
+        if metric > best_metric:
+            best_metric, best_epoch, stale = metric, epoch, 0
+            torch.save(_state(model), out / "best.pt")
+            if head is not None:
+                torch.save(head.state_dict(), out / "head.pt")
+        else:
+            stale += 1
+        ck = {"model": _state(model), "optimizer": opt.state_dict(), "epoch": epoch, "best_metric": best_metric,
+              "best_epoch": best_epoch, "stale": stale}
+        if head is not None:
+            ck["head"] = head.state_dict()
+        torch.save(ck, last)
+        _write_config(out, cfg, extra={})
+        if progress:
+            progress(f"epoch {epoch + 1}: {json.dumps(record)}")
+        if stale >= cfg.patience:
+            break
+
+    # Final figures with the best weights: the threshold is chosen on the training people
+    # and applied, untouched, to the people the encoder never saw.
+    model.net.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
+    if head is not None:
+        head.load_state_dict(torch.load(out / "head.pt", map_location="cpu", weights_only=True))
+    train_fig = evaluate_split(model, train_set, head, base_threshold)
+    threshold = train_fig["best_threshold"]
+    best = {"train": train_fig}
+    if val_set is not None:
+        best["val"] = evaluate_split(model, val_set, head, threshold)
+        best["val_people"] = val_set.people
+    encoder_id = f"{cfg.arch}-{hashlib.sha256((out / 'best.pt').read_bytes()).hexdigest()[:12]}"
+    _write_config(out, cfg, extra={"encoder_id": encoder_id, "threshold": threshold, "best_epoch": best_epoch + 1,
+                                   "final": best})
+    ips = seen / train_time if train_time else 0.0
+    return TrainResult(out, epoch + 1 - start_epoch, best_epoch + 1, best, threshold, ips)
+
+
+def _write_config(out: Path, cfg: TrainConfig, extra: dict) -> None:
+    path = out / "config.json"
+    doc = dataclasses.asdict(cfg)
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+            doc = {**{k: v for k, v in old.items() if k not in doc}, **doc}
+        except ValueError:
+            pass
+    doc.update(extra)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path)

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from accessctl.training.data import FaceSet, PKSampler, augment
+from accessctl.training.trainer import TrainConfig, balanced_pairs, split_people, train
+
+
+def toy_faces(people: int = 6, per: int = 4, seed: int = 0) -> FaceSet:
+    """Chips whose person is a colour pattern: learnable in a few steps, no detection needed."""
+    rng = np.random.default_rng(seed)
+    chips, labels = [], []
+    for p in range(people):
+        base = rng.integers(0, 255, size=(1, 1, 3))
+        stripes = (np.arange(150)[:, None] * (p + 1) // 25 % 2) * 60
+        for _ in range(per):
+            img = base + stripes[:, :, None] + rng.normal(0, 10, size=(150, 150, 3))
+            chips.append(np.clip(img, 0, 255).astype(np.uint8))
+            labels.append(p)
+    return FaceSet(np.stack(chips), np.array(labels), [f"p{i}" for i in range(people)], [""] * len(labels), [])
+
+
+def test_people_are_held_out_whole() -> None:
+    faces = toy_faces()
+    tr, val = split_people(faces, 2, seed=3)
+    assert len(val.people) == 2 and not set(tr.people) & set(val.people)
+    assert len(tr.chips) == 16 and len(val.chips) == 8 and set(val.labels) == {0, 1}
+
+
+def test_pk_batches_and_balanced_pairs() -> None:
+    labels = np.repeat(np.arange(5), [1, 2, 3, 4, 5])
+    batch = PKSampler(labels, p=3, k=4, seed=0).batch()
+    assert len(batch) == 12 and len(set(labels[batch])) == 3
+    i, j = balanced_pairs(labels)
+    same = labels[i] == labels[j]
+    assert same.sum() == (~same).sum() == 0 + 1 + 3 + 6 + 10
+
+
+def test_augment_keeps_shape_and_changes_pixels() -> None:
+    chips = toy_faces().chips[:4]
+    out = augment(chips, np.random.default_rng(0))
+    assert out.shape == chips.shape and out.dtype == np.uint8 and not np.array_equal(out, chips)
+
+
+@pytest.mark.parametrize("loss", ["triplet", "contrastive", "binary"])
+def test_training_writes_checkpoints_and_figures(tmp_path: Path, loss: str) -> None:
+    cfg = TrainConfig(data="toy", out=str(tmp_path / loss), arch="small", init="random", loss=loss, epochs=2,
+                      p=4, k=2, val_people=2, patience=10, steps_per_epoch=2)
+    result = train(cfg, faces=toy_faces())
+    for name in ("best.pt", "last.pt", "config.json"):
+        assert (tmp_path / loss / name).is_file()
+    doc = json.loads((tmp_path / loss / "config.json").read_text())
+    assert len(doc["history"]) == 2 and doc["encoder_id"].startswith("small-") and "val" in doc["final"]
+    state = torch.load(tmp_path / loss / "best.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())  # a plain state dict
+    assert result.best["val"]["pairs"] > 0 and 0 <= result.best["val"]["eer"] <= 1
+
+
+def test_same_seed_same_weights_and_resume_equals_one_run(tmp_path: Path) -> None:
+    common = dict(data="toy", arch="small", init="random", loss="triplet", mining="batch-all", p=4, k=2,
+                  patience=10, steps_per_epoch=2, seed=7)
+    faces = toy_faces()
+    train(TrainConfig(out=str(tmp_path / "a"), epochs=3, **common), faces=faces)
+    train(TrainConfig(out=str(tmp_path / "b"), epochs=3, **common), faces=faces)
+
+    def interrupt_after_epoch_2(line: str) -> None:
+        if line.startswith("epoch 2: "):
+            raise KeyboardInterrupt  # the machine goes down right after the epoch's checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(out=str(tmp_path / "c"), epochs=3, **common), faces=faces, progress=interrupt_after_epoch_2)
+    train(TrainConfig(out=str(tmp_path / "c"), epochs=3, **common), faces=faces, resume=True)
+    a, b, c = (torch.load(tmp_path / x / "last.pt", weights_only=True)["model"] for x in "abc")
+    for key in a:
+        assert torch.equal(a[key], b[key])
+        assert torch.allclose(a[key].float(), c[key].float(), atol=1e-5), key
+    assert len(json.loads((tmp_path / "c" / "config.json").read_text())["history"]) == 3
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    from accessctl.errors import AccessctlError
+
+    cfg = TrainConfig(data="toy", out=str(tmp_path / "x"), arch="small", init="random", epochs=1)
+    with pytest.raises(AccessctlError, match="nothing to resume"):
+        train(cfg, faces=toy_faces(), resume=True)
