@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,28 @@ def _private_dir(path: Path) -> Path:
     except PermissionError:  # shared folder owned by someone else: leave it as it is
         pass
     return path
+
+
+def write_private(path: Path, content: str | Callable[[str], None]) -> None:
+    """Replace ``path`` atomically with a file only its owner can read.
+
+    ``content`` is text, or a function that writes the file at the temporary path it is
+    given. Readers see the old file or the new one, never half of it; what accessctl
+    writes (templates, face chips, weights, settings) is private.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if isinstance(content, str):
+            Path(tmp).write_text(content, encoding="utf-8")
+        else:
+            content(tmp)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def data_dir() -> Path:
@@ -144,11 +168,7 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
         for f in dataclasses.fields(getattr(settings, section.name)):
             lines.append(f"{f.name} = {getattr(getattr(settings, section.name), f.name)!r}")
         lines.append("")
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
-    os.replace(tmp, path)
+    write_private(path, "\n".join(lines))
     return path
 
 

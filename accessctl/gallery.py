@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -228,9 +227,11 @@ class Gallery:
             raise GalleryError(
                 f"{self.path} has schema version {version}; this accessctl reads up to {SCHEMA_VERSION} (upgrade accessctl)"
             )
-        if version == SCHEMA_VERSION:
-            self._check_encoder(conn)
-            return
+        if version < SCHEMA_VERSION:
+            self._upgrade(conn)
+        self._check_encoder(conn)
+
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
@@ -245,7 +246,6 @@ class Gallery:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        self._check_encoder(conn)
 
     def _check_encoder(self, conn: sqlite3.Connection) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key='encoder'").fetchone()
@@ -431,16 +431,7 @@ class Gallery:
             "exported": now(),
             "people": people,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f, indent=1)
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        config.write_private(path, json.dumps(doc, indent=1))
         return len(people)
 
     def import_(self, path: str | os.PathLike[str], *, skip_existing: bool = False) -> tuple[int, int]:

@@ -18,6 +18,10 @@ from torch import nn
 from .dlib_format import INPUT_MEAN
 
 
+def _input_mean() -> torch.Tensor:
+    return torch.tensor(INPUT_MEAN).view(1, 3, 1, 1)
+
+
 class Affine(nn.Module):
     """Per-channel scale and shift (dlib's ``affine`` layer: a frozen batch norm)."""
 
@@ -81,7 +85,6 @@ class DlibResNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(INPUT_MEAN).view(1, 3, 1, 1), persistent=False)
         self.conv1 = _conv(3, 32, 7, 2)
         self.affine1 = Affine(32)
         units, cin = [], 32
@@ -91,9 +94,10 @@ class DlibResNet(nn.Module):
         self.layers = nn.Sequential(*units)
         self.fc = nn.Linear(256, self.embedding_dim, bias=False)
 
-    def preprocess(self, chips: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def preprocess(chips: torch.Tensor) -> torch.Tensor:
         """uint8 NHWC RGB chips -> the float NCHW input dlib feeds its network."""
-        return (self.preprocess_raw(chips) - self.mean) / 256.0
+        return (DlibResNet.preprocess_raw(chips) - _input_mean()) / 256.0
 
     @staticmethod
     def preprocess_raw(chips: torch.Tensor) -> torch.Tensor:
@@ -118,7 +122,7 @@ class DlibResNet(nn.Module):
         model = copy.deepcopy(self).eval()
         with torch.no_grad():
             w = model.conv1.weight
-            model.conv1.bias.sub_((w * (self.mean / 256.0)).sum(dim=(1, 2, 3)))
+            model.conv1.bias.sub_((w * (_input_mean() / 256.0)).sum(dim=(1, 2, 3)))
             w.div_(256.0)
         pairs = [(model.conv1, "affine1", model)]
         for unit in model.layers:

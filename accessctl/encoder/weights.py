@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -79,18 +77,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def pretrained_state_dict(cache: Path | None = None) -> dict[str, torch.Tensor]:
     """The pretrained weights as a state dict, converted once and then read from cache."""
     cache = cache or (config.cache_dir() / "encoder")
@@ -105,7 +91,7 @@ def pretrained_state_dict(cache: Path | None = None) -> dict[str, torch.Tensor]:
             pass  # unreadable or damaged cache: rebuild it below
     source = dlib_weights_path()
     state = state_dict_from_dlib(read_dlib_metric_net(source))
-    _atomic_write(pt, lambda tmp: torch.save(state, tmp))
+    config.write_private(pt, lambda tmp: torch.save(state, tmp))
     meta = {"format": _CACHE_FORMAT, "sha256": _sha256(pt), "source": source.name, "source_sha256": _sha256(source)}
-    _atomic_write(record, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
+    config.write_private(record, json.dumps(meta, indent=1))
     return state

@@ -84,9 +84,12 @@ def load_face_folder(root: str | Path, *, use_cache: bool = True) -> FaceSet:
         paths.append(str(f))
     if use_cache and fresh.keys() != cached.keys():
         cache_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = cache_file.with_suffix(".tmp.npz")
-        np.savez(tmp, **fresh)
-        tmp.replace(cache_file)
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a path
+                np.savez(f, **fresh)
+
+        config.write_private(cache_file, save)
     if len(kept_people) < 2:
         raise AccessctlError(f"{root}: faces were found for fewer than two people")
     return FaceSet(np.stack(chips), np.array(labels, np.int64), kept_people, paths, skipped)

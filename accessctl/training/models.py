@@ -59,9 +59,7 @@ class Embedder(nn.Module):
         self.arch = arch
         self.normalize = normalize
         self.net = build(arch)
-        self.register_buffer("mean", torch.tensor([122.782, 117.001, 104.298]).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, chips_uint8_nhwc: torch.Tensor) -> torch.Tensor:
-        x = (chips_uint8_nhwc.permute(0, 3, 1, 2).float() - self.mean) / 256.0
-        e = self.net(x)
+        e = self.net(DlibResNet.preprocess(chips_uint8_nhwc))
         return F.normalize(e, dim=1) if self.normalize else e

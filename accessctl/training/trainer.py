@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import write_private
 from ..errors import AccessctlError
 from ..evaluate import verification_metrics
 from .data import FaceSet, PKSampler, augment, load_face_folder
@@ -260,6 +260,4 @@ def _write_config(out: Path, cfg: TrainConfig, extra: dict) -> None:
         except ValueError:
             pass
     doc.update(extra)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
+    write_private(path, json.dumps(doc, indent=1))
