@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .encoder import load_encoder
 from .faces import Face, analyzer
 from .gallery import Gallery, Match
 from .identity import encode_faces
@@ -35,5 +34,5 @@ def face_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def open_gallery(path: str | None = None) -> Gallery:
-    """The enrolled gallery (default: gallery.db in the data folder) for the pretrained encoder."""
-    return Gallery(path, encoder_id=load_encoder().encoder_id)
+    """The enrolled gallery (default: gallery.db in the data folder), in its own encoder's space."""
+    return Gallery(path)

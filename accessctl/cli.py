@@ -23,10 +23,32 @@ EXIT_ERROR = 2
 
 
 def _gallery():
-    from .config import PRETRAINED_ENCODER_ID
     from .gallery import Gallery
 
-    return Gallery(encoder_id=PRETRAINED_ENCODER_ID)
+    return Gallery()
+
+
+def _eval_encoder(args: argparse.Namespace):
+    """The encoder an evaluation uses: a training run given with --encoder, else the gallery's."""
+    from .encoder import load_encoder, load_run_encoder
+    from .gallery import recorded_encoder
+
+    run = getattr(args, "encoder", None)
+    return load_run_encoder(run) if run else load_encoder(recorded_encoder())
+
+
+def _head(args: argparse.Namespace, encoder_id: str):
+    """The binary verification head when --method binary, else None (distance threshold)."""
+    if getattr(args, "method", "distance") != "binary":
+        return None
+    from .encoder.installed import read_run
+    from .pairhead import HEAD_FILE, load_head, load_head_file
+
+    run = getattr(args, "encoder", None)
+    if run:
+        read_run(run)
+        return load_head_file(Path(run) / HEAD_FILE)
+    return load_head(encoder_id)
 
 
 def _settings(args: argparse.Namespace):
@@ -88,13 +110,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
     settings = _settings(args)
     (source, image), = _images([args.image])
     with _gallery() as gallery:
-        face, match = verify(gallery, args.employee_id, image, source, settings, face_number=args.face)
+        head = _head(args, gallery.encoder_id)
+        face, match = verify(gallery, args.employee_id, image, source, settings, face_number=args.face, head=head)
+    row = {"image": source, "box": _box(face), "method": args.method, **_match_json(match)}
+    if head is not None:
+        row["probability"] = round(1.0 - match.distance, 4)
     if args.json:
-        print(json.dumps({"image": source, "box": _box(face), **_match_json(match)}))
+        print(json.dumps(row))
     else:
         who = f"{match.nearest.name} ({match.nearest.employee_id})" if match.nearest else args.employee_id
         verdict = "MATCH" if match.accepted else "NO MATCH"
-        print(f"{verdict}: {source} vs {who}: distance {match.distance:.3f} (threshold {match.threshold:.3f})")
+        if head is None:
+            print(f"{verdict}: {source} vs {who}: distance {match.distance:.3f} (threshold {match.threshold:.3f})")
+        else:
+            print(f"{verdict}: {source} vs {who}: P(same) {1 - match.distance:.3f} (at least {1 - match.threshold:.3f})")
     return 0 if match.accepted else EXIT_REFUSED
 
 
@@ -179,9 +208,14 @@ def cmd_eval_pairs(args: argparse.Namespace) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
-    report, roc = evaluate_pairs(args.pairs, settings.match.threshold, progress)
+    encoder = _eval_encoder(args)
+    head = _head(args, encoder.encoder_id)
+    threshold = settings.match.threshold if head is None else 1.0 - settings.match.min_probability
+    report, roc = evaluate_pairs(args.pairs, threshold, progress, encoder, head)
     bar.close()
+    score = "distance" if head is None else "1 - P(same)"
     lines = [
+        f"encoder: {encoder.encoder_id}, score: {score}",
         f"pairs: {report.pairs}",
         f"pairs where no face was found: {report.failed} ({len(report.failed_images)} images)",
         f"accuracy at threshold {report.threshold:.3f}: {report.accuracy:.4f}",
@@ -231,10 +265,95 @@ def cmd_encoder_train(args: argparse.Namespace) -> int:
     bar.close()
     print(f"trained {result.epochs_run} epoch(s) at {result.images_per_second:.0f} images/s; best epoch {result.best_epoch}")
     for split, fig in result.best.items():
-        if isinstance(fig, dict):
-            print(f"{split}: {fig['pairs']} balanced pairs, accuracy {fig['accuracy']:.4f} at threshold "
+        if split == "val_binary":
+            print(f"val, binary head: accuracy {fig['accuracy']:.4f} at P(same) >= 0.5, EER {fig['eer']:.4f}")
+        elif isinstance(fig, dict):
+            print(f"{split}: {fig['pairs']} balanced pairs, accuracy {fig['accuracy']:.4f} at distance "
                   f"{result.threshold:.3f} (chosen on the training people), EER {fig['eer']:.4f}")
     print(f"weights: {result.out / 'best.pt'}; configuration and history: {result.out / 'config.json'}")
+    return 0
+
+
+def _confirm(args: argparse.Namespace, question: str) -> bool:
+    """--yes, or a y at the terminal; refuses to guess when nobody can answer."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise AccessctlError("this change needs --yes when not run at a terminal (or use --dry-run)")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def cmd_encoder_use(args: argparse.Namespace) -> int:
+    from .config import PRETRAINED_ENCODER_ID, MatchSettings, load_settings, save_settings
+    from .encoder import load_encoder, load_run_encoder
+    from .encoder.installed import install, read_run
+
+    settings = load_settings()
+    if args.run == "pretrained":
+        new_id, threshold, run_info = PRETRAINED_ENCODER_ID, MatchSettings().threshold, None
+    else:
+        run_info = read_run(args.run)
+        new_id, threshold = run_info.encoder_id, run_info.threshold
+    with _gallery() as gallery:
+        people = gallery.people()
+        print(f"gallery encoder: {gallery.encoder_id} -> {new_id}; {len(people)} people to re-encode")
+        print(f"match threshold: {settings.match.threshold:.4f} -> {threshold:.4f}"
+              + ("" if run_info is None else " (chosen on the training people; calibrate it on your own pairs)"))
+        missing = gallery.without_chips()
+        if missing:
+            raise AccessctlError(
+                f"{len(missing)} people were enrolled without a stored face (imported from an old export): "
+                + ", ".join(p.employee_id for p in missing[:10]) + "; re-enroll or remove them first"
+            )
+        if args.dry_run:
+            return 0
+        if gallery.encoder_id == new_id:
+            print("the gallery already uses this encoder; nothing to do")
+            return 0
+        if not _confirm(args, "re-encode every enrolled person and switch?"):
+            print("gallery unchanged")
+            return EXIT_REFUSED
+        encoder = load_encoder(PRETRAINED_ENCODER_ID) if run_info is None else load_run_encoder(args.run)
+        n = gallery.reencode(new_id, encoder.encode)
+        if run_info is not None:
+            install(args.run)  # after the gallery: a failed switch leaves no new files that matter
+    settings.match.threshold = round(threshold, 4)
+    save_settings(settings)
+    print(f"re-encoded {n} template(s) of {len(people)} people with {new_id}; threshold {settings.match.threshold}")
+    print("restart running kiosks: they refuse everyone until they load the new encoder")
+    return 0
+
+
+def cmd_encoder_fit_head(args: argparse.Namespace) -> int:
+    from .evaluate import pair_embeddings, verification_metrics
+    from .pairhead import fit_head, same_probability, save_head
+
+    encoder = _eval_encoder(args)
+    pe = pair_embeddings(args.pairs, encoder=encoder)
+    ok = ~pe.failed
+    head = fit_head(pe.a[ok], pe.b[ok], pe.same[ok])
+    score = np.where(pe.failed, np.inf, 1.0 - same_probability(head, pe.a, pe.b))
+    m = verification_metrics(score, pe.same, pe.failed, 0.5)
+    print(f"fitted on {int(ok.sum())} pairs ({int(pe.failed.sum())} without a face); on these pairs: "
+          f"accuracy {m['accuracy']:.4f} at P(same) >= 0.5, EER {m['eer']:.4f}")
+    path = save_head(encoder.encoder_id, head)
+    print(f"head for encoder {encoder.encoder_id} written to {path}; use it with --method binary")
+    return 0
+
+
+def cmd_encoder_show(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .encoder.installed import encoders_dir
+    from .gallery import recorded_encoder
+    from .pairhead import head_path
+
+    active = recorded_encoder()
+    installed = sorted(d.name for d in encoders_dir().iterdir() if d.is_dir()) if encoders_dir().is_dir() else []
+    print(f"gallery encoder: {active}")
+    print(f"match threshold: {load_settings().match.threshold}")
+    print(f"binary head: {'yes' if head_path(active).is_file() else 'none (accessctl encoder fit-head)'}")
+    if installed:
+        print("installed: " + ", ".join(installed))
     return 0
 
 
@@ -243,7 +362,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .evaluate import pair_distances, threshold_for_far
 
     settings = load_settings()
-    cal = threshold_for_far(pair_distances(args.pairs), args.far)
+    cal = threshold_for_far(pair_distances(args.pairs, encoder=_eval_encoder(args)), args.far)
     print(f"pairs: {cal.genuine_pairs} same-person, {cal.impostor_pairs} different-person")
     print(f"threshold for FAR <= {args.far:g}: {cal.threshold:.4f} (now {settings.match.threshold:.4f})")
     print(f"at that threshold on these pairs: FAR {cal.far:.4%}, expected false-reject rate {cal.frr:.2%}")
@@ -255,12 +374,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         )
     if args.dry_run:
         return 0
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise AccessctlError("writing the threshold needs --yes when not run at a terminal (or use --dry-run)")
-        if input("write this threshold to the configuration? [y/N] ").strip().lower() not in ("y", "yes"):
-            print("configuration unchanged")
-            return EXIT_REFUSED
+    if not _confirm(args, "write this threshold to the configuration?"):
+        print("configuration unchanged")
+        return EXIT_REFUSED
     settings.match.threshold = round(cal.threshold, 4)
     path = save_settings(settings)
     print(f"threshold {settings.match.threshold} written to {path}")
@@ -290,6 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     def threshold_opt(p: argparse.ArgumentParser) -> None:
         p.add_argument("--threshold", type=float, help="match threshold (Euclidean distance; default from config, 0.6)")
 
+    def method_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--method", choices=["distance", "binary"], default="distance",
+                       help="distance threshold (default) or the fitted binary head's P(same)")
+
     p = sub.add_parser("enroll", help="enroll a person from one or more photos")
     p.add_argument("--employee-id", required=True, help="unique employee id")
     p.add_argument("--name", required=True, help="display name")
@@ -303,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--employee-id", required=True)
     p.add_argument("--face", type=int, help="which face to use when the photo has several (1 = leftmost)")
     p.add_argument("--json", action="store_true")
+    method_opt(p)
     threshold_opt(p)
     p.add_argument("image", metavar="IMAGE")
     p.set_defaults(func=cmd_verify)
@@ -339,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("pairs", metavar="PAIRS.csv")
     q.add_argument("--json", action="store_true", help="last line: the figures as one JSON object")
     q.add_argument("--plot", metavar="ROC.png", help="write the ROC curve")
+    q.add_argument("--encoder", metavar="RUN_DIR", help="evaluate a training run instead of the gallery's encoder")
+    method_opt(q)
     threshold_opt(q)
     q.set_defaults(func=cmd_eval_pairs)
 
@@ -367,6 +490,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     q.set_defaults(func=cmd_encoder_train)
+    q = encsub.add_parser("use", help="switch the gallery to a trained encoder (or back), re-encoding everyone")
+    q.add_argument("run", metavar="RUN_DIR|pretrained", help="a finished `encoder train` folder, or 'pretrained'")
+    q.add_argument("--yes", action="store_true", help="switch without asking")
+    q.add_argument("--dry-run", action="store_true", help="only say what would change")
+    q.set_defaults(func=cmd_encoder_use)
+    q = encsub.add_parser("fit-head", help="fit the binary verification head (logistic regression) on a pair list")
+    q.add_argument("--pairs", required=True, metavar="PAIRS.csv")
+    q.set_defaults(func=cmd_encoder_fit_head)
+    q = encsub.add_parser("show", help="the gallery's encoder, threshold and head")
+    q.set_defaults(func=cmd_encoder_show)
 
     p = sub.add_parser("calibrate", help="choose the match threshold for a target false-accept rate")
     p.add_argument("--pairs", required=True, metavar="PAIRS.csv", help="the site's own pair list (a,b,same)")

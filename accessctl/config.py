@@ -33,7 +33,7 @@ CONFIG_FILE = "config.toml"
 PRETRAINED_ENCODER_ID = "dlib-resnet-v1"
 
 
-def _private_dir(path: Path) -> Path:
+def private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) readable by the owner only: it holds biometric data."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
@@ -69,14 +69,19 @@ def data_dir() -> Path:
     """Folder for the gallery, the configuration and the audit log."""
     home = os.environ.get("ACCESSCTL_HOME")
     base = Path(home).expanduser() if home else Path(platformdirs.user_data_dir(APP_NAME))
-    return _private_dir(base)
+    return private_dir(base)
 
 
 def cache_dir() -> Path:
     """Folder for things that can be rebuilt (converted weights, chip caches)."""
     home = os.environ.get("ACCESSCTL_HOME")
     base = (Path(home).expanduser() / "cache") if home else Path(platformdirs.user_cache_dir(APP_NAME))
-    return _private_dir(base)
+    return private_dir(base)
+
+
+def assets_dir() -> Path:
+    """Model weights and files shipped with the program (``assets/`` of the project)."""
+    return Path(__file__).resolve().parent.parent / "assets"
 
 
 def shared_data_dir() -> Path | None:
@@ -99,6 +104,8 @@ def shared_data_dir() -> Path | None:
 class MatchSettings:
     # dlib's own operating point for this network: same person below 0.6 Euclidean.
     threshold: float = 0.6
+    # verify --method binary: accept when the fitted head gives P(same) at least this.
+    min_probability: float = 0.5
 
 
 @dataclass

@@ -11,13 +11,17 @@ import csv
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .encoder import load_encoder
+from .encoder import Encoder, load_encoder
 from .errors import AccessctlError, ImageError
 from .faces import analyzer
 from .images import IMAGE_SUFFIXES, load_image
+
+if TYPE_CHECKING:
+    from .training.losses import BinaryHead
 
 FAR_TARGETS = (1e-2, 1e-3)
 
@@ -112,7 +116,9 @@ def pairs_from_folders(root: str | Path, out: str | Path, *, max_impostors_per_i
     return len(genuine), len(impostor)
 
 
-def embed_files(paths: Sequence[Path], progress: Callable[[int, int], None] | None = None) -> dict[Path, np.ndarray | None]:
+def embed_files(
+    paths: Sequence[Path], progress: Callable[[int, int], None] | None = None, encoder: Encoder | None = None
+) -> dict[Path, np.ndarray | None]:
     """Descriptor of the largest face in each image; None where no face is found.
 
     Unreadable files count as "no face" too, so one bad file cannot end an evaluation.
@@ -132,7 +138,7 @@ def embed_files(paths: Sequence[Path], progress: Callable[[int, int], None] | No
         if progress:
             progress(i + 1, len(paths))
     if chips:
-        for p, e in zip(owners, load_encoder().encode(np.stack(chips))):
+        for p, e in zip(owners, (encoder or load_encoder()).encode(np.stack(chips))):
             result[p] = e
     return result
 
@@ -149,11 +155,17 @@ def verification_metrics(distances: np.ndarray, same: np.ndarray, failed: np.nda
 
     finite = np.unique(d[np.isfinite(d)])
     candidates = np.concatenate([[0.0], finite, (finite[:-1] + finite[1:]) / 2]) if finite.size else np.array([threshold])
-    accs = [accuracy_at(float(t)) for t in candidates] if candidates.size <= 20000 else None
-    if accs is None:  # pragma: no cover - very large lists: sample the sweep
+    if candidates.size > 20000:  # pragma: no cover - very large lists: sample the sweep
         candidates = np.quantile(finite, np.linspace(0, 1, 20000))
-        accs = [accuracy_at(float(t)) for t in candidates]
-    best = int(np.argmax(accs))
+    candidates = np.sort(candidates)
+    accs = np.array([accuracy_at(float(t)) for t in candidates])
+    # Where a range of thresholds is equally good (separable pairs), take the middle of
+    # the widest such range: its ends sit on one pair each and carry over worst to new faces.
+    top = np.flatnonzero(accs == accs.max())
+    runs = np.split(top, np.flatnonzero(np.diff(top) > 1) + 1)
+    widest = max(runs, key=lambda r: candidates[r[-1]] - candidates[r[0]])
+    best_threshold = float((candidates[widest[0]] + candidates[widest[-1]]) / 2)
+    best_accuracy = float(accs[widest[0]])
 
     # ROC over every threshold at which something changes.
     ts = np.concatenate([[-np.inf], finite])
@@ -169,8 +181,8 @@ def verification_metrics(distances: np.ndarray, same: np.ndarray, failed: np.nda
         tar_at[f"{target:g}"] = float(tar[ok].max()) if ok.any() else 0.0
     return {
         "accuracy": accuracy_at(threshold),
-        "best_accuracy": float(accs[best]),
-        "best_threshold": float(candidates[best]),
+        "best_accuracy": best_accuracy,
+        "best_threshold": best_threshold,
         "eer": eer,
         "tar_at_far": tar_at,
         "roc": (far, tar),
@@ -185,26 +197,62 @@ class PairDistances:
     failed_images: list[str]
 
 
-def pair_distances(path: str | Path, progress: Callable[[int, int], None] | None = None) -> PairDistances:
-    """Descriptor distance of every pair of a pair list (each image encoded once)."""
+@dataclass(frozen=True)
+class PairEmbeddings:
+    a: np.ndarray  # (N, 128); zeros where a face was not found
+    b: np.ndarray
+    same: np.ndarray
+    failed: np.ndarray
+    failed_images: list[str]
+
+
+def pair_embeddings(
+    path: str | Path, progress: Callable[[int, int], None] | None = None, encoder: Encoder | None = None
+) -> PairEmbeddings:
+    """The descriptors of both sides of every pair of a pair list (each image encoded once)."""
     pairs = read_pairs(path)
     unique = sorted({p.a for p in pairs} | {p.b for p in pairs})
-    emb = embed_files(unique, progress)
-    distances = np.full(len(pairs), np.inf)
+    emb = embed_files(unique, progress, encoder)
+    dim = next((len(e) for e in emb.values() if e is not None), 128)
+    a, b = np.zeros((len(pairs), dim), np.float32), np.zeros((len(pairs), dim), np.float32)
     failed = np.zeros(len(pairs), bool)
     for i, p in enumerate(pairs):
         ea, eb = emb[p.a], emb[p.b]
         if ea is None or eb is None:
             failed[i] = True
         else:
-            distances[i] = float(np.linalg.norm(ea - eb))
+            a[i], b[i] = ea, eb
     same = np.array([p.same for p in pairs])
-    return PairDistances(distances, same, failed, [str(p) for p in unique if emb[p] is None])
+    return PairEmbeddings(a, b, same, failed, [str(p) for p in unique if emb[p] is None])
 
 
-def evaluate_pairs(path: str | Path, threshold: float, progress: Callable[[int, int], None] | None = None) -> tuple[PairReport, dict]:
+def pair_distances(
+    path: str | Path,
+    progress: Callable[[int, int], None] | None = None,
+    encoder: Encoder | None = None,
+    head: "BinaryHead | None" = None,
+) -> PairDistances:
+    """A distance-like score per pair (lower = same person): the descriptor distance, or
+    1 - P(same) when a binary verification head is given."""
+    pe = pair_embeddings(path, progress, encoder)
+    if head is not None:
+        from .pairhead import same_probability
+
+        scores = 1.0 - same_probability(head, pe.a, pe.b)
+    else:
+        scores = np.linalg.norm(pe.a - pe.b, axis=1).astype(np.float64)
+    return PairDistances(np.where(pe.failed, np.inf, scores), pe.same, pe.failed, pe.failed_images)
+
+
+def evaluate_pairs(
+    path: str | Path,
+    threshold: float,
+    progress: Callable[[int, int], None] | None = None,
+    encoder: Encoder | None = None,
+    head: "BinaryHead | None" = None,
+) -> tuple[PairReport, dict]:
     """Run verification over a pair list; returns the report and the raw ROC arrays."""
-    pd = pair_distances(path, progress)
+    pd = pair_distances(path, progress, encoder, head)
     m = verification_metrics(pd.distances, pd.same, pd.failed, threshold)
     report = PairReport(
         pairs=len(pd.distances),
@@ -277,3 +325,57 @@ def plot_roc(roc: dict, report: PairReport, out: str | Path, title: str) -> None
     plt.close(fig)
 
 
+
+
+# -- presentation attack detection (ISO/IEC 30107-3) ------------------------------------
+def _pad_scores(scores: Sequence[float | None], live: np.ndarray) -> np.ndarray:
+    """Clip scores with a missing face made an error for the clip's own label:
+    a live clip scores 0 (refused), an attack 1 (accepted)."""
+    return np.array([(0.0 if is_live else 1.0) if s is None else float(s) for s, is_live in zip(scores, live)])
+
+
+def threshold_at_eer(scores: Sequence[float | None], live: Sequence[bool]) -> float:
+    """The P(live) threshold where attacks accepted and live clips refused balance."""
+    live = np.asarray(live, bool)
+    s = _pad_scores(scores, live)
+    if live.all() or not live.any():
+        raise AccessctlError("choosing a threshold needs both live and attack clips")
+    candidates = np.unique(np.concatenate([s, [0.5]]))
+    gaps = [abs((s[~live] >= t).mean() - (s[live] < t).mean()) for t in candidates]
+    best = np.flatnonzero(np.isclose(gaps, min(gaps)))
+    lo, hi = candidates[best[0]], candidates[best[-1]]
+    return float((lo + hi) / 2) if hi > lo else float(lo)
+
+
+def pad_metrics(scores: Sequence[float | None], live: Sequence[bool], attacks: Sequence[str], threshold: float) -> dict:
+    """APCER per attack type, BPCER, ACER, AUC and EER of clip-level P(live) scores.
+
+    ACER is the mean of the worst attack type's APCER and the BPCER. A clip in which no
+    face was found counts as an error for its label, never silently dropped.
+    """
+    live = np.asarray(live, bool)
+    s = _pad_scores(scores, live)
+    accepted = s >= threshold
+    attacks = np.asarray(attacks)
+    apcer = {str(a): float(accepted[(attacks == a) & ~live].mean()) for a in sorted(set(attacks[~live]))}
+    bpcer = float((~accepted[live]).mean()) if live.any() else 0.0
+    worst = max(apcer.values()) if apcer else 0.0
+    auc = eer = float("nan")
+    if live.any() and (~live).any():
+        g, i = s[live], s[~live]
+        auc = float(((g[:, None] > i[None, :]).mean() + 0.5 * (g[:, None] == i[None, :]).mean()))
+        ts = np.unique(s)
+        far = np.array([(i >= t).mean() for t in ts])
+        frr = np.array([(g < t).mean() for t in ts])
+        k = int(np.argmin(np.abs(far - frr)))
+        eer = float((far[k] + frr[k]) / 2)
+    return {
+        "clips": int(len(s)),
+        "no_face": int(sum(x is None for x in scores)),
+        "bpcer": bpcer,
+        "apcer": apcer,
+        "acer": (worst + bpcer) / 2,
+        "auc": auc,
+        "eer": eer,
+        "threshold": float(threshold),
+    }

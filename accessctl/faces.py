@@ -179,7 +179,7 @@ def quality_of(box: tuple[float, float, float, float], landmarks: np.ndarray, ch
     )
 
 
-def _square_crop(image: np.ndarray, cx: float, cy: float, side: float, out: int) -> tuple[np.ndarray, float, float, float]:
+def square_crop(image: np.ndarray, cx: float, cy: float, side: float, out: int) -> tuple[np.ndarray, float, float, float]:
     """A ``out x out`` crop of the square (cx, cy, side), grey outside the image.
 
     Returns the crop and (x0, y0, side) of the square in image pixels, so that crop
@@ -307,7 +307,7 @@ class FaceAnalyzer:
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         for factor in (2.0, 3.0):
             side = max(x1 - x0, y1 - y0) * factor
-            crop, ox, oy, s = _square_crop(image, cx, cy, side, _MESH_INPUT)
+            crop, ox, oy, s = square_crop(image, cx, cy, side, _MESH_INPUT)
             if self._mesh_spoke:
                 result = self._mesh.process(crop)
             else:

@@ -17,12 +17,13 @@ import datetime as dt
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from . import config
@@ -30,7 +31,7 @@ from .errors import GalleryError
 
 GALLERY_FILE = "gallery.db"
 EXPORT_FORMAT = "accessctl-gallery"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2 added the face chips
 EMBEDDING_DIM = 128
 
 # Each entry upgrades the schema by one version; user_version records how far a file got.
@@ -55,6 +56,9 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX templates_person ON templates(person_id);
     """,
+    # v2: the aligned face chip each template was computed from (PNG), so that switching
+    # to another encoder can re-encode everyone without asking them back.
+    "ALTER TABLE templates ADD COLUMN chip BLOB",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -81,6 +85,18 @@ class Template:
     source: str
     encoder: str
     created: str
+
+
+@dataclass(frozen=True)
+class NewTemplate:
+    """A template to store: the descriptor, how good its face was, where it came from, and
+    the aligned chip it was computed from (kept so the gallery can be re-encoded; None
+    where it is not known)."""
+
+    embedding: np.ndarray
+    quality: float
+    source: str
+    chip: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,22 @@ def default_path() -> Path:
     return config.data_dir() / GALLERY_FILE
 
 
+def recorded_encoder(path: str | os.PathLike[str] | None = None) -> str:
+    """The encoder whose templates a gallery holds, read without creating or changing it."""
+    path = Path(path) if path is not None else default_path()
+    if not path.is_file():
+        return config.PRETRAINED_ENCODER_ID
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key='encoder'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise GalleryError(f"gallery {path}: {exc}") from None
+    return row[0] if row else config.PRETRAINED_ENCODER_ID
+
+
 def _encode_embedding(vec: np.ndarray) -> bytes:
     arr = np.asarray(vec, dtype="<f4").reshape(-1)
     if arr.size != EMBEDDING_DIM or not np.all(np.isfinite(arr)):
@@ -144,12 +176,40 @@ def _decode_embedding(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4").astype(np.float32)
 
 
-class Gallery:
-    """People and templates in SQLite, for one encoder's template space."""
+CHIP_SHAPE = (150, 150, 3)
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, encoder_id: str) -> None:
+
+def encode_chip(chip: np.ndarray | None) -> bytes | None:
+    """An aligned RGB chip as lossless PNG bytes (about half the raw size)."""
+    if chip is None:
+        return None
+    chip = np.asarray(chip)
+    if chip.shape != CHIP_SHAPE or chip.dtype != np.uint8:
+        raise GalleryError(f"a face chip must be {CHIP_SHAPE} uint8, got {chip.shape} {chip.dtype}")
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(chip[:, :, ::-1]))
+    if not ok:  # pragma: no cover - PNG encoding of a valid array does not fail
+        raise GalleryError("could not encode a face chip")
+    return buf.tobytes()
+
+
+def decode_chip(blob: bytes) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
+    if img is None or img.shape != CHIP_SHAPE:
+        raise GalleryError("a stored face chip is damaged")
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+class Gallery:
+    """People and templates in SQLite, for one encoder's template space.
+
+    ``encoder_id`` None means: whichever encoder the file records (the pretrained one
+    for a new file). Given, it must be the one the file records.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, encoder_id: str | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
-        self.encoder_id = encoder_id
+        self._expected_encoder = encoder_id
+        self.encoder_id = encoder_id or config.PRETRAINED_ENCODER_ID
         self._index: TemplateIndex | None = None
         self._index_version: tuple[int, int] | None = None
         self._writes = 0
@@ -249,7 +309,9 @@ class Gallery:
 
     def _check_encoder(self, conn: sqlite3.Connection) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key='encoder'").fetchone()
-        if row is not None and row[0] != self.encoder_id:
+        if row is not None and self._expected_encoder is None:
+            self.encoder_id = self._expected_encoder = row[0]
+        elif row is not None and row[0] != self.encoder_id:
             raise GalleryError(
                 f"{self.path} holds templates of encoder {row[0]!r}, not {self.encoder_id!r}; "
                 "templates of two encoders never mix (re-encode the gallery with the matching encoder)"
@@ -301,6 +363,9 @@ class Gallery:
         version = self._version()
         if self._index is None or version != self._index_version:
             with self._errors():
+                # Another process may have switched the gallery to another encoder: this
+                # one's descriptors would then match nothing, so say so (fail closed).
+                self._check_encoder(self._conn)
                 rows = self._conn.execute(
                     "SELECT t.id, t.person_id, t.embedding FROM templates t JOIN people p ON p.id = t.person_id "
                     "WHERE p.active = 1 AND t.encoder = ? ORDER BY t.id",
@@ -341,11 +406,11 @@ class Gallery:
         self,
         employee_id: str,
         name: str,
-        templates: Sequence[tuple[np.ndarray, float, str]],
+        templates: Sequence[NewTemplate],
         *,
         append: bool = False,
     ) -> Person:
-        """Enroll ``employee_id`` with (embedding, quality, source) templates, atomically.
+        """Enroll ``employee_id`` with its templates, atomically.
 
         An existing employee id is refused unless ``append``, which adds templates to it.
         """
@@ -356,7 +421,7 @@ class Gallery:
             raise GalleryError("name must not be empty")
         if not templates:
             raise GalleryError("at least one face template is needed to enroll")
-        blobs = [(_encode_embedding(e), float(q), str(src)) for e, q, src in templates]
+        blobs = [(_encode_embedding(t.embedding), float(t.quality), str(t.source), encode_chip(t.chip)) for t in templates]
         with self._write() as conn:
             row = conn.execute("SELECT id, name FROM people WHERE employee_id = ?", (employee_id,)).fetchone()
             if row is not None and not append:
@@ -371,8 +436,9 @@ class Gallery:
                 pid = row["id"]
             stamp = now()
             conn.executemany(
-                "INSERT INTO templates(person_id, embedding, quality, source, encoder, created) VALUES (?, ?, ?, ?, ?, ?)",
-                [(pid, blob, q, src, self.encoder_id, stamp) for blob, q, src in blobs],
+                "INSERT INTO templates(person_id, embedding, quality, source, encoder, created, chip) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(pid, blob, q, src, self.encoder_id, stamp, chip) for blob, q, src, chip in blobs],
             )
         return self.get(employee_id)
 
@@ -397,6 +463,50 @@ class Gallery:
             conn.execute("UPDATE people SET active = ? WHERE id = ?", (int(active), person.id))
         return self.get(employee_id)
 
+    def without_chips(self) -> list[Person]:
+        """People with a template whose face chip is unknown (imported from a v1 export,
+        or enrolled before chips were kept): they cannot be re-encoded."""
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT DISTINCT person_id FROM templates WHERE chip IS NULL"
+            ).fetchall()
+        ids = {r[0] for r in rows}
+        return [p for p in self.people() if p.id in ids]
+
+    def reencode(self, encoder_id: str, encode: Callable[[np.ndarray], np.ndarray]) -> int:
+        """Move the whole gallery to another encoder, in one transaction; returns templates.
+
+        ``encode`` maps (N, 150, 150, 3) chips to (N, 128) descriptors. Every template is
+        recomputed from its stored chip, so the two encoders' templates never mix; if
+        any template has no chip nothing changes and the people concerned are named.
+        """
+        missing = self.without_chips()
+        if missing:
+            names = ", ".join(f"{p.name} ({p.employee_id})" for p in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise GalleryError(
+                f"{len(missing)} people have templates without a stored face: {names}{more}; "
+                "re-enroll or remove them first (nothing was changed)"
+            )
+        with self._errors():
+            rows = self._conn.execute("SELECT id, chip FROM templates ORDER BY id").fetchall()
+        embeddings = (
+            np.asarray(encode(np.stack([decode_chip(r["chip"]) for r in rows])), np.float32)
+            if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
+        )
+        if embeddings.shape != (len(rows), EMBEDDING_DIM):
+            raise GalleryError(f"the new encoder gave {embeddings.shape} descriptors for {len(rows)} chips")
+        updates = [(_encode_embedding(e), encoder_id, r["id"]) for e, r in zip(embeddings, rows)]
+        with self._write() as conn:
+            now_ids = [r[0] for r in conn.execute("SELECT id FROM templates ORDER BY id")]
+            if now_ids != [r["id"] for r in rows]:
+                raise GalleryError("the gallery changed while it was being re-encoded; nothing was changed, try again")
+            conn.executemany("UPDATE templates SET embedding = ?, encoder = ? WHERE id = ?", updates)
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('encoder', ?)", (encoder_id,))
+        self.encoder_id = self._expected_encoder = encoder_id
+        self._index = None
+        return len(updates)
+
     # -- export / import ------------------------------------------------------------
     def export(self, path: str | os.PathLike[str]) -> int:
         """Write every person and template to a JSON file (mode 0600); returns people written."""
@@ -405,7 +515,8 @@ class Gallery:
         with self._errors():
             for p in self.people():
                 rows = self._conn.execute(
-                    "SELECT embedding, quality, source, created FROM templates WHERE person_id = ? ORDER BY id", (p.id,)
+                    "SELECT embedding, quality, source, created, chip FROM templates WHERE person_id = ? ORDER BY id",
+                    (p.id,),
                 ).fetchall()
                 people.append(
                     {
@@ -419,6 +530,7 @@ class Gallery:
                                 "quality": r["quality"],
                                 "source": r["source"],
                                 "created": r["created"],
+                                "chip": base64.b64encode(r["chip"]).decode("ascii") if r["chip"] else None,
                             }
                             for r in rows
                         ],
@@ -464,8 +576,10 @@ class Gallery:
                     (p["employee_id"], p["name"], int(p["active"]), p["created"]),
                 ).lastrowid
                 conn.executemany(
-                    "INSERT INTO templates(person_id, embedding, quality, source, encoder, created) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(pid, t["blob"], t["quality"], t["source"], self.encoder_id, t["created"]) for t in p["templates"]],
+                    "INSERT INTO templates(person_id, embedding, quality, source, encoder, created, chip) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(pid, t["blob"], t["quality"], t["source"], self.encoder_id, t["created"], t["chip"])
+                     for t in p["templates"]],
                 )
                 added += 1
         return added, skipped
@@ -485,8 +599,8 @@ def _read_export(path: Path) -> dict[str, Any]:
 
     if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
         raise bad("missing the accessctl-gallery format marker")
-    if doc.get("version") != EXPORT_VERSION:
-        raise bad(f"export version {doc.get('version')!r}, this accessctl reads {EXPORT_VERSION}")
+    if doc.get("version") not in (1, EXPORT_VERSION):
+        raise bad(f"export version {doc.get('version')!r}, this accessctl reads 1 to {EXPORT_VERSION}")
     if not isinstance(doc.get("encoder"), str) or not isinstance(doc.get("people"), list):
         raise bad("no encoder or people")
     seen = set()
@@ -509,6 +623,8 @@ def _read_export(path: Path) -> dict[str, Any]:
                 t["quality"] = float(t.get("quality", 0.0))
                 t["source"] = str(t.get("source", "import"))
                 t["created"] = str(t.get("created", now()))
+                chip = t.get("chip")
+                t["chip"] = encode_chip(decode_chip(base64.b64decode(chip, validate=True))) if chip else None
             except (KeyError, TypeError, ValueError, GalleryError) as exc:
                 raise bad(f"a template of {p['employee_id']!r} is damaged ({exc})") from None
     return doc

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,7 +19,10 @@ from .config import Settings
 from .encoder import Encoder, load_encoder
 from .errors import FaceQualityError, MultipleFacesError, NoFaceError
 from .faces import Face, Quality, analyzer
-from .gallery import Gallery, Match, Person
+from .gallery import Gallery, Match, NewTemplate, Person
+
+if TYPE_CHECKING:
+    from .training.losses import BinaryHead
 
 
 @dataclass(frozen=True)
@@ -97,9 +101,10 @@ def enroll(
     Warnings (not refusals): the face already matches someone else enrolled, or the
     images do not look like one person.
     """
+    encoder = load_encoder(gallery.encoder_id)
     chosen: list[EncodedFace] = []
     for source, image in images:
-        face = select_face(encode_faces(image), source, face_number)
+        face = select_face(encode_faces(image, encoder), source, face_number)
         problem = quality_problem(face.face.quality, settings)
         if problem:
             raise FaceQualityError(f"{source}: {problem}")
@@ -124,7 +129,7 @@ def enroll(
     person = gallery.add_person(
         employee_id,
         name,
-        [(f.embedding, quality_score(f.face.quality), src) for (src, _), f in zip(images, chosen)],
+        [NewTemplate(f.embedding, quality_score(f.face.quality), src, f.face.chip) for (src, _), f in zip(images, chosen)],
         append=append,
     )
     return EnrollResult(person, len(chosen), warnings)
@@ -132,12 +137,33 @@ def enroll(
 
 def identify(gallery: Gallery, image: np.ndarray, settings: Settings) -> list[tuple[EncodedFace, Match]]:
     """1:N for every face in the image."""
-    return [(f, gallery.identify(f.embedding, settings.match.threshold)) for f in encode_faces(image)]
+    faces = encode_faces(image, load_encoder(gallery.encoder_id))
+    return [(f, gallery.identify(f.embedding, settings.match.threshold)) for f in faces]
 
 
 def verify(
-    gallery: Gallery, employee_id: str, image: np.ndarray, source: str, settings: Settings, *, face_number: int | None = None
+    gallery: Gallery,
+    employee_id: str,
+    image: np.ndarray,
+    source: str,
+    settings: Settings,
+    *,
+    face_number: int | None = None,
+    head: BinaryHead | None = None,
 ) -> tuple[EncodedFace, Match]:
-    """1:1: is the face in the image the claimed employee?"""
-    face = select_face(encode_faces(image), source, face_number)
-    return face, gallery.verify(employee_id, face.embedding, settings.match.threshold)
+    """1:1: is the face in the image the claimed employee?
+
+    With a binary ``head`` the decision is P(same) >= ``match.min_probability`` over the
+    claimant's templates; the match then reports 1 - P as its distance and
+    1 - min_probability as its threshold, so lower still means "more alike".
+    """
+    face = select_face(encode_faces(image, load_encoder(gallery.encoder_id)), source, face_number)
+    match = gallery.verify(employee_id, face.embedding, settings.match.threshold)
+    if head is None:
+        return face, match
+    from .pairhead import same_probability
+
+    templates = gallery.embeddings(employee_id)
+    p = float(same_probability(head, templates, np.repeat(face.embedding[None], len(templates), 0)).max()) if len(templates) else 0.0
+    need = settings.match.min_probability
+    return face, Match(match.nearest if p >= need else None, 1.0 - p, 1.0 - need, match.nearest)

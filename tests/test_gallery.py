@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from accessctl.errors import GalleryError
-from accessctl.gallery import SCHEMA_VERSION, Gallery, TemplateIndex
+from accessctl.gallery import SCHEMA_VERSION, Gallery, NewTemplate, TemplateIndex
 
 ENC = "test-encoder"
 
@@ -29,7 +29,7 @@ def gallery(gallery_path: Path):
 
 
 def test_file_is_private_wal_and_versioned(gallery: Gallery) -> None:
-    gallery.add_person("E1", "Ada", [(vec(1), 0.9, "a.jpg")])
+    gallery.add_person("E1", "Ada", [NewTemplate(vec(1), 0.9, "a.jpg")])
     assert stat.S_IMODE(gallery.path.stat().st_mode) == 0o600
     for extra in ("-wal", "-shm"):
         side = Path(str(gallery.path) + extra)
@@ -42,8 +42,8 @@ def test_file_is_private_wal_and_versioned(gallery: Gallery) -> None:
 
 def test_identify_verify_and_unknown(gallery: Gallery) -> None:
     a, b = vec(1), vec(2)
-    gallery.add_person("E1", "Ada", [(a, 0.9, "a.jpg")])
-    gallery.add_person("E2", "Bob", [(b, 0.9, "b.jpg")])
+    gallery.add_person("E1", "Ada", [NewTemplate(a, 0.9, "a.jpg")])
+    gallery.add_person("E2", "Bob", [NewTemplate(b, 0.9, "b.jpg")])
     m = gallery.identify(near(a, 5), 0.6)
     assert m.accepted and m.person.employee_id == "E1" and m.distance < 0.1
     stranger = gallery.identify(vec(99, scale=0.5), 0.6)
@@ -56,10 +56,10 @@ def test_identify_verify_and_unknown(gallery: Gallery) -> None:
 
 def test_several_templates_per_person_and_append(gallery: Gallery) -> None:
     a1, a2 = vec(1), vec(3)
-    gallery.add_person("E1", "Ada", [(a1, 0.9, "1.jpg")])
+    gallery.add_person("E1", "Ada", [NewTemplate(a1, 0.9, "1.jpg")])
     with pytest.raises(GalleryError, match="already enrolled"):
-        gallery.add_person("E1", "Ada", [(a2, 0.9, "2.jpg")])
-    p = gallery.add_person("E1", "Ada", [(a2, 0.8, "2.jpg")], append=True)
+        gallery.add_person("E1", "Ada", [NewTemplate(a2, 0.9, "2.jpg")])
+    p = gallery.add_person("E1", "Ada", [NewTemplate(a2, 0.8, "2.jpg")], append=True)
     assert p.templates == 2
     m = gallery.identify(near(a2, 7), 0.6)
     assert m.person.employee_id == "E1"
@@ -67,7 +67,7 @@ def test_several_templates_per_person_and_append(gallery: Gallery) -> None:
 
 def test_disabled_people_are_not_matched(gallery: Gallery) -> None:
     a = vec(1)
-    gallery.add_person("E1", "Ada", [(a, 0.9, "a.jpg")])
+    gallery.add_person("E1", "Ada", [NewTemplate(a, 0.9, "a.jpg")])
     gallery.set_active("E1", False)
     assert not gallery.identify(a, 0.6).accepted
     with pytest.raises(GalleryError, match="disabled"):
@@ -78,7 +78,7 @@ def test_disabled_people_are_not_matched(gallery: Gallery) -> None:
 
 def test_remove_and_rename(gallery: Gallery) -> None:
     a = vec(1)
-    gallery.add_person("E1", "Ada", [(a, 0.9, "a.jpg")])
+    gallery.add_person("E1", "Ada", [NewTemplate(a, 0.9, "a.jpg")])
     assert gallery.rename("E1", "Ada Lovelace").name == "Ada Lovelace"
     assert gallery.identify(a, 0.6).person.name == "Ada Lovelace"
     gallery.remove("E1")
@@ -89,11 +89,11 @@ def test_remove_and_rename(gallery: Gallery) -> None:
 
 def test_bad_input_writes_nothing(gallery: Gallery) -> None:
     with pytest.raises(GalleryError):
-        gallery.add_person(" ", "Ada", [(vec(1), 0.9, "a")])
+        gallery.add_person(" ", "Ada", [NewTemplate(vec(1), 0.9, "a")])
     with pytest.raises(GalleryError):
         gallery.add_person("E1", "Ada", [])
     with pytest.raises(GalleryError, match="finite"):
-        gallery.add_person("E1", "Ada", [(vec(1), 0.9, "a"), (np.full(128, np.nan), 0.9, "b")])
+        gallery.add_person("E1", "Ada", [NewTemplate(vec(1), 0.9, "a"), NewTemplate(np.full(128, np.nan), 0.9, "b")])
     assert gallery.people() == []
 
 
@@ -102,7 +102,7 @@ def test_changes_by_another_process_are_seen(gallery_path: Path) -> None:
     admin = Gallery(gallery_path, encoder_id=ENC)
     a = vec(1)
     assert not kiosk.identify(a, 0.6).accepted
-    admin.add_person("E1", "Ada", [(a, 0.9, "a.jpg")])
+    admin.add_person("E1", "Ada", [NewTemplate(a, 0.9, "a.jpg")])
     assert kiosk.identify(a, 0.6).accepted
     admin.remove("E1")
     assert not kiosk.identify(a, 0.6).accepted
@@ -115,10 +115,10 @@ def test_locked_database_is_a_clear_error(gallery_path: Path) -> None:
     g._conn.execute("PRAGMA busy_timeout=100")
     try:
         with pytest.raises(GalleryError, match="locked"):
-            g.add_person("E1", "Ada", [(vec(1), 0.9, "a.jpg")])
+            g.add_person("E1", "Ada", [NewTemplate(vec(1), 0.9, "a.jpg")])
     finally:
         blocker.execute("ROLLBACK")
-    assert g.add_person("E1", "Ada", [(vec(1), 0.9, "a.jpg")]).templates == 1
+    assert g.add_person("E1", "Ada", [NewTemplate(vec(1), 0.9, "a.jpg")]).templates == 1
 
 
 def test_foreign_files_newer_schemas_and_other_encoders_are_refused(tmp_path: Path, gallery_path: Path) -> None:
@@ -139,8 +139,8 @@ def test_foreign_files_newer_schemas_and_other_encoders_are_refused(tmp_path: Pa
 
 def test_export_import_round_trip(gallery: Gallery, tmp_path: Path) -> None:
     a, b = vec(1), vec(2)
-    gallery.add_person("E1", "Ada", [(a, 0.9, "a.jpg"), (vec(4), 0.7, "a2.jpg")])
-    gallery.add_person("E2", "Bob", [(b, 0.8, "b.jpg")])
+    gallery.add_person("E1", "Ada", [NewTemplate(a, 0.9, "a.jpg"), NewTemplate(vec(4), 0.7, "a2.jpg")])
+    gallery.add_person("E2", "Bob", [NewTemplate(b, 0.8, "b.jpg")])
     gallery.set_active("E2", False)
     out = tmp_path / "export.json"
     assert gallery.export(out) == 2
@@ -157,7 +157,7 @@ def test_export_import_round_trip(gallery: Gallery, tmp_path: Path) -> None:
 
 
 def test_import_is_all_or_nothing_and_checks_the_encoder(gallery: Gallery, tmp_path: Path) -> None:
-    gallery.add_person("E1", "Ada", [(vec(1), 0.9, "a.jpg")])
+    gallery.add_person("E1", "Ada", [NewTemplate(vec(1), 0.9, "a.jpg")])
     out = tmp_path / "export.json"
     gallery.export(out)
     doc = json.loads(out.read_text())
@@ -185,3 +185,78 @@ def test_template_index_matches_brute_force() -> None:
         row, dist = index.nearest(q)
         assert row == int(np.argmin(d)) and abs(dist - d.min()) < 1e-5
     assert TemplateIndex(np.zeros((0, 128)), np.zeros(0)).nearest(q) == (-1, float("inf"))
+
+
+def chip(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(150, 150, 3), dtype=np.uint8)
+
+
+def mean_colour(chips: np.ndarray) -> np.ndarray:
+    """A deterministic stand-in encoder for the gallery's own bookkeeping (no faces here)."""
+    out = np.zeros((len(chips), 128), np.float32)
+    out[:, :3] = chips.reshape(len(chips), -1, 3).mean(axis=1) / 255.0
+    return out
+
+
+def test_a_version_1_gallery_is_migrated_and_keeps_its_people(gallery_path: Path) -> None:
+    from accessctl.gallery import MIGRATIONS
+
+    conn = sqlite3.connect(gallery_path, isolation_level=None)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("PRAGMA user_version=1")
+    conn.execute("INSERT INTO meta VALUES ('encoder', ?)", (ENC,))
+    conn.execute("INSERT INTO people(employee_id, name, active, created) VALUES ('E1', 'Ada', 1, 'then')")
+    conn.execute("INSERT INTO templates(person_id, embedding, quality, source, encoder, created) VALUES (1, ?, 1, 'a', ?, 'then')",
+                 (vec(1).astype("<f4").tobytes(), ENC))
+    conn.close()
+    with Gallery(gallery_path) as g:  # no encoder given: the file's own
+        assert g.encoder_id == ENC and g.identify(vec(1), 0.6).person.employee_id == "E1"
+        assert [p.employee_id for p in g.without_chips()] == ["E1"]
+    conn = sqlite3.connect(gallery_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert "chip" in [r[1] for r in conn.execute("PRAGMA table_info(templates)")]
+    conn.close()
+
+
+def test_reencode_moves_every_template_to_the_new_encoder(gallery: Gallery, gallery_path: Path) -> None:
+    gallery.add_person("E1", "Ada", [NewTemplate(vec(1), 0.9, "a.jpg", chip(1)), NewTemplate(vec(2), 0.9, "b.jpg", chip(2))])
+    gallery.add_person("E2", "Bob", [NewTemplate(vec(3), 0.9, "c.jpg", chip(3))])
+    kiosk = Gallery(gallery_path, encoder_id=ENC)
+    assert kiosk.identify(vec(3), 0.1).accepted
+    assert gallery.reencode("trained-123", mean_colour) == 3
+    assert gallery.encoder_id == "trained-123"
+    assert np.allclose(gallery.embeddings("E2")[0], mean_colour(chip(3)[None])[0], atol=1e-6)  # PNG is lossless
+    assert gallery.identify(mean_colour(chip(1)[None])[0], 0.01).person.employee_id == "E1"
+    assert {t.encoder for t in gallery.templates("E1")} == {"trained-123"}
+    with pytest.raises(GalleryError, match="never mix"):  # a running kiosk on the old encoder fails closed
+        kiosk.identify(vec(3), 0.1)
+    kiosk.close()
+    with Gallery(gallery_path) as reopened:
+        assert reopened.encoder_id == "trained-123"
+
+
+def test_reencode_refuses_templates_without_a_face_and_changes_nothing(gallery: Gallery) -> None:
+    gallery.add_person("E1", "Ada", [NewTemplate(vec(1), 0.9, "a.jpg", chip(1))])
+    gallery.add_person("E2", "Bob", [NewTemplate(vec(2), 0.9, "imported")])
+    with pytest.raises(GalleryError, match=r"Bob \(E2\).*nothing was changed"):
+        gallery.reencode("trained-123", mean_colour)
+    assert gallery.encoder_id == ENC and np.allclose(gallery.embeddings("E1")[0], vec(1))
+    with pytest.raises(GalleryError, match="must be"):
+        gallery.add_person("E3", "Cy", [NewTemplate(vec(3), 0.9, "x", np.zeros((10, 10, 3), np.uint8))])
+
+
+def test_export_carries_the_faces_and_version_1_exports_still_import(gallery: Gallery, tmp_path: Path) -> None:
+    gallery.add_person("E1", "Ada", [NewTemplate(vec(1), 0.9, "a.jpg", chip(1))])
+    out = tmp_path / "export.json"
+    gallery.export(out)
+    with Gallery(tmp_path / "other.db", encoder_id=ENC) as other:
+        other.import_(out)
+        assert other.without_chips() == [] and other.reencode("x", mean_colour) == 1
+    doc = json.loads(out.read_text())
+    doc["version"] = 1
+    for t in doc["people"][0]["templates"]:
+        del t["chip"]
+    out.write_text(json.dumps(doc))
+    with Gallery(tmp_path / "old.db", encoder_id=ENC) as old:
+        old.import_(out)
+        assert [p.employee_id for p in old.without_chips()] == ["E1"]

@@ -166,3 +166,27 @@ def test_losses_fall_when_optimised() -> None:
             loss_fn().backward()
             opt.step()
         assert loss_fn().item() < first, name
+
+
+def test_fitted_head_separates_pairs_and_round_trips(tmp_path, monkeypatch) -> None:
+    from accessctl.errors import EncoderError
+    from accessctl.pairhead import fit_head, load_head, same_probability, save_head
+
+    monkeypatch.setenv("ACCESSCTL_HOME", str(tmp_path))
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((20, 128)).astype(np.float32)
+    a_id = rng.integers(0, 20, 400)
+    same = rng.random(400) < 0.5
+    b_id = np.where(same, a_id, (a_id + rng.integers(1, 20, 400)) % 20)
+    a = centres[a_id] + 0.3 * rng.standard_normal((400, 128)).astype(np.float32)
+    b = centres[b_id] + 0.3 * rng.standard_normal((400, 128)).astype(np.float32)
+    head = fit_head(a, b, same)
+    p = same_probability(head, a, b)
+    assert ((p >= 0.5) == same).mean() > 0.97
+    with pytest.raises(EncoderError, match="fit-head"):
+        load_head("some-encoder")
+    save_head("some-encoder", head)
+    assert np.allclose(same_probability(load_head("some-encoder"), a, b), p)
+    (tmp_path / "encoders" / "some-encoder" / "head.pt").write_bytes(b"junk")
+    with pytest.raises(EncoderError, match="damaged"):
+        load_head("some-encoder")

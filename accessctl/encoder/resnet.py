@@ -18,7 +18,7 @@ from torch import nn
 from .dlib_format import INPUT_MEAN
 
 
-def _input_mean() -> torch.Tensor:
+def input_mean() -> torch.Tensor:
     return torch.tensor(INPUT_MEAN).view(1, 3, 1, 1)
 
 
@@ -97,7 +97,7 @@ class DlibResNet(nn.Module):
     @staticmethod
     def preprocess(chips: torch.Tensor) -> torch.Tensor:
         """uint8 NHWC RGB chips -> the float NCHW input dlib feeds its network."""
-        return (DlibResNet.preprocess_raw(chips) - _input_mean()) / 256.0
+        return (DlibResNet.preprocess_raw(chips) - input_mean()) / 256.0
 
     @staticmethod
     def preprocess_raw(chips: torch.Tensor) -> torch.Tensor:
@@ -122,7 +122,7 @@ class DlibResNet(nn.Module):
         model = copy.deepcopy(self).eval()
         with torch.no_grad():
             w = model.conv1.weight
-            model.conv1.bias.sub_((w * (_input_mean() / 256.0)).sum(dim=(1, 2, 3)))
+            model.conv1.bias.sub_((w * (input_mean() / 256.0)).sum(dim=(1, 2, 3)))
             w.div_(256.0)
         pairs = [(model.conv1, "affine1", model)]
         for unit in model.layers:

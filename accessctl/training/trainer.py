@@ -47,7 +47,7 @@ class TrainConfig:
     p: int = 8
     k: int = 4
     lr: float = 0.0  # 0 = 1e-3 from random weights, 2e-5 when fine-tuning
-    weight_decay: float = 1e-4
+    weight_decay: float = 5e-4
     val_people: int = 0  # people held out for the per-epoch pair evaluation
     patience: int = 5  # epochs without improvement before stopping early
     seed: int = 0
@@ -184,6 +184,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
         for group in opt.param_groups:
             group["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * epoch / max(cfg.epochs, 1))))
         rng = np.random.default_rng([cfg.seed, epoch])
+        torch.manual_seed(int(rng.integers(1 << 62)))  # dropout masks: resumable too
         sampler = PKSampler(train_set.labels, cfg.p, cfg.k, seed=int(rng.integers(1 << 31)))
         model.train()
         losses = []
@@ -237,12 +238,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
     model.net.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
     if head is not None:
         head.load_state_dict(torch.load(out / "head.pt", map_location="cpu", weights_only=True))
-    train_fig = evaluate_split(model, train_set, head, base_threshold)
-    threshold = train_fig["best_threshold"]
+    # The distance threshold is what the gallery uses, whatever the loss; the binary
+    # head's own figures are at P(same) = 0.5 (logit 0), its natural operating point.
+    threshold = evaluate_split(model, train_set, None, base_threshold)["best_threshold"]
+    train_fig = evaluate_split(model, train_set, None, threshold)
     best = {"train": train_fig}
     if val_set is not None:
-        best["val"] = evaluate_split(model, val_set, head, threshold)
+        best["val"] = evaluate_split(model, val_set, None, threshold)
         best["val_people"] = val_set.people
+        if head is not None:
+            best["val_binary"] = evaluate_split(model, val_set, head, 0.0)
     encoder_id = f"{cfg.arch}-{hashlib.sha256((out / 'best.pt').read_bytes()).hexdigest()[:12]}"
     _write_config(out, cfg, extra={"encoder_id": encoder_id, "threshold": threshold, "best_epoch": best_epoch + 1,
                                    "final": best})

@@ -1,0 +1,80 @@
+"""Switching the gallery to a trained encoder, and verification with the binary head,
+through the CLI on real ORL faces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import home, run  # noqa: F401  (the fixture is used by name)
+
+pytestmark = pytest.mark.shared
+
+
+def orl_subset(shared_data: Path, dest: Path, people: list[str]) -> Path:
+    for person in people:
+        (dest / person).mkdir(parents=True)
+        for f in sorted((shared_data / "faces" / "orl" / person).iterdir()):
+            (dest / person / f.name).symlink_to(f)
+    return dest
+
+
+def test_switch_to_a_trained_encoder_and_back(home: Path, capsys, shared_data: Path, tmp_path: Path) -> None:  # noqa: F811
+    data = orl_subset(shared_data, tmp_path / "orl", ["s1", "s2", "s3", "s4", "s5", "s6"])
+    run_dir = tmp_path / "run"
+    code, out, _ = run(capsys, "encoder", "train", "--data", str(data), "--out", str(run_dir), "--arch", "small",
+                       "--init", "random", "--loss", "binary", "--epochs", "1", "--people-per-batch", "4",
+                       "--images-per-person", "2", "--val-people", "2")
+    assert code == 0 and (run_dir / "head.pt").is_file()
+    enrolled = data / "s1" / "1.pgm"
+    code, _, _ = run(capsys, "enroll", "--employee-id", "E1", "--name", "First", str(enrolled))
+    assert code == 0
+
+    code, out, _ = run(capsys, "encoder", "use", str(run_dir), "--dry-run")
+    assert code == 0 and "dlib-resnet-v1 -> small-" in out and "1 people to re-encode" in out
+    code, out, err = run(capsys, "encoder", "use", str(run_dir))
+    assert code == 2 and "--yes" in err  # never switches without a yes
+    code, out, _ = run(capsys, "encoder", "use", str(run_dir), "--yes")
+    assert code == 0 and "re-encoded 1 template(s)" in out
+    new_id = json.loads((run_dir / "config.json").read_text())["encoder_id"]
+    code, out, _ = run(capsys, "encoder", "show")
+    assert f"gallery encoder: {new_id}" in out and "binary head: yes" in out
+
+    # The enrollment photo, seen again, lands on its own re-encoded template.
+    code, out, _ = run(capsys, "identify", "--json", str(enrolled))
+    row = json.loads(out.splitlines()[0])
+    assert row["accepted"] and row["employee_id"] == "E1" and row["distance"] < 1e-3, json.dumps(row)
+    code, out, _ = run(capsys, "verify", "--json", "--method", "binary", "--employee-id", "E1", str(enrolled))
+    row = json.loads(out)
+    assert row["method"] == "binary" and 0 <= row["probability"] <= 1
+    assert code == (0 if row["probability"] >= 0.5 else 1)
+
+    code, out, _ = run(capsys, "encoder", "use", "pretrained", "--yes")
+    assert code == 0
+    code, out, _ = run(capsys, "identify", "--json", str(enrolled))
+    row = json.loads(out.splitlines()[0])
+    assert row["accepted"] and row["distance"] < 1e-3 and row["threshold"] == 0.6
+
+
+def test_binary_head_fitted_on_site_pairs(home: Path, capsys, shared_data: Path, tmp_path: Path) -> None:  # noqa: F811
+    fit = orl_subset(shared_data, tmp_path / "fit", [f"s{i}" for i in range(1, 9)])
+    test = orl_subset(shared_data, tmp_path / "test", [f"s{i}" for i in range(30, 36)])
+    for name, folder in (("fit", fit), ("test", test)):
+        assert run(capsys, "eval", "make-pairs", str(folder), "--out", str(tmp_path / f"{name}.csv"),
+                   "--max-impostors", "4")[0] == 0
+    code, _, err = run(capsys, "eval", "pairs", str(tmp_path / "test.csv"), "--method", "binary")
+    assert code == 2 and "fit-head" in err
+    code, out, _ = run(capsys, "encoder", "fit-head", "--pairs", str(tmp_path / "fit.csv"))
+    assert code == 0 and "written to" in out
+    code, out, _ = run(capsys, "eval", "pairs", str(tmp_path / "test.csv"), "--method", "binary", "--json")
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["threshold"] == 0.5 and report["failed"] == 0
+    assert report["accuracy"] >= 0.95  # people the head never saw
+
+    code, _, _ = run(capsys, "enroll", "--employee-id", "E30", "--name", "Thirty", str(test / "s30" / "1.pgm"))
+    code, out, _ = run(capsys, "verify", "--method", "binary", "--employee-id", "E30", str(test / "s30" / "2.pgm"))
+    assert code == 0 and out.startswith("MATCH") and "P(same)" in out
+    code, out, _ = run(capsys, "verify", "--method", "binary", "--employee-id", "E30", str(test / "s31" / "2.pgm"))
+    assert code == 1 and out.startswith("NO MATCH")
