@@ -21,6 +21,8 @@ from .errors import AccessctlError
 from .faces import align, analyzer
 from .gallery import TemplateIndex
 from .images import IMAGE_SUFFIXES, load_image
+from .liveness import LivenessMonitor, load_liveness
+from .liveness.features import Observation, observe
 
 FRAME_SIZE = (640, 480)
 
@@ -71,7 +73,55 @@ def _frames_from(paths: Sequence[Path]) -> list[np.ndarray]:
     return [cv2.resize(f, FRAME_SIZE, interpolation=cv2.INTER_AREA) if f.shape[:2] != FRAME_SIZE[::-1] else f for f in frames]
 
 
+def _liveness_times(observations: Sequence[Observation], frames: int = 90) -> list[float]:
+    """The monitor's cost per frame (CNN on the new frame, GRU over the window), as
+    the kiosk pays it: one face followed over ``frames`` frames at 30 fps."""
+    monitor = LivenessMonitor(load_liveness())
+    out = []
+    for i in range(frames):
+        obs = observations[i % len(observations)]
+        t = time.perf_counter()
+        monitor.update(0, i / 30.0, obs)
+        out.append(time.perf_counter() - t)
+    return out[10:]
+
+
+def consecutive_frames(n: int = 120) -> list[np.ndarray]:
+    """Consecutive 640x480 frames of one live NUAA sequence: tracking needs a real stream."""
+    data = config.shared_data_dir()
+    seq = sorted((data / "nuaa_train" / "live").iterdir())[0] if data else None
+    if seq is None:
+        return []
+    from .sources import FolderSource
+
+    return [f.image for f, _ in zip(FolderSource(seq), range(n))]
+
+
+def _pipeline_times(frames: Sequence[np.ndarray]) -> list[float]:
+    """Milliseconds per frame of the whole headless pipeline (faces, tracking, liveness,
+    identity against a small gallery), one frame after another as a video plays."""
+    import tempfile
+
+    from .gallery import Gallery, NewTemplate
+    from .pipeline import Pipeline
+    from .sources import Frame
+
+    if len(frames) < 2:
+        return []
+    with tempfile.TemporaryDirectory() as tmp, Gallery(Path(tmp) / "bench.db") as gallery:
+        rng = np.random.default_rng(1)
+        gallery.add_person("B1", "Bench", [NewTemplate(rng.standard_normal(128).astype(np.float32) * 0.05, 1.0, "bench")])
+        pipe = Pipeline(gallery, config.load_settings(), load_liveness())
+        out = []
+        for i, image in enumerate(frames):
+            t = time.perf_counter()
+            pipe.process(Frame(image, i, i / 30.0))
+            out.append((time.perf_counter() - t) * 1000)
+    return out[5:]
+
+
 def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int] = (1_000, 100_000, 1_000_000)) -> dict:
+    paths_given = bool(paths)
     paths = list(paths) if paths else default_frames()
     frames = _frames_from(paths)
     if not frames:
@@ -81,7 +131,7 @@ def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int
     encoded = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1] for f in frames]
 
     stages: dict[str, dict] = {}
-    decode, detect, mark, aligned, per_face, chips = [], [], [], [], [], []
+    decode, detect, mark, aligned, per_face, chips, observations = [], [], [], [], [], [], []
     for f, jpg in zip(frames, encoded):
         t0 = time.perf_counter()
         cv2.cvtColor(cv2.imdecode(jpg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
@@ -99,6 +149,7 @@ def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int
             continue
         chips.append(align(f, pts))
         t4 = time.perf_counter()
+        observations.append(observe(f, dets[0].box, pts))
         aligned.append(t4 - t3)
         per_face.append(t4 - t1)  # detect + landmarks + align of one frame with a face
     if not chips:
@@ -114,7 +165,12 @@ def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int
     stages["encode_batch1_per_face"] = _stats(_time(lambda: encoder.encode(one), 30))
     b8 = _time(lambda: encoder.encode(eight), 10)
     stages["encode_batch8_per_face"] = _stats([t / 8 for t in b8])
+    stages["liveness_per_frame"] = _stats(_liveness_times(observations))
     peak_pipeline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    pipeline_ms = _pipeline_times(frames if paths_given else consecutive_frames())
+    if pipeline_ms:
+        stages["pipeline_per_frame"] = _stats([m / 1000 for m in pipeline_ms])
 
     rng = np.random.default_rng(0)
     query = encoder.encode(one)[0]

@@ -357,6 +357,66 @@ def cmd_encoder_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_liveness_train(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .config import cpu_threads, load_settings
+    from .liveness.train import LivenessTrainConfig, train
+
+    torch.set_num_threads(cpu_threads(load_settings()))
+    cfg = LivenessTrainConfig(clips=args.clips, out=args.out, steps=args.steps, batch=args.batch, seed=args.seed,
+                              val_subjects=[s for s in (args.val_subjects or "").split(",") if s])
+    bar = tqdm(total=cfg.steps, unit="step", file=sys.stderr, disable=not sys.stderr.isatty())
+
+    def progress(step: int, total: int, loss: float) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"loss {loss:.4f}")
+
+    result = train(cfg, progress=progress, log=lambda line: bar.write(line) if not line.startswith("reading") else None)
+    bar.close()
+    print(f"trained {cfg.steps} steps in {result['train_seconds']:.0f} s; threshold {result['threshold']:.3f}")
+    if "validation" in result:
+        v = result["validation"]
+        apcer = ", ".join(f"{k} {x:.2%}" for k, x in v["apcer"].items())
+        print(f"validation ({', '.join(result['validation_subjects'])}): {v['clips']} clips, APCER {apcer}, "
+              f"BPCER {v['bpcer']:.2%}, ACER {v['acer']:.2%}, AUC {v['auc']:.4f}, EER {v['eer']:.2%}")
+    print(f"model written to {Path(args.out) / 'liveness.pt'} with {Path(args.out) / 'liveness.json'}")
+    return 0
+
+
+def cmd_liveness_eval(args: argparse.Namespace) -> int:
+    from .evaluate import pad_metrics
+    from .liveness import load_liveness, score_clip
+    from .liveness.clips import read_clip_list
+
+    model = load_liveness(args.model)
+    clips = read_clip_list(args.clips)
+    scores = []
+    for clip in clips:
+        score = score_clip(model, clip.path)
+        scores.append(score)
+        if not args.json:
+            verdict = "no face" if score is None else ("live" if score >= model.threshold else "spoof")
+            shown = "-" if score is None else f"{score:.3f}"
+            print(f"{clip.label:>5} {clip.attack:<7} P(live) {shown:>6} -> {verdict:<7} {clip.path}")
+    m = pad_metrics(scores, [c.live for c in clips], [c.attack for c in clips], model.threshold)
+    no_face = [str(c.path) for c, s in zip(clips, scores) if s is None]
+    lines = [
+        f"clips: {m['clips']}, no face found in: {m['no_face']}" + (f" ({', '.join(no_face)})" if no_face else ""),
+        "APCER: " + ", ".join(f"{k} {v:.2%}" for k, v in m["apcer"].items()),
+        f"BPCER: {m['bpcer']:.2%}",
+        f"ACER: {m['acer']:.2%}",
+        f"AUC: {m['auc']:.4f}, EER: {m['eer']:.2%}",
+        f"threshold: {m['threshold']:.3f} (P(live) at or above it is live)",
+    ]
+    if not args.json:
+        print("\n".join(lines))
+    else:
+        print(json.dumps(m))
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .config import load_settings, save_settings
     from .evaluate import pair_distances, threshold_for_far
@@ -391,6 +451,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"{'stage':<28} {'median ms':>10} {'p95 ms':>10}")
     for name, s in result["stages"].items():
         print(f"{name:<28} {s['median_ms']:>10.3f} {s['p95_ms']:>10.3f}")
+    if "pipeline_per_frame" in result["stages"]:
+        print(f"headless pipeline: {1000 / result['stages']['pipeline_per_frame']['median_ms']:.0f} frames/s (median)")
     print(f"peak memory: {result['peak_rss_mb_pipeline']:.0f} MB (pipeline), {result['peak_rss_mb_total']:.0f} MB (with 1M templates)")
     if args.json:
         print(json.dumps(result))
@@ -500,6 +562,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_encoder_fit_head)
     q = encsub.add_parser("show", help="the gallery's encoder, threshold and head")
     q.set_defaults(func=cmd_encoder_show)
+
+    lv = sub.add_parser("liveness", help="train or evaluate the liveness (anti-spoofing) model")
+    lsub = lv.add_subparsers(dest="liveness_cmd", required=True, metavar="ACTION")
+    q = lsub.add_parser("train", help="train on clip lists (path,label,attack) of videos or frame folders")
+    q.add_argument("--clips", required=True, action="append", metavar="CLIPS.csv", help="may be given more than once")
+    q.add_argument("--out", required=True, metavar="DIR", help="where liveness.pt and liveness.json go")
+    q.add_argument("--steps", type=int, default=1500)
+    q.add_argument("--batch", type=int, default=16, help="clip windows per step")
+    q.add_argument("--val-subjects", metavar="A,B,...", help="subjects held out for validation (default: a third)")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=cmd_liveness_train)
+    q = lsub.add_parser("eval", help="ISO/IEC 30107-3 figures on a clip list")
+    q.add_argument("clips", metavar="CLIPS.csv")
+    q.add_argument("--model", metavar="DIR", help="a trained model folder (default: the shipped one)")
+    q.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    q.set_defaults(func=cmd_liveness_eval)
 
     p = sub.add_parser("calibrate", help="choose the match threshold for a target false-accept rate")
     p.add_argument("--pairs", required=True, metavar="PAIRS.csv", help="the site's own pair list (a,b,same)")

@@ -335,16 +335,29 @@ def _pad_scores(scores: Sequence[float | None], live: np.ndarray) -> np.ndarray:
 
 
 def threshold_at_eer(scores: Sequence[float | None], live: Sequence[bool]) -> float:
-    """The P(live) threshold where attacks accepted and live clips refused balance."""
+    """The P(live) threshold where attacks accepted and live clips refused balance.
+
+    Where a range of thresholds balances them equally well (separable clips), the
+    middle of that range in log-odds: its ends sit on one clip each.
+    """
     live = np.asarray(live, bool)
     s = _pad_scores(scores, live)
     if live.all() or not live.any():
         raise AccessctlError("choosing a threshold needs both live and attack clips")
-    candidates = np.unique(np.concatenate([s, [0.5]]))
-    gaps = [abs((s[~live] >= t).mean() - (s[live] < t).mean()) for t in candidates]
-    best = np.flatnonzero(np.isclose(gaps, min(gaps)))
-    lo, hi = candidates[best[0]], candidates[best[-1]]
-    return float((lo + hi) / 2) if hi > lo else float(lo)
+    logit = np.log(np.clip(s, 1e-6, 1 - 1e-6) / (1 - np.clip(s, 1e-6, 1 - 1e-6)))
+    u = np.unique(logit)
+    candidates = np.sort(np.concatenate([u, (u[:-1] + u[1:]) / 2]))
+
+    def gap(t: float) -> float:
+        return abs(float((logit[~live] >= t).mean()) - float((logit[live] < t).mean()))
+
+    gaps = np.array([gap(t) for t in candidates])
+    top = np.flatnonzero(np.isclose(gaps, gaps.min()))
+    runs = np.split(top, np.flatnonzero(np.diff(top) > 1) + 1)
+    widest = max(runs, key=lambda r: candidates[r[-1]] - candidates[r[0]])
+    lo = candidates[widest[0] - 1] if widest[0] > 0 else candidates[widest[0]]  # the range is open below
+    t = (lo + candidates[widest[-1]]) / 2
+    return float(1 / (1 + np.exp(-t)))
 
 
 def pad_metrics(scores: Sequence[float | None], live: Sequence[bool], attacks: Sequence[str], threshold: float) -> dict:

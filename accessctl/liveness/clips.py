@@ -1,0 +1,127 @@
+"""Clip lists and the per-frame observations of a clip, through the live pipeline.
+
+A clip (video file or frame folder) is read by :func:`accessctl.sources.open_source`
+and every frame goes through the kiosk's own ``faces.analyzer()`` (camera-frame
+mode) and :func:`.features.observe`, so training and evaluation see what the kiosk
+sees. The largest face of each frame is the clip's subject. Observations are cached
+per clip file (path, size, modification time), as face analysis is the slow part.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import config
+from ..errors import AccessctlError
+from ..faces import analyzer
+from ..sources import open_source
+from .features import CROP, N_POINTS, observe
+
+LABELS = ("live", "spoof")
+_CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    path: Path
+    label: str  # live | spoof
+    attack: str  # none | print | replay | ...
+
+    @property
+    def live(self) -> bool:
+        return self.label == "live"
+
+
+@dataclass
+class ClipFrames:
+    """The frames of a clip in which a face was found, in order."""
+
+    crops: np.ndarray = field(repr=False)  # (T, CROP, CROP, 3) uint8
+    points: np.ndarray = field(repr=False)  # (T, N_POINTS, 3) float32
+    t: np.ndarray = field(repr=False)  # (T,) seconds since the start of the clip
+    frames: int  # frames read, with or without a face
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+def read_clip_list(path: str | Path) -> list[ClipSpec]:
+    """``path,label,attack`` rows; paths relative to the CSV's folder (or absolute)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AccessctlError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AccessctlError(f"{path}: cannot read: {exc}") from None
+    reader = csv.DictReader(text.splitlines())
+    if not reader.fieldnames or not {"path", "label", "attack"} <= set(reader.fieldnames):
+        raise AccessctlError(f"{path}: expected a CSV with header path,label,attack")
+    clips = []
+    for line, row in enumerate(reader, start=2):
+        label, attack, clip = ((row.get(k) or "").strip() for k in ("label", "attack", "path"))
+        if label not in LABELS or not clip or not attack:
+            raise AccessctlError(f"{path}:{line}: expected a path, label live or spoof, and an attack type")
+        if label == "live" and attack != "none":
+            raise AccessctlError(f"{path}:{line}: a live clip has attack 'none', not {attack!r}")
+        if label == "spoof" and attack == "none":
+            raise AccessctlError(f"{path}:{line}: a spoof clip needs its attack type (print, replay, ...)")
+        p = Path(clip)
+        clips.append(ClipSpec(p if p.is_absolute() else path.parent / p, label, attack))
+    if not clips:
+        raise AccessctlError(f"{path}: no clips")
+    return clips
+
+
+def _cache_key(path: Path) -> str:
+    st = path.stat()
+    if path.is_dir():
+        newest = max((f.stat().st_mtime_ns for f in path.iterdir()), default=0)
+        stamp = f"{len(list(path.iterdir()))}|{newest}"
+    else:
+        stamp = f"{st.st_size}|{st.st_mtime_ns}"
+    return hashlib.sha1(f"{_CACHE_FORMAT}|{path.resolve()}|{stamp}".encode()).hexdigest()
+
+
+def extract(path: str | Path, *, use_cache: bool = True) -> ClipFrames:
+    """The observations of the largest face in every frame of a clip."""
+    path = Path(path)
+    with open_source(path) as source:  # raises a clear VideoError for missing or damaged input
+        cache = config.cache_dir() / "liveness-clips" / f"{_cache_key(path)}.npz"
+        if use_cache and cache.is_file():
+            try:
+                with np.load(cache) as z:
+                    return ClipFrames(z["crops"], z["points"], z["t"], int(z["frames"]))
+            except (OSError, ValueError, KeyError):
+                pass
+        crops, points, times, n = [], [], [], 0
+        for frame in source:
+            n += 1
+            faces = analyzer().analyze(frame.image, frame=True)
+            if not faces:
+                continue
+            face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+            obs = observe(frame.image, face.box, face.landmarks)
+            crops.append(obs.crop)
+            points.append(obs.points)
+            times.append(frame.t)
+    clip = ClipFrames(
+        np.stack(crops) if crops else np.zeros((0, CROP, CROP, 3), np.uint8),
+        np.stack(points).astype(np.float32) if points else np.zeros((0, N_POINTS, 3), np.float32),
+        np.array(times, np.float64),
+        n,
+    )
+    if use_cache:
+        cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, crops=clip.crops, points=clip.points, t=clip.t, frames=clip.frames)
+
+        config.write_private(cache, save)
+    return clip

@@ -1,0 +1,65 @@
+"""The per-frame pipeline on real videos through the camera's code path, and tracking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from accessctl.config import Settings
+from accessctl.gallery import Gallery
+from accessctl.identity import enroll
+from accessctl.liveness import LIVE, SPOOF, load_liveness
+from accessctl.pipeline import Pipeline, largest
+from accessctl.sources import open_source
+from accessctl.tracking import Tracker
+
+
+def test_tracks_follow_a_face_and_a_new_face_gets_a_new_id() -> None:
+    tr = Tracker(max_missed=1)
+    a, = tr.update([(100, 100, 200, 200)], 0.0)[0]
+    assert tr.update([(105, 102, 205, 203)], 0.03)[0] == [a]
+    b, = tr.update([(400, 100, 500, 200)], 0.06)[0]  # somebody else, elsewhere
+    assert b != a
+    ids, ended = tr.update([], 0.09)
+    ids, ended = tr.update([], 0.12)
+    assert ended == [b] or a in ended
+    c, = tr.update([(100, 100, 200, 200)], 0.15)[0]
+    assert c not in (a, b)  # ids are never recycled
+
+
+@pytest.mark.shared
+def test_live_person_is_identified_and_a_replay_never_reaches_the_gallery(shared_data: Path, gallery_path: Path) -> None:
+    pair = shared_data / "video" / "replay_pairs" / "pair1"
+    with open_source(pair / "live.mov") as src:
+        enrol_frame = next(f for f in src if f.index == 60).image
+    settings = Settings()
+    with Gallery(gallery_path) as gallery:
+        enroll(gallery, [("frame 60", enrol_frame)], "P1", "Pair One", settings)
+        pipe = Pipeline(gallery, settings, load_liveness())
+        first_face = first_live = None
+        best_streak = 0
+        with open_source(pair / "live.mov") as src:
+            for frame in src:
+                face = largest(pipe.process(frame))
+                if face is None:
+                    continue
+                first_face = frame.t if first_face is None else first_face
+                if face.liveness.state == LIVE:
+                    first_live = frame.t if first_live is None else first_live
+                    if face.match is not None and face.match.person is not None:
+                        assert face.match.person.employee_id == "P1"
+                        best_streak = max(best_streak, face.matches_in_a_row)
+        assert first_live is not None and first_live - first_face <= 1.0
+        assert best_streak >= 3
+
+        pipe = Pipeline(gallery, settings, load_liveness())
+        states = []
+        with open_source(pair / "replay.mp4") as src:
+            for frame in src:
+                face = largest(pipe.process(frame))
+                if face is not None:
+                    assert face.match is None  # never identified
+                    states.append(face.liveness.state)
+        decided = [s for s in states if s in (LIVE, SPOOF)]
+        assert decided and decided.count(SPOOF) / len(decided) > 0.9
