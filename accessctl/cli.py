@@ -263,10 +263,14 @@ def cmd_encoder_train(args: argparse.Namespace) -> int:
 
     result = train(cfg, resume=args.resume, progress=progress)
     bar.close()
-    print(f"trained {result.epochs_run} epoch(s) at {result.images_per_second:.0f} images/s; best epoch {result.best_epoch}")
+    best = "the starting weights" if result.best_epoch == 0 else f"epoch {result.best_epoch}"
+    print(f"trained {result.epochs_run} epoch(s) at {result.images_per_second:.0f} images/s; best: {best}")
     for split, fig in result.best.items():
         if split == "val_binary":
             print(f"val, binary head: accuracy {fig['accuracy']:.4f} at P(same) >= 0.5, EER {fig['eer']:.4f}")
+        elif split == "before":
+            for name, f in fig.items():
+                print(f"{name} before fine-tuning: accuracy {f['accuracy']:.4f}, EER {f['eer']:.4f}")
         elif isinstance(fig, dict):
             print(f"{split}: {fig['pairs']} balanced pairs, accuracy {fig['accuracy']:.4f} at distance "
                   f"{result.threshold:.3f} (chosen on the training people), EER {fig['eer']:.4f}")

@@ -88,3 +88,12 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     cfg = TrainConfig(data="toy", out=str(tmp_path / "x"), arch="small", init="random", epochs=1)
     with pytest.raises(AccessctlError, match="nothing to resume"):
         train(cfg, faces=toy_faces(), resume=True)
+
+
+def test_fine_tuning_reports_the_starting_point_and_keeps_it_if_nothing_helps(tmp_path: Path) -> None:
+    cfg = TrainConfig(data="toy", out=str(tmp_path / "ft"), arch="dlib-resnet", init="pretrained", loss="triplet",
+                      epochs=1, p=3, k=2, val_people=2, patience=5, steps_per_epoch=1, lr=1e-9)
+    result = train(cfg, faces=toy_faces(people=5, per=2))
+    doc = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert doc["history"][0]["epoch"] == 0 and set(result.best["before"]) == {"train", "val"}
+    assert result.best["before"]["val"]["pairs"] == result.best["val"]["pairs"]

@@ -177,6 +177,20 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
     steps = cfg.steps_per_epoch or max(1, math.ceil(len(train_set.chips) / batch))
     base_threshold = 0.6 if not cfg.normalize else 1.0
     seen, train_time = 0, 0.0
+    before: dict | None = None
+    if cfg.init == "pretrained" and not resume:
+        # Figures of the starting point, measured the way the final ones are; and the
+        # starting point is a candidate for best.pt, so fine-tuning that does not help
+        # on the held-out people leaves the pretrained weights in place.
+        t0 = evaluate_split(model, train_set, None, base_threshold)["best_threshold"]
+        before = {"train": evaluate_split(model, train_set, None, t0)}
+        if val_set is not None:
+            before["val"] = evaluate_split(model, val_set, None, t0)
+            if head is None:
+                v = evaluate_split(model, val_set, None, base_threshold)
+                cfg.history.append({"epoch": 0, "val": v})
+                best_metric = v["best_accuracy"] - v["eer"] * 1e-3
+                torch.save(_state(model), out / "best.pt")
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         # Cosine decay from lr to lr/20, a function of the epoch alone so a resumed run
@@ -243,6 +257,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
     threshold = evaluate_split(model, train_set, None, base_threshold)["best_threshold"]
     train_fig = evaluate_split(model, train_set, None, threshold)
     best = {"train": train_fig}
+    if before is not None:
+        best["before"] = before
     if val_set is not None:
         best["val"] = evaluate_split(model, val_set, None, threshold)
         best["val_people"] = val_set.people
