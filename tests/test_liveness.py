@@ -201,3 +201,17 @@ def test_liveness_train_command(shared_data: Path, tmp_path: Path, capsys) -> No
     assert load_liveness(tmp_path / "model").window == 8
     frames = extract(d / "nuaa_train/live/0002_01_00_01")
     assert len(frames) == frames.frames == 57  # every frame of that clip has its face
+
+
+@pytest.mark.shared
+def test_live_motion_and_blinks_do_not_pass_a_print(shared_data: Path) -> None:
+    """No single cue is enough: a printed photo given a live face's landmark track
+    (blinks, head motion, parallax) is still refused on what the camera sees."""
+    model = load_liveness()
+    live = extract(shared_data / "nuaa_train/live/0004_01_00_01")
+    attack = extract(shared_data / "nuaa_train/print/0004_01_00_01")
+    n = min(len(live), len(attack), 60)
+    monitor = LivenessMonitor(model)
+    for i in range(n):
+        monitor.update(0, float(live.t[i]), Observation(attack.crops[i], live.points[i]))
+    assert np.mean(monitor.scores(0)) < model.threshold
