@@ -421,6 +421,56 @@ def cmd_liveness_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from .audit import AuditLog
+    from .runner import Runner, print_json
+
+    settings = _settings(args)
+    if not args.headless:
+        raise AccessctlError("the kiosk window is not built yet; use --headless (JSON lines on stdout)")
+    with _gallery() as gallery, AuditLog(kiosk=settings.kiosk.name) as audit:
+        runner = Runner(gallery, settings, audit, print_json)
+        stats = runner.run(args.source)
+    fps = stats.frames / stats.seconds if stats.seconds else 0.0
+    print(f"accessctl: {stats.frames} frames, {stats.decisions} decisions, {fps:.1f} frames/s", file=sys.stderr)
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from .audit import AuditLog, to_csv
+
+    since = args.since
+    if since and since[:-1].isdigit() and since[-1] in "smhd":
+        import datetime as dt
+
+        seconds = int(since[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[since[-1]]
+        since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)).isoformat(timespec="seconds")
+        since = since.replace("+00:00", "Z")
+    with AuditLog() as audit:
+        rows = audit.query(since=since, person=args.person)
+    if args.csv:
+        sys.stdout.write(to_csv(rows))
+    else:
+        for r in rows:
+            who = f"{r['name']} ({r['person_id']})" if r["person_id"] else "-"
+            print(f"{r['time']} {r['kiosk']} {r['event']:<8} {r['reason'] or '':<8} {who}")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .config import config_path, toml_value
+
+    settings = _settings(args)
+    print(f"# {config_path()}{'' if config_path().exists() else ' (not written yet: these are the defaults)'}")
+    for section in dataclasses.fields(settings):
+        print(f"[{section.name}]")
+        for f in dataclasses.fields(getattr(settings, section.name)):
+            print(f"{f.name} = {toml_value(getattr(getattr(settings, section.name), f.name))}")
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .config import load_settings, save_settings
     from .evaluate import pair_distances, threshold_for_far
@@ -582,6 +632,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", metavar="DIR", help="a trained model folder (default: the shipped one)")
     q.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     q.set_defaults(func=cmd_liveness_eval)
+
+    p = sub.add_parser("run", help="run the access pipeline on a camera, a video file or a folder of frames")
+    p.add_argument("--source", required=True, help="camera index (0), video file or frame folder")
+    p.add_argument("--headless", action="store_true", help="no window: one JSON object per event on stdout")
+    threshold_opt(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("events", help="read the audit log")
+    p.add_argument("--since", help="ISO time (2026-11-22T08:00) or an age: 30m, 12h, 7d")
+    p.add_argument("--person", metavar="EMPLOYEE_ID")
+    p.add_argument("--csv", action="store_true")
+    p.set_defaults(func=cmd_events)
+
+    c = sub.add_parser("config", help="the configuration")
+    csub = c.add_subparsers(dest="config_cmd", required=True, metavar="ACTION")
+    csub.add_parser("show", help="every setting with its current value").set_defaults(func=cmd_config_show)
 
     p = sub.add_parser("calibrate", help="choose the match threshold for a target false-accept rate")
     p.add_argument("--pairs", required=True, metavar="PAIRS.csv", help="the site's own pair list (a,b,same)")

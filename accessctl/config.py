@@ -9,6 +9,7 @@ folders are used.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import tempfile
@@ -128,10 +129,36 @@ class RuntimeSettings:
 
 
 @dataclass
+class AccessSettings:
+    # Identity checks in a row (one every 5 frames) that must name the same person.
+    matches_needed: int = 3
+    # Identity checks of a live face matching nobody before it is denied as unknown.
+    unknown_after: int = 3
+    # One person is not granted again within this many seconds.
+    cooldown_s: float = 10.0
+
+
+@dataclass
+class HookSettings:
+    # Executable run on each grant (see README, "Door-unlock hook"); empty = none.
+    path: str = ""
+    timeout_s: float = 5.0
+    on_deny: bool = False
+
+
+@dataclass
+class KioskSettings:
+    name: str = "kiosk"  # ACCESSCTL_KIOSK for hooks, and the kiosk column of the audit log
+
+
+@dataclass
 class Settings:
     match: MatchSettings = field(default_factory=MatchSettings)
     enroll: EnrollSettings = field(default_factory=EnrollSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
+    hook: HookSettings = field(default_factory=HookSettings)
+    kiosk: KioskSettings = field(default_factory=KioskSettings)
 
 
 def config_path() -> Path:
@@ -144,7 +171,13 @@ def _apply(section_obj: Any, values: dict[str, Any], section: str) -> None:
         if key not in known:
             raise AccessctlError(f"{config_path()}: unknown setting [{section}] {key}")
         default = getattr(section_obj, key)
-        if isinstance(default, bool) or not isinstance(value, (int, float)) or isinstance(value, bool):
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise AccessctlError(f"{config_path()}: [{section}] {key} must be true or false, got {value!r}")
+        elif isinstance(default, str):
+            if not isinstance(value, str):
+                raise AccessctlError(f"{config_path()}: [{section}] {key} must be a string, got {value!r}")
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
             raise AccessctlError(f"{config_path()}: [{section}] {key} must be a number, got {value!r}")
         setattr(section_obj, key, type(default)(value))
 
@@ -166,6 +199,14 @@ def load_settings(path: Path | None = None) -> Settings:
     return settings
 
 
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string
+    return repr(value)
+
+
 def save_settings(settings: Settings, path: Path | None = None) -> Path:
     """Write every setting to the TOML file atomically (readable by its owner only)."""
     path = path or config_path()
@@ -173,7 +214,7 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     for section in dataclasses.fields(settings):
         lines.append(f"[{section.name}]")
         for f in dataclasses.fields(getattr(settings, section.name)):
-            lines.append(f"{f.name} = {getattr(getattr(settings, section.name), f.name)!r}")
+            lines.append(f"{f.name} = {toml_value(getattr(getattr(settings, section.name), f.name))}")
         lines.append("")
     write_private(path, "\n".join(lines))
     return path

@@ -31,6 +31,7 @@ class FaceState:
     liveness: LivenessVerdict
     match: Match | None  # None until the face is live
     matches_in_a_row: int  # consecutive identity checks that gave the same person
+    unknown_in_a_row: int  # consecutive identity checks that matched nobody
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class FrameResult:
 class _Identity:
     match: Match | None = None
     streak: int = 0
+    unknown: int = 0
     last_frame: int = -(10**9)
 
 
@@ -80,12 +82,13 @@ class Pipeline:
                     same = (ident.match is not None and match.person is not None and ident.match.person is not None
                             and match.person.id == ident.match.person.id)
                     ident.streak = ident.streak + 1 if same else (1 if match.person is not None else 0)
+                    ident.unknown = ident.unknown + 1 if match.person is None else 0
                     ident.match, ident.last_frame = match, frame.index
             else:
-                ident.match, ident.streak = None, 0
+                ident.match, ident.streak, ident.unknown = None, 0, 0
             t_id += time.perf_counter() - b
             t_live += b - a
-            states.append(FaceState(tid, face.box, verdict, ident.match, ident.streak))
+            states.append(FaceState(tid, face.box, verdict, ident.match, ident.streak, ident.unknown))
         timings = {"faces": (t1 - t0) * 1e3, "liveness": t_live * 1e3, "identity": t_id * 1e3,
                    "total": (time.perf_counter() - t0) * 1e3}
         return FrameResult(frame.index, frame.t, states, ended, timings)

@@ -1,0 +1,90 @@
+"""From what the pipeline sees to what the door does: grant and deny decisions.
+
+Fail closed: access needs a live verdict *and* the same enrolled person matched in
+several identity checks in a row; anything else is a denial or no decision yet. Each
+track gets at most one denial of each kind, and one person is not granted again
+within the cooldown, so a person standing at the door does not flood the log or
+re-trigger the lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .config import AccessSettings
+from .liveness import LIVE, SPOOF
+from .pipeline import FrameResult
+
+GRANTED, DENIED = "granted", "denied"
+
+
+@dataclass(frozen=True)
+class Decision:
+    event: str  # granted | denied
+    reason: str  # match | spoof | unknown
+    track_id: int
+    person_id: str | None
+    name: str | None
+    distance: float | None
+    liveness: float | None  # mean P(live) behind the verdict
+    t: float  # seconds since the start of the stream
+    frame: int
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        if d["distance"] is not None:
+            d["distance"] = round(d["distance"], 4)
+        if d["liveness"] is not None:
+            d["liveness"] = round(d["liveness"], 4)
+        return d
+
+
+@dataclass
+class _TrackMemory:
+    denied: set[str] = field(default_factory=set)
+    granted: bool = False
+
+
+class AccessController:
+    def __init__(self, settings: AccessSettings | None = None) -> None:
+        self.settings = settings or AccessSettings()
+        self._tracks: dict[int, _TrackMemory] = {}
+        self._last_grant: dict[str, float] = {}
+
+    def decide(self, result: FrameResult) -> list[Decision]:
+        for tid in result.ended_tracks:
+            self._tracks.pop(tid, None)
+        out = []
+        for face in result.faces:
+            mem = self._tracks.setdefault(face.track_id, _TrackMemory())
+            verdict = face.liveness
+
+            def decision(event: str, reason: str) -> Decision:
+                m = face.match
+                person = m.person if m is not None else None
+                return Decision(event, reason, face.track_id, person.employee_id if person else None,
+                                person.name if person else None,
+                                None if m is None or m.distance == float("inf") else m.distance,
+                                verdict.p_live, result.t, result.index)
+
+            if verdict.state == SPOOF:
+                if "spoof" not in mem.denied:
+                    mem.denied.add("spoof")
+                    out.append(decision(DENIED, "spoof"))
+                continue
+            if verdict.state != LIVE or face.match is None or mem.granted:
+                continue
+            match = face.match
+            if match.person is None:
+                if face.unknown_in_a_row >= self.settings.unknown_after and "unknown" not in mem.denied:
+                    mem.denied.add("unknown")
+                    out.append(decision(DENIED, "unknown"))
+                continue
+            if face.matches_in_a_row >= self.settings.matches_needed:
+                last = self._last_grant.get(match.person.employee_id)
+                if last is not None and result.t - last < self.settings.cooldown_s:
+                    continue
+                mem.granted = True
+                self._last_grant[match.person.employee_id] = result.t
+                out.append(decision(GRANTED, "match"))
+        return out

@@ -1,0 +1,98 @@
+"""The door-unlock hook: an executable run on each grant (and, if asked, each denial).
+
+Contract: the hook is run directly, never through a shell, as
+
+    HOOK EVENT PERSON_ID NAME
+
+with the environment variables ACCESSCTL_EVENT, ACCESSCTL_REASON, ACCESSCTL_PERSON_ID,
+ACCESSCTL_NAME, ACCESSCTL_DISTANCE, ACCESSCTL_LIVENESS, ACCESSCTL_TIME (UTC, ISO 8601)
+and ACCESSCTL_KIOSK. Names travel as single arguments, so no name can become a
+command. A hook that runs past its timeout is killed with its whole process group.
+Hooks run one at a time on their own thread: the kiosk never waits for a door.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .access import Decision
+from .gallery import now
+
+
+@dataclass(frozen=True)
+class HookResult:
+    decision: Decision
+    returncode: int | None  # None when it could not run or was killed
+    timed_out: bool
+    output: str  # stdout and stderr, at most 4 KB
+    error: str | None  # why it could not run
+
+
+def hook_env(decision: Decision, kiosk: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCESSCTL_")}
+    env.update({
+        "ACCESSCTL_EVENT": decision.event,
+        "ACCESSCTL_REASON": decision.reason,
+        "ACCESSCTL_PERSON_ID": decision.person_id or "",
+        "ACCESSCTL_NAME": decision.name or "",
+        "ACCESSCTL_DISTANCE": "" if decision.distance is None else f"{decision.distance:.4f}",
+        "ACCESSCTL_LIVENESS": "" if decision.liveness is None else f"{decision.liveness:.4f}",
+        "ACCESSCTL_TIME": now(),
+        "ACCESSCTL_KIOSK": kiosk,
+    })
+    return env
+
+
+def run_hook(executable: str | Path, decision: Decision, *, kiosk: str = "kiosk", timeout_s: float = 5.0) -> HookResult:
+    """Run the hook once and say how it went; never raises."""
+    argv = [str(executable), decision.event, decision.person_id or "", decision.name or ""]
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=hook_env(decision, kiosk), start_new_session=True)
+    except OSError as exc:
+        return HookResult(decision, None, False, "", f"cannot run {executable}: {exc.strerror or exc}")
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+        return HookResult(decision, proc.returncode, False, out.decode("utf-8", "replace")[-4096:], None)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, _ = proc.communicate()
+        return HookResult(decision, None, True, out.decode("utf-8", "replace")[-4096:], f"killed after {timeout_s:g} s")
+
+
+class HookRunner:
+    """One worker thread running hooks in order; results go to ``on_result``."""
+
+    def __init__(self, executable: str | Path, on_result: Callable[[HookResult], None], *, kiosk: str = "kiosk",
+                 timeout_s: float = 5.0, on_deny: bool = False) -> None:
+        self.executable, self.kiosk, self.timeout_s, self.on_deny = executable, kiosk, timeout_s, on_deny
+        self.on_result = on_result
+        self._queue: queue.Queue[Decision | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="accessctl-hook", daemon=True)
+        self._thread.start()
+
+    def submit(self, decision: Decision) -> None:
+        if decision.event == "granted" or self.on_deny:
+            self._queue.put(decision)
+
+    def _work(self) -> None:
+        while True:
+            decision = self._queue.get()
+            if decision is None:
+                return
+            self.on_result(run_hook(self.executable, decision, kiosk=self.kiosk, timeout_s=self.timeout_s))
+
+    def close(self, wait_s: float = 30.0) -> None:
+        """Finish the hooks already queued, then stop."""
+        self._queue.put(None)
+        self._thread.join(wait_s)

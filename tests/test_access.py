@@ -1,0 +1,140 @@
+"""Decisions, the door-unlock hook, the audit log and the headless runner on real videos."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from accessctl.access import Decision
+from accessctl.audit import AuditError, AuditLog, Event
+from accessctl.hook import run_hook
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def decision(name: str = "Ada Lovelace") -> Decision:
+    return Decision("granted", "match", 1, "E1", name, 0.3123, 0.97, 1.5, 45)
+
+
+def recorder(tmp_path: Path) -> Path:
+    script = tmp_path / "record.py"
+    script.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        "env = {k: v for k, v in os.environ.items() if k.startswith('ACCESSCTL_')}\n"
+        f"open({str(tmp_path / 'calls.jsonl')!r}, 'a').write(json.dumps({{'argv': sys.argv[1:], 'env': env}}) + '\\n')\n"
+        "print('door opened')\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_hook_gets_arguments_and_environment_never_through_a_shell(tmp_path: Path) -> None:
+    evil = "Robert'); rm -rf \"$HOME\" #"
+    r = run_hook(recorder(tmp_path), decision(evil), kiosk="front-door", timeout_s=10)
+    assert r.returncode == 0 and not r.timed_out and r.output.strip() == "door opened"
+    call = json.loads((tmp_path / "calls.jsonl").read_text())
+    assert call["argv"] == ["granted", "E1", evil]
+    env = call["env"]
+    assert env["ACCESSCTL_EVENT"] == "granted" and env["ACCESSCTL_NAME"] == evil and env["ACCESSCTL_KIOSK"] == "front-door"
+    assert env["ACCESSCTL_PERSON_ID"] == "E1" and env["ACCESSCTL_DISTANCE"] == "0.3123" and env["ACCESSCTL_LIVENESS"] == "0.9700"
+    assert env["ACCESSCTL_TIME"].endswith("Z")
+
+
+def test_a_hanging_hook_is_killed_and_a_missing_one_is_reported(tmp_path: Path) -> None:
+    hang = tmp_path / "hang.sh"
+    hang.write_text("#!/bin/sh\necho starting\nsleep 60 & sleep 60\n")
+    hang.chmod(0o755)
+    t = time.monotonic()
+    r = run_hook(hang, decision(), timeout_s=0.5)
+    assert r.timed_out and r.returncode is None and time.monotonic() - t < 5 and "starting" in r.output
+    r = run_hook(tmp_path / "missing", decision())
+    assert r.returncode is None and "cannot run" in r.error
+    fail = tmp_path / "fail.sh"
+    fail.write_text("#!/bin/sh\necho relay down >&2\nexit 3\n")
+    fail.chmod(0o755)
+    r = run_hook(fail, decision())
+    assert r.returncode == 3 and "relay down" in r.output
+
+
+def test_example_door_unlock_script_logs_the_event(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOOR_LOG", str(tmp_path / "door.log"))
+    r = run_hook(SCRIPTS / "door-unlock", decision("Ada $(touch pwned)"), kiosk="k1")
+    assert r.returncode == 0, r.output
+    line = (tmp_path / "door.log").read_text()
+    assert "event=granted person=E1" in line and "kiosk=k1" in line and not (tmp_path / "pwned").exists()
+
+
+def test_audit_log_is_append_only_and_private(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    with AuditLog(path, kiosk="k1") as log:
+        log.append(Event("granted", "match", "E1", "Ada", 0.31, 0.97, 1.5, 45))
+        log.append(Event("denied", "spoof", liveness=0.01))
+        rows = log.query()
+        assert [r["event"] for r in rows] == ["granted", "denied"] and rows[0]["kiosk"] == "k1"
+        assert log.query(person="E1")[0]["name"] == "Ada" and log.query(since="2999-01-01") == []
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    conn = sqlite3.connect(path)
+    for sql in ("UPDATE events SET person_id = 'E2'", "DELETE FROM events"):
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute(sql)
+    conn.close()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    log = AuditLog(path)
+    log._conn.execute("PRAGMA busy_timeout=100")
+    with pytest.raises(AuditError, match="locked"):
+        log.append(Event("granted"))
+    blocker.execute("ROLLBACK")
+    assert len(log.query()) == 2  # nothing half-written
+
+
+@pytest.mark.shared
+def test_headless_runs_grant_the_live_person_and_deny_replay_and_stranger(
+        shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from accessctl.cli import main
+    from accessctl.sources import open_source
+    from tests.conftest import save_rgb
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("ACCESSCTL_HOME", str(home))
+    pair = shared_data / "video" / "replay_pairs" / "pair1"
+    with open_source(pair / "live.mov") as src:
+        frame = save_rgb(tmp_path / "p1.jpg", next(f for f in src if f.index == 60).image)
+    assert main(["enroll", "--employee-id", "P1", "--name", "Pair One", str(frame)]) == 0
+    home.joinpath("config.toml").write_text(f'[hook]\npath = "{recorder(tmp_path)}"\n[kiosk]\nname = "door-1"\n')
+    capsys.readouterr()
+
+    def run(video: Path) -> list[dict]:
+        assert main(["run", "--source", str(video), "--headless"]) == 0
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    events = run(pair / "live.mov")
+    grants = [e for e in events if e["event"] == "granted"]
+    assert grants and all(g["person_id"] == "P1" and g["name"] == "Pair One" for g in grants)
+    assert all(b["t"] - a["t"] >= 10.0 for a, b in zip(grants, grants[1:]))  # the cooldown
+    assert set(grants[0]) >= {"event", "reason", "person_id", "name", "distance", "liveness", "t", "frame"}
+    first_face = next(e for e in events if e["event"] == "state")
+    assert grants[0]["t"] - first_face["t"] < 2.0
+    assert [e for e in events if e["event"] == "hook"][0]["returncode"] == 0
+    call = json.loads((tmp_path / "calls.jsonl").read_text().splitlines()[0])
+    assert call["argv"] == ["granted", "P1", "Pair One"] and call["env"]["ACCESSCTL_KIOSK"] == "door-1"
+
+    events = run(pair / "replay.mp4")
+    assert not [e for e in events if e["event"] == "granted"]
+    assert [e["reason"] for e in events if e["event"] == "denied"][:1] == ["spoof"]
+
+    events = run(shared_data / "video" / "faces" / "single_face.mp4")
+    assert not [e for e in events if e["event"] == "granted"]
+    assert "unknown" in [e["reason"] for e in events if e["event"] == "denied"]
+
+    assert main(["events", "--csv"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].startswith("id,time,kiosk,event") and any(",granted,match,P1," in r for r in rows)
+    assert any(",hook,granted,P1," in r for r in rows)
