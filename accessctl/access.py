@@ -15,13 +15,13 @@ from .config import AccessSettings
 from .liveness import LIVE, SPOOF
 from .pipeline import FrameResult
 
-GRANTED, DENIED = "granted", "denied"
+GRANTED, DENIED, ALERT = "granted", "denied", "alert"
 
 
 @dataclass(frozen=True)
 class Decision:
-    event: str  # granted | denied
-    reason: str  # match | spoof | unknown
+    event: str  # granted | denied | alert
+    reason: str  # match | spoof | unknown | lockout
     track_id: int
     person_id: str | None
     name: str | None
@@ -50,6 +50,8 @@ class AccessController:
         self.settings = settings or AccessSettings()
         self._tracks: dict[int, _TrackMemory] = {}
         self._last_grant: dict[str, float] = {}
+        self._denials: list[float] = []
+        self.paused_until = float("-inf")
 
     def decide(self, result: FrameResult) -> list[Decision]:
         for tid in result.ended_tracks:
@@ -72,7 +74,7 @@ class AccessController:
                     mem.denied.add("spoof")
                     out.append(decision(DENIED, "spoof"))
                 continue
-            if verdict.state != LIVE or face.match is None or mem.granted:
+            if verdict.state != LIVE or face.match is None or mem.granted or result.t < self.paused_until:
                 continue
             match = face.match
             if match.person is None:
@@ -87,4 +89,15 @@ class AccessController:
                 mem.granted = True
                 self._last_grant[match.person.employee_id] = result.t
                 out.append(decision(GRANTED, "match"))
-        return out
+        return out + self._lockout(out, result)
+
+    def _lockout(self, decisions: list[Decision], result: FrameResult) -> list[Decision]:
+        """Too many refusals in a short time: pause granting, and say so once."""
+        s = self.settings
+        self._denials += [d.t for d in decisions if d.event == DENIED]
+        self._denials = [t for t in self._denials if result.t - t <= s.lockout_window_s]
+        if len(self._denials) < s.lockout_after or result.t < self.paused_until:
+            return []
+        self.paused_until = result.t + s.lockout_pause_s
+        self._denials.clear()
+        return [Decision(ALERT, "lockout", -1, None, None, None, None, result.t, result.index)]

@@ -136,6 +136,11 @@ class AccessSettings:
     unknown_after: int = 3
     # One person is not granted again within this many seconds.
     cooldown_s: float = 10.0
+    # After this many denials within lockout_window_s the kiosk grants nobody for
+    # lockout_pause_s and raises an alert (someone is trying photos at the door).
+    lockout_after: int = 5
+    lockout_window_s: float = 60.0
+    lockout_pause_s: float = 30.0
 
 
 @dataclass

@@ -138,3 +138,24 @@ def test_headless_runs_grant_the_live_person_and_deny_replay_and_stranger(
     rows = capsys.readouterr().out.splitlines()
     assert rows[0].startswith("id,time,kiosk,event") and any(",granted,match,P1," in r for r in rows)
     assert any(",hook,granted,P1," in r for r in rows)
+
+
+def test_repeated_refusals_pause_the_kiosk_and_raise_one_alert() -> None:
+    from accessctl.access import AccessController
+    from accessctl.config import AccessSettings
+    from accessctl.gallery import Match, Person
+    from accessctl.liveness import LivenessVerdict
+    from accessctl.pipeline import FaceState, FrameResult
+
+    ctl = AccessController(AccessSettings(lockout_after=3, lockout_window_s=10, lockout_pause_s=5))
+    spoof = LivenessVerdict("spoof", 0.01, 5)
+    out = []
+    for i, t in enumerate([0.0, 1.0, 2.0]):  # three photos, each a new face
+        out += ctl.decide(FrameResult(i, t, [FaceState(i + 1, (0, 0, 10, 10), spoof, None, 0, 0)], []))
+    assert [d.event for d in out] == ["denied", "denied", "denied", "alert"]
+    ada = Person(1, "E1", "Ada", True, "now")
+    live = LivenessVerdict("live", 0.9, 5)
+    match = Match(ada, 0.3, 0.6, ada)
+    face = FaceState(9, (0, 0, 10, 10), live, match, 5, 0)
+    assert ctl.decide(FrameResult(10, 4.0, [face], [])) == []  # paused: nobody is let in
+    assert [d.event for d in ctl.decide(FrameResult(11, 7.5, [face], []))] == ["granted"]
