@@ -71,9 +71,7 @@ class AuditLog:
         self.path = Path(path) if path is not None else config.data_dir() / AUDIT_FILE
         self.kiosk = kiosk
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        config.private_file(self.path)
         try:
             self._conn = sqlite3.connect(self.path, timeout=2.0, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")

@@ -23,6 +23,7 @@ from .gallery import TemplateIndex
 from .images import IMAGE_SUFFIXES, load_image
 from .liveness import LivenessMonitor, load_liveness
 from .liveness.features import Observation, observe
+from .sources import open_source
 
 FRAME_SIZE = (640, 480)
 
@@ -61,15 +62,8 @@ def _frames_from(paths: Sequence[Path]) -> list[np.ndarray]:
         if p.suffix.lower() in IMAGE_SUFFIXES:
             frames.append(load_image(p))
             continue
-        cap = cv2.VideoCapture(str(p))
-        if not cap.isOpened():
-            raise AccessctlError(f"{p}: cannot open as an image or a video")
-        while len(frames) < 200:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        cap.release()
+        with open_source(p) as source:  # a video or a frame folder, read as the kiosk reads it
+            frames += [f.image for f, _ in zip(source, range(max(0, 200 - len(frames))))]
     return [cv2.resize(f, FRAME_SIZE, interpolation=cv2.INTER_AREA) if f.shape[:2] != FRAME_SIZE[::-1] else f for f in frames]
 
 
@@ -92,9 +86,8 @@ def consecutive_frames(n: int = 120) -> list[np.ndarray]:
     seq = sorted((data / "nuaa_train" / "live").iterdir())[0] if data else None
     if seq is None:
         return []
-    from .sources import FolderSource
-
-    return [f.image for f, _ in zip(FolderSource(seq), range(n))]
+    with open_source(seq) as source:
+        return [f.image for f, _ in zip(source, range(n))]
 
 
 def _pipeline_times(frames: Sequence[np.ndarray]) -> list[float]:

@@ -458,16 +458,10 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
-    import dataclasses
+    from .config import config_path, settings_toml
 
-    from .config import config_path, toml_value
-
-    settings = _settings(args)
     print(f"# {config_path()}{'' if config_path().exists() else ' (not written yet: these are the defaults)'}")
-    for section in dataclasses.fields(settings):
-        print(f"[{section.name}]")
-        for f in dataclasses.fields(getattr(settings, section.name)):
-            print(f"{f.name} = {toml_value(getattr(getattr(settings, section.name), f.name))}")
+    print(settings_toml(_settings(args)), end="")
     return 0
 
 

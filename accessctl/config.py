@@ -44,6 +44,20 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty and readable by its owner only if it does not exist, and
+    make it so if it does: for SQLite files, which SQLite would create world-readable
+    (it gives -wal/-shm files the main file's mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    try:
+        os.chmod(path, 0o600)
+    except PermissionError:  # someone else's file: leave it as it is
+        pass
+    return path
+
+
 def write_private(path: Path, content: str | Callable[[str], None]) -> None:
     """Replace ``path`` atomically with a file only its owner can read.
 
@@ -212,16 +226,21 @@ def toml_value(value: Any) -> str:
     return repr(value)
 
 
-def save_settings(settings: Settings, path: Path | None = None) -> Path:
-    """Write every setting to the TOML file atomically (readable by its owner only)."""
-    path = path or config_path()
-    lines = ["# accessctl configuration; see README.md for each setting", ""]
+def settings_toml(settings: Settings) -> str:
+    """Every setting as TOML, section by section, defaults included."""
+    lines = []
     for section in dataclasses.fields(settings):
         lines.append(f"[{section.name}]")
         for f in dataclasses.fields(getattr(settings, section.name)):
             lines.append(f"{f.name} = {toml_value(getattr(getattr(settings, section.name), f.name))}")
         lines.append("")
-    write_private(path, "\n".join(lines))
+    return "\n".join(lines)
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    """Write every setting to the TOML file atomically (readable by its owner only)."""
+    path = path or config_path()
+    write_private(path, "# accessctl configuration; see README.md for each setting\n\n" + settings_toml(settings))
     return path
 
 

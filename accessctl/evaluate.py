@@ -17,8 +17,9 @@ import numpy as np
 
 from .encoder import Encoder, load_encoder
 from .errors import AccessctlError, ImageError
-from .faces import analyzer
+from .faces import analyzer, largest
 from .images import IMAGE_SUFFIXES, load_image
+from .lists import list_path, read_rows
 
 if TYPE_CHECKING:
     from .training.losses import BinaryHead
@@ -55,22 +56,11 @@ class PairReport:
 def read_pairs(path: str | Path) -> list[Pair]:
     """Pairs from a CSV with header ``a,b,same``; paths relative to the CSV's folder."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AccessctlError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AccessctlError(f"{path}: cannot read: {exc}") from None
-    reader = csv.DictReader(text.splitlines())
-    if not reader.fieldnames or not {"a", "b", "same"} <= set(reader.fieldnames):
-        raise AccessctlError(f"{path}: expected a CSV with header a,b,same")
     pairs = []
-    for line, row in enumerate(reader, start=2):
-        same = (row.get("same") or "").strip()
-        if same not in ("0", "1") or not row.get("a") or not row.get("b"):
+    for line, row in read_rows(path, ("a", "b", "same")):
+        if row["same"] not in ("0", "1") or not row["a"] or not row["b"]:
             raise AccessctlError(f"{path}:{line}: expected two paths and same = 0 or 1")
-        a, b = (Path(row[k].strip()) for k in ("a", "b"))
-        pairs.append(Pair(a if a.is_absolute() else path.parent / a, b if b.is_absolute() else path.parent / b, same == "1"))
+        pairs.append(Pair(list_path(path, row["a"]), list_path(path, row["b"]), row["same"] == "1"))
     if not pairs:
         raise AccessctlError(f"{path}: no pairs")
     return pairs
@@ -131,8 +121,8 @@ def embed_files(
             faces = analyzer().analyze(load_image(p))
         except ImageError:
             faces = []
-        if faces:
-            face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        face = largest(faces)
+        if face is not None:
             chips.append(face.chip)
             owners.append(p)
         if progress:

@@ -18,9 +18,10 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -342,6 +343,20 @@ class FaceAnalyzer:
             chip = align(image, pts)
             faces.append(Face(det.box, det.score, pts, chip, quality_of(det.box, pts, chip)))
         return faces
+
+
+class _Boxed(Protocol):
+    box: tuple[float, float, float, float]
+
+
+BoxedT = TypeVar("BoxedT", bound=_Boxed)
+
+
+def largest(faces: Sequence[BoxedT]) -> BoxedT | None:
+    """The face with the largest box: the one nearest the camera, the photo's subject."""
+    if not faces:
+        return None
+    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
 
 
 _local = threading.local()

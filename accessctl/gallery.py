@@ -220,14 +220,7 @@ class Gallery:
     def _open(self) -> sqlite3.Connection:
         if self.path.exists() and not self.path.is_file():
             raise GalleryError(f"{self.path}: not a file")
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not self.path.exists():
-            # Create it private before SQLite does (SQLite gives -wal/-shm the same mode).
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        try:
-            os.chmod(self.path, 0o600)
-        except PermissionError:
-            pass
+        config.private_file(self.path)
         try:
             conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
             conn.row_factory = sqlite3.Row

@@ -94,11 +94,4 @@ class Pipeline:
         return FrameResult(frame.index, frame.t, states, ended, timings)
 
 
-def largest(result: FrameResult) -> FaceState | None:
-    """The face nearest the camera (largest box): the one at the door."""
-    if not result.faces:
-        return None
-    return max(result.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-
-
-__all__ = ["Pipeline", "FrameResult", "FaceState", "largest"]
+__all__ = ["Pipeline", "FrameResult", "FaceState"]

@@ -112,8 +112,9 @@ class Runner:
                             break
                 if not source.live:
                     break
-                self._camera_problem(f"{source.name} stopped delivering frames", attempt if got == 0 else 0)
-                attempt = attempt + 1 if got == 0 else 1
+                attempt = attempt if got == 0 else 0  # it worked for a while: back-off starts over
+                self._camera_problem(f"{source.name} stopped delivering frames", attempt)
+                attempt += 1
         finally:
             if self.hooks is not None:
                 self.hooks.close()

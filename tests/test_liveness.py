@@ -14,9 +14,8 @@ from accessctl.errors import AccessctlError, VideoError
 from accessctl.evaluate import pad_metrics, threshold_at_eer
 from accessctl.liveness import CHECKING, MIN_WINDOWS, LivenessMonitor, load_liveness, score_clip
 from accessctl.liveness.clips import extract, read_clip_list
-from accessctl.liveness.features import CROP, N_CUES, N_POINTS, Observation, cues, observe
+from accessctl.liveness.features import CROP, N_CUES, N_POINTS, Observation, cues, observe, window_before
 from accessctl.liveness.synth import synth_print, synth_replay
-from accessctl.liveness.train import window_before
 from accessctl.sources import open_source
 from tests.conftest import save_rgb
 

@@ -10,7 +10,8 @@ from accessctl.config import Settings
 from accessctl.gallery import Gallery
 from accessctl.identity import enroll
 from accessctl.liveness import LIVE, SPOOF, load_liveness
-from accessctl.pipeline import Pipeline, largest
+from accessctl.faces import largest
+from accessctl.pipeline import Pipeline
 from accessctl.sources import open_source
 from accessctl.tracking import Tracker
 
@@ -41,7 +42,7 @@ def test_live_person_is_identified_and_a_replay_never_reaches_the_gallery(shared
         best_streak = 0
         with open_source(pair / "live.mov") as src:
             for frame in src:
-                face = largest(pipe.process(frame))
+                face = largest(pipe.process(frame).faces)
                 if face is None:
                     continue
                 first_face = frame.t if first_face is None else first_face
@@ -57,7 +58,7 @@ def test_live_person_is_identified_and_a_replay_never_reaches_the_gallery(shared
         states = []
         with open_source(pair / "replay.mp4") as src:
             for frame in src:
-                face = largest(pipe.process(frame))
+                face = largest(pipe.process(frame).faces)
                 if face is not None:
                     assert face.match is None  # never identified
                     states.append(face.liveness.state)

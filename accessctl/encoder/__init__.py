@@ -8,7 +8,6 @@ pretrained one, or a trained run installed with ``accessctl encoder use``.
 from __future__ import annotations
 
 import functools
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import config
+from ..tracing import trace_for_inference
 from .resnet import DlibResNet, input_mean
 from .weights import PRETRAINED_ID, pretrained_state_dict
 
@@ -79,15 +79,7 @@ def _optimise(model: torch.nn.Module) -> torch.nn.Module:
     150x150 chip, which never changes; the batch size may.
     """
     fused = (model.fused() if isinstance(model, DlibResNet) else _RawInput(model)).eval().to(memory_format=torch.channels_last)
-    example = torch.zeros(2, 3, 150, 150).contiguous(memory_format=torch.channels_last)
-    try:
-        with warnings.catch_warnings(), torch.inference_mode():
-            warnings.simplefilter("ignore")
-            traced = torch.jit.optimize_for_inference(torch.jit.trace(fused, example))
-            traced(example)
-        return traced
-    except Exception:  # pragma: no cover - TorchScript unavailable: eager is still correct
-        return fused
+    return trace_for_inference(fused, torch.zeros(2, 3, 150, 150).contiguous(memory_format=torch.channels_last))
 
 
 @functools.lru_cache(maxsize=2)

@@ -9,7 +9,6 @@ per clip file (path, size, modification time), as face analysis is the slow part
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,8 @@ import numpy as np
 
 from .. import config
 from ..errors import AccessctlError
-from ..faces import analyzer
+from ..faces import analyzer, largest
+from ..lists import list_path, read_rows
 from ..sources import open_source
 from .features import CROP, N_POINTS, observe
 
@@ -53,26 +53,16 @@ class ClipFrames:
 def read_clip_list(path: str | Path) -> list[ClipSpec]:
     """``path,label,attack`` rows; paths relative to the CSV's folder (or absolute)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AccessctlError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AccessctlError(f"{path}: cannot read: {exc}") from None
-    reader = csv.DictReader(text.splitlines())
-    if not reader.fieldnames or not {"path", "label", "attack"} <= set(reader.fieldnames):
-        raise AccessctlError(f"{path}: expected a CSV with header path,label,attack")
     clips = []
-    for line, row in enumerate(reader, start=2):
-        label, attack, clip = ((row.get(k) or "").strip() for k in ("label", "attack", "path"))
+    for line, row in read_rows(path, ("path", "label", "attack")):
+        label, attack, clip = row["label"], row["attack"], row["path"]
         if label not in LABELS or not clip or not attack:
             raise AccessctlError(f"{path}:{line}: expected a path, label live or spoof, and an attack type")
         if label == "live" and attack != "none":
             raise AccessctlError(f"{path}:{line}: a live clip has attack 'none', not {attack!r}")
         if label == "spoof" and attack == "none":
             raise AccessctlError(f"{path}:{line}: a spoof clip needs its attack type (print, replay, ...)")
-        p = Path(clip)
-        clips.append(ClipSpec(p if p.is_absolute() else path.parent / p, label, attack))
+        clips.append(ClipSpec(list_path(path, clip), label, attack))
     if not clips:
         raise AccessctlError(f"{path}: no clips")
     return clips
@@ -102,10 +92,9 @@ def extract(path: str | Path, *, use_cache: bool = True) -> ClipFrames:
         crops, points, times, n = [], [], [], 0
         for frame in source:
             n += 1
-            faces = analyzer().analyze(frame.image, frame=True)
-            if not faces:
+            face = largest(analyzer().analyze(frame.image, frame=True))
+            if face is None:
                 continue
-            face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
             obs = observe(frame.image, face.box, face.landmarks)
             crops.append(obs.crop)
             points.append(obs.points)

@@ -36,6 +36,9 @@ POINTS = LEFT_EYE + RIGHT_EYE + STRUCTURE
 N_POINTS = len(POINTS)
 N_CUES = 6
 
+WINDOW = 8  # frames per clip window
+STEP_S = 1 / 15  # seconds between the window's frames: 8 frames span about half a second
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -117,3 +120,23 @@ def cues(points: np.ndarray) -> np.ndarray:
     out[:, 4] = (plane_z - nose_z) / iod
     out[:, 5] = np.log(iod * 10.0)  # how big the face is in its crop (a photo's border shows)
     return out
+
+
+def window_before(t: np.ndarray, end: int, length: int = WINDOW, step_s: float = STEP_S) -> np.ndarray | None:
+    """Indices of ``length`` frames about ``step_s`` apart, the last being ``end``; None
+    if the frames before ``end`` do not reach back far enough. One definition for the
+    training sampler, validation and the kiosk's rolling window."""
+    targets = t[end] - step_s * np.arange(length - 1, -1, -1)
+    if targets[0] < t[0] - step_s / 2:
+        return None
+    times = t[: end + 1]
+    right = np.minimum(np.searchsorted(times, targets), end)
+    left = np.maximum(right - 1, 0)
+    idx = np.where(np.abs(times[left] - targets) < np.abs(times[right] - targets), left, right)  # nearest frame
+    if np.abs(times[idx] - targets).max() > step_s:
+        return None  # a gap (face lost, frames dropped): not a clip of this face
+    return idx
+
+
+def window_ends(t: np.ndarray, length: int = WINDOW, step_s: float = STEP_S) -> list[int]:
+    return [e for e in range(len(t)) if window_before(t, e, length, step_s) is not None]

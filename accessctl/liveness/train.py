@@ -21,13 +21,12 @@ import torch.nn.functional as F
 
 from .. import config
 from ..errors import AccessctlError
+from . import LivenessModel, model_features, score_frames
 from .clips import ClipFrames, ClipSpec, extract, read_clip_list
-from .features import cues
+from .features import STEP_S, WINDOW, cues, window_before, window_ends
 from .model import LivenessNet
 from .synth import augment_live, synth_print, synth_replay
 
-WINDOW = 8  # frames per clip window
-STEP_S = 1 / 15  # seconds between the window's frames: 8 frames span about half a second
 
 
 @dataclass
@@ -56,26 +55,6 @@ def subject_of(spec: ClipSpec) -> str:
     if m:
         return m.group(1)
     return spec.path.parent.name if spec.path.is_file() else spec.path.name
-
-
-def window_before(t: np.ndarray, end: int, length: int = WINDOW, step_s: float = STEP_S) -> np.ndarray | None:
-    """Indices of ``length`` frames about ``step_s`` apart, the last being ``end``; None
-    if the frames before ``end`` do not reach back far enough. One definition for the
-    training sampler, validation and the kiosk's rolling window."""
-    targets = t[end] - step_s * np.arange(length - 1, -1, -1)
-    if targets[0] < t[0] - step_s / 2:
-        return None
-    times = t[: end + 1]
-    right = np.minimum(np.searchsorted(times, targets), end)
-    left = np.maximum(right - 1, 0)
-    idx = np.where(np.abs(times[left] - targets) < np.abs(times[right] - targets), left, right)  # nearest frame
-    if np.abs(times[idx] - targets).max() > step_s:
-        return None  # a gap (face lost, frames dropped): not a clip of this face
-    return idx
-
-
-def window_ends(t: np.ndarray, length: int = WINDOW, step_s: float = STEP_S) -> list[int]:
-    return [e for e in range(len(t)) if window_before(t, e, length, step_s) is not None]
 
 
 def load_clips(lists: list[str], progress: Callable[[str], None] | None = None) -> list[Clip]:
@@ -147,25 +126,6 @@ class Sampler:
         return crops, cue, y
 
 
-@torch.inference_mode()
-def clip_scores(model: LivenessNet, clip: ClipFrames, stride: int = 1) -> np.ndarray:
-    """P(live) of the clip's windows (every ``stride``-th start): the kiosk's rolling verdicts."""
-    model.eval()
-    ends = window_ends(clip.t)[::stride]
-    if not ends:
-        return np.zeros(0)
-    feats = model.frame_features(torch.from_numpy(clip.crops))
-    idx = np.stack([window_before(clip.t, e) for e in ends])
-    cue = torch.from_numpy(np.stack([cues(clip.points[i]) for i in idx]))
-    return torch.sigmoid(model.clip_logit(feats[torch.from_numpy(idx)], cue)).numpy()
-
-
-def clip_score(model: LivenessNet, clip: ClipFrames) -> float | None:
-    """One number per clip: the mean P(live) of its windows; None when it has too few faces."""
-    s = clip_scores(model, clip)
-    return float(s.mean()) if len(s) else None
-
-
 def train(cfg: LivenessTrainConfig, progress: Callable[[int, int, float], None] | None = None,
           log: Callable[[str], None] | None = None) -> dict:
     """Train, validate on held-out subjects, write ``liveness.pt`` and ``liveness.json`` to ``out``."""
@@ -203,7 +163,9 @@ def train(cfg: LivenessTrainConfig, progress: Callable[[int, int, float], None] 
                     "train_subjects": sorted({c.subject for c in train_clips})}
     threshold = 0.5
     if val_clips:
-        scores = [clip_score(model, c.frames) for c in val_clips]
+        model.eval()
+        judge = LivenessModel(model, 0.5, WINDOW, STEP_S, Path(cfg.out), model_features(model))
+        scores = [score_frames(judge, c.frames) for c in val_clips]
         live = np.array([c.spec.live for c in val_clips])
         attacks = [c.spec.attack for c in val_clips]
         threshold = threshold_at_eer(scores, live)

@@ -130,11 +130,18 @@ def pair_scores(emb: torch.Tensor, labels: np.ndarray, head: BinaryHead | None) 
     return score.numpy().astype(np.float64), labels[i_np] == labels[j_np]
 
 
-def evaluate_split(model: Embedder, faces: FaceSet, head: BinaryHead | None, threshold: float) -> dict:
-    scores, same = pair_scores(embed(model, faces.chips), faces.labels, head)
-    m = verification_metrics(scores, same, np.zeros(len(scores), bool), threshold)
-    return {"pairs": int(len(scores)), "accuracy": m["accuracy"], "best_accuracy": m["best_accuracy"],
+def pair_figures(emb: torch.Tensor, labels: np.ndarray, head: BinaryHead | None, threshold: float | None) -> dict:
+    """Figures of the balanced pairs at ``threshold``; None: at the best threshold for
+    these pairs (where accuracy is, by definition, the best accuracy)."""
+    scores, same = pair_scores(emb, labels, head)
+    m = verification_metrics(scores, same, np.zeros(len(scores), bool), 0.0 if threshold is None else threshold)
+    accuracy = m["best_accuracy"] if threshold is None else m["accuracy"]
+    return {"pairs": int(len(scores)), "accuracy": accuracy, "best_accuracy": m["best_accuracy"],
             "best_threshold": m["best_threshold"], "eer": m["eer"]}
+
+
+def evaluate_split(model: Embedder, faces: FaceSet, head: BinaryHead | None, threshold: float | None) -> dict:
+    return pair_figures(embed(model, faces.chips), faces.labels, head, threshold)
 
 
 def _state(model: Embedder) -> dict[str, torch.Tensor]:
@@ -184,12 +191,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
         # Figures of the starting point, measured the way the final ones are; and the
         # starting point is a candidate for best.pt, so fine-tuning that does not help
         # on the held-out people leaves the pretrained weights in place.
-        t0 = evaluate_split(model, train_set, None, base_threshold)["best_threshold"]
-        before = {"train": evaluate_split(model, train_set, None, t0)}
+        before = {"train": evaluate_split(model, train_set, None, None)}
         if val_set is not None:
-            before["val"] = evaluate_split(model, val_set, None, t0)
+            val_emb = embed(model, val_set.chips)
+            before["val"] = pair_figures(val_emb, val_set.labels, None, before["train"]["best_threshold"])
             if head is None:
-                v = evaluate_split(model, val_set, None, base_threshold)
+                v = pair_figures(val_emb, val_set.labels, None, base_threshold)
                 cfg.history.append({"epoch": 0, "val": v})
                 best_metric = v["best_accuracy"] - v["eer"] * 1e-3
                 torch.save(_state(model), out / "best.pt")
@@ -256,16 +263,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
         head.load_state_dict(torch.load(out / "head.pt", map_location="cpu", weights_only=True))
     # The distance threshold is what the gallery uses, whatever the loss; the binary
     # head's own figures are at P(same) = 0.5 (logit 0), its natural operating point.
-    threshold = evaluate_split(model, train_set, None, base_threshold)["best_threshold"]
-    train_fig = evaluate_split(model, train_set, None, threshold)
+    train_fig = evaluate_split(model, train_set, None, None)
+    threshold = train_fig["best_threshold"]
     best = {"train": train_fig}
     if before is not None:
         best["before"] = before
     if val_set is not None:
-        best["val"] = evaluate_split(model, val_set, None, threshold)
+        val_emb = embed(model, val_set.chips)
+        best["val"] = pair_figures(val_emb, val_set.labels, None, threshold)
         best["val_people"] = val_set.people
         if head is not None:
-            best["val_binary"] = evaluate_split(model, val_set, head, 0.0)
+            best["val_binary"] = pair_figures(val_emb, val_set.labels, head, 0.0)
     encoder_id = f"{cfg.arch}-{hashlib.sha256((out / 'best.pt').read_bytes()).hexdigest()[:12]}"
     _write_config(out, cfg, extra={"encoder_id": encoder_id, "threshold": threshold, "best_epoch": best_epoch + 1,
                                    "final": best})

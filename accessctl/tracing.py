@@ -1,0 +1,24 @@
+"""Freezing a torch module for inference: one TorchScript trace, one fallback."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+
+def trace_for_inference(module: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
+    """``module`` traced on ``example`` and optimised for inference (constants folded,
+    batch norm fused); the eager module when TorchScript cannot trace it.
+
+    Only the batch size of the input may change later: a trace is shape-specialised.
+    """
+    module = module.eval()
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.optimize_for_inference(torch.jit.trace(module, example))
+            traced(example)
+        return traced
+    except Exception:  # pragma: no cover - TorchScript unavailable: eager is still correct
+        return module
