@@ -14,14 +14,20 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 from . import config
 from .errors import AccessctlError
 from .gallery import now
 
 AUDIT_FILE = "events.db"
+SNAPSHOT_DIR = "snapshots"
+SNAPSHOT_MAX_SIDE = 320  # enough to recognise a face in a review, no more
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -104,7 +110,8 @@ class AuditLog:
             raise AuditError(f"audit log {self.path}: {exc}") from None
         return int(cur.lastrowid)
 
-    def query(self, *, since: str | None = None, person: str | None = None) -> list[dict]:
+    def query(self, *, since: str | None = None, person: str | None = None, last: int | None = None) -> list[dict]:
+        """Events in the order they happened; ``last``: only the newest N of them."""
         where, args = [], []
         if since:
             where.append("time >= ?")
@@ -112,12 +119,18 @@ class AuditLog:
         if person:
             where.append("person_id = ?")
             args.append(person)
-        sql = f"SELECT {', '.join(COLUMNS)} FROM events" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
+        sql = f"SELECT {', '.join(COLUMNS)} FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+        if last is not None:
+            sql += " ORDER BY id DESC LIMIT ?"
+            args.append(last)
+        else:
+            sql += " ORDER BY id"
         try:
             rows = self._conn.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise AuditError(f"audit log {self.path}: {exc}") from None
-        return [dict(zip(COLUMNS, r)) for r in rows]
+        out = [dict(zip(COLUMNS, r)) for r in rows]
+        return out[::-1] if last is not None else out
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -126,3 +139,46 @@ def to_csv(rows: list[dict]) -> str:
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
+
+
+def snapshot_dir() -> Path:
+    return config.private_dir(config.data_dir() / SNAPSHOT_DIR)
+
+
+def save_snapshot(image: np.ndarray, box: tuple[float, float, float, float], name: str) -> Path:
+    """A private JPEG of the face in ``box`` with twice its size of context (the photo or
+    phone held up is part of the evidence), at most :data:`SNAPSHOT_MAX_SIDE` pixels."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = box
+    cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 2
+    left, top = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
+    crop = image[top:min(h, int(cy + side / 2)), left:min(w, int(cx + side / 2))]
+    if crop.size == 0:
+        crop = image
+    scale = SNAPSHOT_MAX_SIDE / max(crop.shape[:2])
+    if scale < 1:
+        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+                          interpolation=cv2.INTER_AREA)
+    ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        raise AuditError("could not encode a snapshot")
+    path = snapshot_dir() / name
+    config.write_private(path, lambda tmp: Path(tmp).write_bytes(jpg.tobytes()))
+    return path
+
+
+def prune_snapshots(days: float) -> int:
+    """Delete snapshots older than ``days``; returns how many went."""
+    folder = config.data_dir() / SNAPSHOT_DIR
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - days * 86400
+    gone = 0
+    for f in folder.glob("*.jpg"):
+        try:
+            if f.stat().st_mtime < cutoff:
+                f.unlink()
+                gone += 1
+        except FileNotFoundError:
+            pass
+    return gone

@@ -422,17 +422,23 @@ def cmd_liveness_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .audit import AuditLog
-    from .runner import Runner, print_json
-
     settings = _settings(args)
     if not args.headless:
-        raise AccessctlError("the kiosk window is not built yet; use --headless (JSON lines on stdout)")
+        from .gui.app import run_kiosk
+
+        return run_kiosk(args.source, settings, realtime=not args.every_frame, loop=args.loop,
+                         fullscreen=args.fullscreen or settings.kiosk.fullscreen)
+    from .audit import AuditLog
+    from .capture import FrameFeed
+    from .runner import Runner, print_json
+
     with _gallery() as gallery, AuditLog(kiosk=settings.kiosk.name) as audit:
         runner = Runner(gallery, settings, audit, print_json)
-        stats = runner.run(args.source)
+        feed = FrameFeed(args.source, realtime=args.realtime, loop=args.loop, on_status=runner.feed_status)
+        stats = runner.run(feed)
     fps = stats.frames / stats.seconds if stats.seconds else 0.0
-    print(f"accessctl: {stats.frames} frames, {stats.decisions} decisions, {fps:.1f} frames/s", file=sys.stderr)
+    dropped = f", {feed.stats.dropped} dropped to stay current" if feed.stats.dropped else ""
+    print(f"accessctl: {stats.frames} frames, {stats.decisions} decisions, {fps:.1f} frames/s{dropped}", file=sys.stderr)
     return 0
 
 
@@ -454,6 +460,29 @@ def cmd_events(args: argparse.Namespace) -> int:
         for r in rows:
             who = f"{r['name']} ({r['person_id']})" if r["person_id"] else "-"
             print(f"{r['time']} {r['kiosk']} {r['event']:<8} {r['reason'] or '':<8} {who}")
+    return 0
+
+
+def cmd_admin_set_pin(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .adminpin import AdminPin
+
+    pin = AdminPin()
+    if args.stdin:
+        lines = sys.stdin.read().splitlines()
+        current, new = (lines[0], lines[1]) if pin.is_set() and len(lines) >= 2 else (None, lines[0] if lines else "")
+        again = new
+    else:
+        if not sys.stdin.isatty():
+            raise AccessctlError("set-pin asks at a terminal; use --stdin to give the PIN(s) on standard input")
+        current = getpass.getpass("current admin PIN: ") if pin.is_set() else None
+        new = getpass.getpass("new admin PIN (digits, at least 6): ")
+        again = getpass.getpass("new admin PIN again: ")
+    if new != again:
+        raise AccessctlError("the two PINs differ; nothing changed")
+    pin.set(new, current)
+    print(f"admin PIN set ({pin.path})")
     return 0
 
 
@@ -627,9 +656,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     q.set_defaults(func=cmd_liveness_eval)
 
-    p = sub.add_parser("run", help="run the access pipeline on a camera, a video file or a folder of frames")
-    p.add_argument("--source", required=True, help="camera index (0), video file or frame folder")
+    p = sub.add_parser("run", help="the kiosk: a camera, a video file or a folder of frames through the access pipeline")
+    p.add_argument("--source", required=True, action="append", metavar="SOURCE",
+                   help="camera index (0), video file or frame folder; give it again to play files one after another")
     p.add_argument("--headless", action="store_true", help="no window: one JSON object per event on stdout")
+    p.add_argument("--loop", action="store_true", help="play the video files again when they end")
+    p.add_argument("--fullscreen", action="store_true", help="kiosk mode: full screen; leaving needs the admin PIN")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--realtime", action="store_true",
+                      help="headless: play files at their own frame rate, dropping frames the pipeline cannot keep up "
+                           "with, as a camera does (the window always does)")
+    pace.add_argument("--every-frame", action="store_true",
+                      help="window: process every frame of a video file (reproducible; the preview runs at inference speed)")
     threshold_opt(p)
     p.set_defaults(func=cmd_run)
 
@@ -638,6 +676,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--person", metavar="EMPLOYEE_ID")
     p.add_argument("--csv", action="store_true")
     p.set_defaults(func=cmd_events)
+
+    a = sub.add_parser("admin", help="the kiosk's admin PIN")
+    asub = a.add_subparsers(dest="admin_cmd", required=True, metavar="ACTION")
+    q = asub.add_parser("set-pin", help="set or change the admin PIN (asks at the terminal)")
+    q.add_argument("--stdin", action="store_true",
+                   help="read the PIN from standard input (when one is set: the current PIN, then the new one)")
+    q.set_defaults(func=cmd_admin_set_pin)
 
     c = sub.add_parser("config", help="the configuration")
     csub = c.add_subparsers(dest="config_cmd", required=True, metavar="ACTION")

@@ -144,7 +144,7 @@ class RuntimeSettings:
 
 @dataclass
 class AccessSettings:
-    # Identity checks in a row (one every 5 frames) that must name the same person.
+    # Identity checks in a row (one every 0.1 s) that must name the same person.
     matches_needed: int = 3
     # Identity checks of a live face matching nobody before it is denied as unknown.
     unknown_after: int = 3
@@ -168,6 +168,18 @@ class HookSettings:
 @dataclass
 class KioskSettings:
     name: str = "kiosk"  # ACCESSCTL_KIOSK for hooks, and the kiosk column of the audit log
+    fullscreen: bool = False  # kiosk mode: full screen, and leaving it needs the admin PIN
+    mirror: bool = True  # show the preview as a mirror, as people expect of a screen facing them
+    banner_s: float = 3.0  # how long a decision stays on screen
+    idle_after_s: float = 5.0  # no face for this long: the idle screen
+
+
+@dataclass
+class AuditSettings:
+    # Keep a JPEG of the face (with some context) for each denied attempt. Off by
+    # default: it is a photo of someone who was not let in.
+    snapshots: bool = False
+    snapshot_days: float = 30.0  # snapshots older than this are deleted
 
 
 @dataclass
@@ -178,6 +190,44 @@ class Settings:
     access: AccessSettings = field(default_factory=AccessSettings)
     hook: HookSettings = field(default_factory=HookSettings)
     kiosk: KioskSettings = field(default_factory=KioskSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+
+
+# The range each numeric setting must lie in (inclusive); others: 0 to DEFAULT_LIMIT.
+LIMITS: dict[tuple[str, str], tuple[float, float]] = {
+    ("match", "threshold"): (0.0001, 1000.0),  # a trained encoder's unnormalised space can be small or large
+    ("match", "min_probability"): (0.01, 0.99),
+    ("enroll", "min_face_px"): (16, 4096),
+    ("enroll", "max_yaw_deg"): (1, 90),
+    ("enroll", "max_pitch_deg"): (1, 90),
+    ("enroll", "max_roll_deg"): (1, 90),
+    ("runtime", "threads"): (0, 64),
+    ("access", "matches_needed"): (1, 100),
+    ("access", "unknown_after"): (1, 100),
+    ("access", "lockout_after"): (1, 10000),
+    ("access", "lockout_window_s"): (1, 86400),
+    ("hook", "timeout_s"): (0.1, 600),
+    ("kiosk", "banner_s"): (0.5, 60),
+    ("kiosk", "idle_after_s"): (0.5, 3600),
+    ("audit", "snapshot_days"): (0.01, 3650),
+}
+DEFAULT_LIMIT = 86400.0
+
+
+def limits(section: str, key: str) -> tuple[float, float]:
+    return LIMITS.get((section, key), (0.0, DEFAULT_LIMIT))
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse a setting outside its range, naming it (AccessctlError)."""
+    for section in dataclasses.fields(settings):
+        values = getattr(settings, section.name)
+        for f in dataclasses.fields(values):
+            value = getattr(values, f.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                lo, hi = limits(section.name, f.name)
+                if not lo <= value <= hi:
+                    raise AccessctlError(f"[{section.name}] {f.name} = {value:g} is out of range ({lo:g} to {hi:g})")
 
 
 def config_path() -> Path:
@@ -215,6 +265,10 @@ def load_settings(path: Path | None = None) -> Settings:
         if not hasattr(settings, section) or not isinstance(values, dict):
             raise AccessctlError(f"{path}: unknown section [{section}]")
         _apply(getattr(settings, section), values, section)
+    try:
+        check_settings(settings)
+    except AccessctlError as exc:
+        raise AccessctlError(f"{path}: {exc}") from None
     return settings
 
 
@@ -239,6 +293,7 @@ def settings_toml(settings: Settings) -> str:
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:
     """Write every setting to the TOML file atomically (readable by its owner only)."""
+    check_settings(settings)
     path = path or config_path()
     write_private(path, "# accessctl configuration; see README.md for each setting\n\n" + settings_toml(settings))
     return path

@@ -85,6 +85,47 @@ def quality_score(q: Quality) -> float:
     return round(size * sharp * pose, 4)
 
 
+def sample_from_image(image: np.ndarray, source: str, settings: Settings, encoder: Encoder,
+                      face_number: int | None = None) -> EncodedFace:
+    """The one enrollable face of a photo, or the reason there is none (an exception)."""
+    face = select_face(encode_faces(image, encoder), source, face_number)
+    problem = quality_problem(face.face.quality, settings)
+    if problem:
+        raise FaceQualityError(f"{source}: {problem}")
+    return face
+
+
+def enrollment_warnings(gallery: Gallery, samples: Sequence[tuple[str, EncodedFace]], employee_id: str,
+                        threshold: float) -> list[str]:
+    """What an admin should look at before saving (not refusals): a face that already
+    matches someone else enrolled (a duplicate enrollment), or samples that do not look
+    like one person."""
+    warnings: list[str] = []
+    for source, face in samples:
+        match = gallery.identify(face.embedding, threshold)
+        if match.person is not None and match.person.employee_id != employee_id.strip():
+            warnings.append(
+                f"{source}: this face already matches {match.person.name} ({match.person.employee_id}) "
+                f"at distance {match.distance:.2f}; check that this is not a duplicate enrollment"
+            )
+    for i in range(len(samples)):
+        for j in range(i + 1, len(samples)):
+            d = float(np.linalg.norm(samples[i][1].embedding - samples[j][1].embedding))
+            if d > threshold:
+                warnings.append(f"{samples[i][0]} and {samples[j][0]} do not look like the same person (distance {d:.2f})")
+    return warnings
+
+
+def save_enrollment(gallery: Gallery, employee_id: str, name: str, samples: Sequence[tuple[str, EncodedFace]], *,
+                    append: bool = False) -> Person:
+    """Write the person and one template per sample in one transaction."""
+    return gallery.add_person(
+        employee_id, name,
+        [NewTemplate(f.embedding, quality_score(f.face.quality), src, f.face.chip) for src, f in samples],
+        append=append,
+    )
+
+
 def enroll(
     gallery: Gallery,
     images: Sequence[tuple[str, np.ndarray]],
@@ -98,41 +139,13 @@ def enroll(
     """Enroll one person from (source label, RGB image) pairs; one image is enough.
 
     Every image must yield exactly one face of enrollable quality, or nothing is written.
-    Warnings (not refusals): the face already matches someone else enrolled, or the
-    images do not look like one person.
+    Warnings (not refusals): see :func:`enrollment_warnings`.
     """
     encoder = load_encoder(gallery.encoder_id)
-    chosen: list[EncodedFace] = []
-    for source, image in images:
-        face = select_face(encode_faces(image, encoder), source, face_number)
-        problem = quality_problem(face.face.quality, settings)
-        if problem:
-            raise FaceQualityError(f"{source}: {problem}")
-        chosen.append(face)
-
-    warnings: list[str] = []
-    threshold = settings.match.threshold
-    for (source, _), face in zip(images, chosen):
-        match = gallery.identify(face.embedding, threshold)
-        if match.person is not None and match.person.employee_id != employee_id.strip():
-            warnings.append(
-                f"{source}: this face already matches {match.person.name} ({match.person.employee_id}) "
-                f"at distance {match.distance:.2f}; check that this is not a duplicate enrollment"
-            )
-    for i in range(len(chosen)):
-        for j in range(i + 1, len(chosen)):
-            d = float(np.linalg.norm(chosen[i].embedding - chosen[j].embedding))
-            if d > threshold:
-                warnings.append(
-                    f"{images[i][0]} and {images[j][0]} do not look like the same person (distance {d:.2f})"
-                )
-    person = gallery.add_person(
-        employee_id,
-        name,
-        [NewTemplate(f.embedding, quality_score(f.face.quality), src, f.face.chip) for (src, _), f in zip(images, chosen)],
-        append=append,
-    )
-    return EnrollResult(person, len(chosen), warnings)
+    samples = [(source, sample_from_image(image, source, settings, encoder, face_number)) for source, image in images]
+    warnings = enrollment_warnings(gallery, samples, employee_id, settings.match.threshold)
+    person = save_enrollment(gallery, employee_id, name, samples, append=append)
+    return EnrollResult(person, len(samples), warnings)
 
 
 def identify(gallery: Gallery, image: np.ndarray, settings: Settings) -> list[tuple[EncodedFace, Match]]:

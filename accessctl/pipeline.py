@@ -1,9 +1,14 @@
 """One step per frame: faces -> tracks -> liveness -> identity, as plain records.
 
-The kiosk, the headless runner, ``liveness eval`` and the benchmark all go through
-:class:`Pipeline`; it knows nothing of Qt or of what a decision triggers. Identity
-is only looked up for a face whose liveness verdict is live: a photo never reaches
-the gallery, and a face still being checked costs no encoder time.
+The kiosk, the headless runner, the enrollment capture and the benchmark all go
+through :class:`Pipeline`; it knows nothing of Qt or of what a decision triggers.
+
+Identity is looked up every :data:`REIDENTIFY_S` while a face's liveness is still
+being checked, so that a decision can follow the live verdict at once (about half a
+second after the face appears) instead of starting its run of matches only then.
+But a match is reported only for a face judged live, and only once the latest check
+was made on a frame judged live: a photo or a screen never gets a match out of the
+pipeline, and a spoof verdict forgets whatever was matched.
 """
 
 from __future__ import annotations
@@ -14,14 +19,15 @@ from dataclasses import dataclass, field
 
 from .config import Settings
 from .encoder import load_encoder
-from .faces import analyzer
+from .errors import AccessctlError
+from .faces import Face, analyzer
 from .gallery import Gallery, Match
-from .liveness import LIVE, LivenessModel, LivenessMonitor, LivenessVerdict
+from .liveness import LIVE, SPOOF, LivenessModel, LivenessMonitor, LivenessVerdict
 from .liveness.features import observe
 from .sources import Frame
 from .tracking import Box, Tracker
 
-REIDENTIFY_EVERY = 5  # frames between identity checks of a live track
+REIDENTIFY_S = 0.1  # seconds between identity checks of a face (every third frame at 30 fps)
 
 
 @dataclass(frozen=True)
@@ -29,9 +35,10 @@ class FaceState:
     track_id: int
     box: Box
     liveness: LivenessVerdict
-    match: Match | None  # None until the face is live
-    matches_in_a_row: int  # consecutive identity checks that gave the same person
-    unknown_in_a_row: int  # consecutive identity checks that matched nobody
+    match: Match | None  # None unless the face is live
+    matches_in_a_row: int  # consecutive identity checks that gave the same person (0 unless live)
+    unknown_in_a_row: int  # consecutive identity checks that matched nobody (0 unless live)
+    face: Face | None = field(default=None, repr=False)  # landmarks, chip, quality (enrollment capture)
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,9 @@ class FrameResult:
     faces: list[FaceState]
     ended_tracks: list[int]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # Identity lookups that failed (a locked or switched gallery): those faces got no
+    # match this frame, so nobody is let in on them.
+    errors: tuple[str, ...] = ()
 
 
 @dataclass
@@ -48,7 +58,8 @@ class _Identity:
     match: Match | None = None
     streak: int = 0
     unknown: int = 0
-    last_frame: int = -(10**9)
+    last_t: float = float("-inf")
+    on_live: bool = False  # the latest check was made on a frame judged live
 
 
 class Pipeline:
@@ -59,39 +70,62 @@ class Pipeline:
         self.monitor = LivenessMonitor(liveness)
         self.tracker = Tracker()
         self._identity: dict[int, _Identity] = {}
+        self._segment = 0
+
+    def _end_all_tracks(self) -> list[int]:
+        """A cut in the stream (camera reopened, next file): nobody carries over."""
+        ended = list(self.tracker.tracks)
+        self.tracker.tracks.clear()
+        return ended
+
+    def _check_identity(self, ident: _Identity, face: Face, t: float, live: bool, errors: list[str]) -> None:
+        emb = self.encoder.encode(face.chip[None])[0]
+        ident.last_t, ident.on_live = t, live
+        try:
+            match = self.gallery.identify(emb, self.settings.match.threshold)
+        except AccessctlError as exc:  # fail closed: no match this time, and say why
+            errors.append(str(exc))
+            ident.match, ident.streak, ident.unknown = None, 0, 0
+            return
+        same = (ident.match is not None and match.person is not None and ident.match.person is not None
+                and match.person.id == ident.match.person.id)
+        ident.streak = ident.streak + 1 if same else (1 if match.person is not None else 0)
+        ident.unknown = ident.unknown + 1 if match.person is None else 0
+        ident.match = match
 
     def process(self, frame: Frame) -> FrameResult:
         t0 = time.perf_counter()
         faces = analyzer().analyze(frame.image, frame=True)
         t1 = time.perf_counter()
+        cut = self._end_all_tracks() if frame.segment != self._segment else []
+        self._segment = frame.segment
         ids, ended = self.tracker.update([f.box for f in faces], frame.t)
+        ended = cut + ended
         for tid in ended:
             self.monitor.forget(tid)
             self._identity.pop(tid, None)
         states = []
+        errors: list[str] = []
         t_live = t_id = 0.0
         for face, tid in zip(faces, ids):
             a = time.perf_counter()
             verdict = self.monitor.update(tid, frame.t, observe(frame.image, face.box, face.landmarks))
             b = time.perf_counter()
-            ident = self._identity.setdefault(tid, _Identity())
-            if verdict.state == LIVE:
-                if frame.index - ident.last_frame >= REIDENTIFY_EVERY:
-                    emb = self.encoder.encode(face.chip[None])[0]
-                    match = self.gallery.identify(emb, self.settings.match.threshold)
-                    same = (ident.match is not None and match.person is not None and ident.match.person is not None
-                            and match.person.id == ident.match.person.id)
-                    ident.streak = ident.streak + 1 if same else (1 if match.person is not None else 0)
-                    ident.unknown = ident.unknown + 1 if match.person is None else 0
-                    ident.match, ident.last_frame = match, frame.index
+            live = verdict.state == LIVE
+            if verdict.state == SPOOF:
+                ident = self._identity[tid] = _Identity()
             else:
-                ident.match, ident.streak, ident.unknown = None, 0, 0
+                ident = self._identity.setdefault(tid, _Identity())
+                if frame.t - ident.last_t >= REIDENTIFY_S or (live and not ident.on_live):
+                    self._check_identity(ident, face, frame.t, live, errors)
             t_id += time.perf_counter() - b
             t_live += b - a
-            states.append(FaceState(tid, face.box, verdict, ident.match, ident.streak, ident.unknown))
+            shown = live and ident.on_live
+            states.append(FaceState(tid, face.box, verdict, ident.match if shown else None,
+                                    ident.streak if shown else 0, ident.unknown if shown else 0, face))
         timings = {"faces": (t1 - t0) * 1e3, "liveness": t_live * 1e3, "identity": t_id * 1e3,
                    "total": (time.perf_counter() - t0) * 1e3}
-        return FrameResult(frame.index, frame.t, states, ended, timings)
+        return FrameResult(frame.index, frame.t, states, ended, timings, tuple(errors))
 
 
 __all__ = ["Pipeline", "FrameResult", "FaceState"]

@@ -1,10 +1,11 @@
 """The stream loop: frames -> pipeline -> decisions -> audit log, hook and listeners.
 
 Headless mode prints one JSON object per line for each decision, each change of a
-face's liveness state and each hook result. A video or frame folder is processed
-frame by frame with nothing dropped, so a run is reproducible; a camera that stops
-delivering frames is reopened with back-off, and the runner says so, but never dies
-of it.
+face's liveness state, each hook result and each camera problem. Frames come from a
+:class:`~accessctl.capture.FrameFeed`, the same capture thread the kiosk window uses:
+a video or frame folder is processed frame by frame with nothing dropped, so a run is
+reproducible; a camera hands over its newest frame, and one that stops delivering is
+reopened with back-off, which the runner reports but never dies of.
 """
 
 from __future__ import annotations
@@ -15,17 +16,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .access import AccessController, Decision
-from .audit import AuditError, AuditLog, Event
+from .access import DENIED, AccessController, Decision
+from .audit import AuditError, AuditLog, Event, prune_snapshots, save_snapshot
+from .capture import CAMERA_LOST, RUNNING, FeedStatus, FrameFeed
 from .config import Settings
-from .errors import VideoError
+from .errors import AccessctlError
 from .gallery import Gallery
 from .hook import HookResult, HookRunner
 from .liveness import load_liveness
 from .pipeline import FrameResult, Pipeline
-from .sources import FrameSource, open_source
-
-RECONNECT_DELAYS_S = (0.5, 1, 2, 5, 10)
+from .sources import Frame
 
 
 @dataclass
@@ -36,8 +36,14 @@ class RunStats:
 
 
 class Runner:
-    def __init__(self, gallery: Gallery, settings: Settings, audit: AuditLog,
-                 emit: Callable[[dict], None], on_frame: Callable[[FrameResult, list[Decision]], None] | None = None) -> None:
+    """Everything that happens to one frame after it is read, and the loop over a feed.
+
+    ``on_frame(frame, result, decisions)`` is called on the runner's thread after each
+    frame; the kiosk window's model uses it, and must return quickly.
+    """
+
+    def __init__(self, gallery: Gallery, settings: Settings, audit: AuditLog, emit: Callable[[dict], None],
+                 on_frame: Callable[[Frame, FrameResult, list[Decision]], None] | None = None) -> None:
         self.settings = settings
         self.audit = audit
         self._emit_lock = threading.Lock()
@@ -49,7 +55,12 @@ class Runner:
                                  timeout_s=settings.hook.timeout_s, on_deny=settings.hook.on_deny)
                       if settings.hook.path else None)
         self._states: dict[int, str] = {}
+        self._last_error: str | None = None
+        self._camera_lost = False
+        self._feed: FrameFeed | None = None
         self.stopped = threading.Event()
+        if settings.audit.snapshots:
+            prune_snapshots(settings.audit.snapshot_days)
 
     def emit(self, obj: dict) -> None:
         with self._emit_lock:
@@ -67,7 +78,32 @@ class Runner:
         self._log(Event("hook", d.event, d.person_id, d.name, stream_t=d.t, frame=d.frame, detail=detail))
         self.emit({"event": "hook", "for": d.event, "person_id": d.person_id, "t": d.t, "frame": d.frame, **detail})
 
-    def step(self, frame) -> tuple[FrameResult, list[Decision]]:
+    def feed_status(self, status: FeedStatus) -> None:
+        """Camera trouble, and its end, are news for the operator and the audit log."""
+        if status.state == CAMERA_LOST:
+            self._camera_lost = True
+            self.emit({"event": "camera", "reason": status.detail, "retry_in_s": status.retry_in_s})
+            self._log(Event("camera", status.detail, detail={"retry_in_s": status.retry_in_s}))
+        elif status.state == RUNNING and self._camera_lost:
+            self._camera_lost = False
+            why = f"{status.source} is delivering frames again"
+            self.emit({"event": "camera", "reason": why, "retry_in_s": None})
+            self._log(Event("camera", why))
+
+    def _snapshot(self, frame: Frame, result: FrameResult, d: Decision) -> dict | None:
+        if d.event != DENIED or not self.settings.audit.snapshots:
+            return None
+        face = next((f for f in result.faces if f.track_id == d.track_id), None)
+        if face is None:
+            return None
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        try:
+            path = save_snapshot(frame.image, face.box, f"{stamp}-{d.reason}-f{frame.index}-t{d.track_id}.jpg")
+        except (OSError, AccessctlError) as exc:
+            return {"snapshot_error": str(exc)}
+        return {"snapshot": path.name}
+
+    def step(self, frame: Frame) -> tuple[FrameResult, list[Decision]]:
         result = self.pipeline.process(frame)
         for face in result.faces:
             if self._states.get(face.track_id) != face.liveness.state:
@@ -77,55 +113,44 @@ class Runner:
                            "t": round(frame.t, 3), "frame": frame.index})
         for tid in result.ended_tracks:
             self._states.pop(tid, None)
+        for error in result.errors:
+            if error != self._last_error:  # once per new problem, not once per frame
+                self._last_error = error
+                self.emit({"event": "error", "reason": "identity", "detail": error, "t": round(frame.t, 3)})
+                self._log(Event("error", "identity", stream_t=frame.t, frame=frame.index, detail={"error": error}))
         decisions = self.controller.decide(result)
         for d in decisions:
-            self.emit(d.to_json())
-            self._log(Event(d.event, d.reason, d.person_id, d.name, d.distance, d.liveness, d.t, d.frame))
+            detail = self._snapshot(frame, result, d)
+            self.emit(d.to_json() | (detail or {}))
+            self._log(Event(d.event, d.reason, d.person_id, d.name, d.distance, d.liveness, d.t, d.frame, detail))
             if self.hooks is not None:
                 self.hooks.submit(d)
         if self.on_frame is not None:
-            self.on_frame(result, decisions)
+            self.on_frame(frame, result, decisions)
         return result, decisions
 
-    def run(self, spec: str) -> RunStats:
-        """Process a source to its end (files) or until stopped (cameras)."""
+    def run(self, feed: FrameFeed) -> RunStats:
+        """Process the feed to its end (files) or until :meth:`stop` (cameras)."""
         stats = RunStats()
         t0 = time.perf_counter()
-        attempt = 0
+        self._feed = feed
         try:
-            while not self.stopped.is_set():
-                try:
-                    source: FrameSource = open_source(spec)
-                except VideoError as exc:
-                    if not str(spec).isdigit():
-                        raise
-                    self._camera_problem(str(exc), attempt)
-                    attempt += 1
-                    continue
-                with source:
-                    got = 0
-                    for frame in source:
-                        got += 1
-                        stats.frames += 1
-                        stats.decisions += len(self.step(frame)[1])
-                        if self.stopped.is_set():
-                            break
-                if not source.live:
-                    break
-                attempt = attempt if got == 0 else 0  # it worked for a while: back-off starts over
-                self._camera_problem(f"{source.name} stopped delivering frames", attempt)
-                attempt += 1
+            with feed:
+                for frame in feed.frames():
+                    stats.frames += 1
+                    stats.decisions += len(self.step(frame)[1])
+                    if self.stopped.is_set():
+                        break
         finally:
             if self.hooks is not None:
                 self.hooks.close()
             stats.seconds = time.perf_counter() - t0
         return stats
 
-    def _camera_problem(self, why: str, attempt: int) -> None:
-        delay = RECONNECT_DELAYS_S[min(attempt, len(RECONNECT_DELAYS_S) - 1)]
-        self.emit({"event": "camera", "reason": why, "retry_in_s": delay})
-        self._log(Event("camera", why, detail={"retry_in_s": delay}))
-        self.stopped.wait(delay)
+    def stop(self) -> None:
+        self.stopped.set()
+        if self._feed is not None:
+            self._feed.stop(wait_s=0)
 
 
 def print_json(obj: dict) -> None:

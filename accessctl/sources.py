@@ -29,6 +29,11 @@ class Frame:
     image: np.ndarray = field(repr=False)  # (H, W, 3) RGB uint8
     index: int  # 0-based position in the stream
     t: float  # seconds since the start of the stream
+    # Which continuous piece of the stream this frame belongs to: it changes when a
+    # camera is reopened or a playlist moves to its next file, and faces seen before
+    # a change are not the faces seen after it.
+    segment: int = 0
+    captured: float = 0.0  # time.monotonic() when the frame was read: latency is measured from here
 
 
 class FrameSource:

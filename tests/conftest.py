@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# Qt windows are real but drawn offscreen in tests (scripts/screenshots uses Xvfb).
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -19,6 +21,14 @@ def accessctl_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("home")
     os.environ["ACCESSCTL_HOME"] = str(home)
     return home
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh home (and so a fresh gallery, audit log and PIN) per test; the encoder
+    stays loaded in-process."""
+    monkeypatch.setenv("ACCESSCTL_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
 
 
 @pytest.fixture
@@ -66,4 +76,21 @@ def shared_data() -> Path:
 
 def save_rgb(path: Path, rgb: np.ndarray) -> Path:
     cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture(scope="session")
+def astronaut_video(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -> Path:
+    """A 2-second 15 fps video of the astronaut photo drifting sideways: the project's
+    own stand-in for a camera (a photo, so liveness must refuse it)."""
+    path = tmp_path_factory.mktemp("video") / "astronaut.avi"
+    h, w = 240, 320
+    small = cv2.resize(astronaut, (200, 200), interpolation=cv2.INTER_AREA)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (w, h))
+    for i in range(30):
+        canvas = np.full((h, w, 3), 90, np.uint8)
+        x = 30 + i * 2
+        canvas[20:220, x:x + 200] = small
+        writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    writer.release()
     return path

@@ -158,3 +158,93 @@ def test_repeated_refusals_pause_the_kiosk_and_raise_one_alert() -> None:
     face = FaceState(9, (0, 0, 10, 10), live, match, 5, 0)
     assert ctl.decide(FrameResult(10, 4.0, [face], [])) == []  # paused: nobody is let in
     assert [d.event for d in ctl.decide(FrameResult(11, 7.5, [face], []))] == ["granted"]
+
+
+def test_a_camera_that_is_missing_is_reported_and_logged_and_the_runner_stops_cleanly(tmp_path: Path) -> None:
+    import threading
+
+    from accessctl.capture import FrameFeed
+    from accessctl.config import Settings
+    from accessctl.gallery import Gallery
+    from accessctl.runner import Runner
+
+    lines: list[dict] = []
+    with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
+        runner = Runner(g, Settings(), audit, lines.append)
+        feed = FrameFeed("97", on_status=runner.feed_status, reconnect_delays_s=(0.01, 0.02))
+        t = threading.Thread(target=runner.run, args=(feed,))
+        t.start()
+        deadline = time.monotonic() + 20
+        while len([x for x in lines if x["event"] == "camera"]) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        runner.stop()
+        t.join(10)
+        assert not t.is_alive()
+        rows = audit.query()
+    cam = [x for x in lines if x["event"] == "camera"]
+    assert len(cam) >= 3 and "camera 97" in cam[0]["reason"] and cam[0]["retry_in_s"] == 0.01
+    assert [r["event"] for r in rows][:3] == ["camera"] * 3
+
+
+def test_denials_leave_a_private_snapshot_only_when_switched_on(tmp_path: Path, home: Path, astronaut: object) -> None:
+    from accessctl.audit import snapshot_dir
+    from accessctl.config import Settings
+    from accessctl.gallery import Gallery, Match
+    from accessctl.liveness import LivenessVerdict
+    from accessctl.pipeline import FaceState, FrameResult
+    from accessctl.runner import Runner
+    from accessctl.sources import Frame
+
+    def deny_once(settings: Settings) -> list[dict]:
+        lines: list[dict] = []
+        with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
+            runner = Runner(g, settings, audit, lines.append)
+            face = FaceState(7, (150.0, 80.0, 350.0, 330.0), LivenessVerdict("spoof", 0.01, 5), None, 0, 0)
+            frame = Frame(astronaut, 12, 0.4)
+            runner.pipeline.process = lambda f: FrameResult(f.index, f.t, [face], [])  # a spoof verdict, as given
+            runner.step(frame)
+            return [r for r in audit.query() if r["event"] == "denied"] + lines
+
+    settings = Settings()
+    row, line = [x for x in deny_once(settings) if x.get("event") == "denied"][:2]
+    assert row["detail"] is None and "snapshot" not in line
+    settings.audit.snapshots = True
+    rows = [x for x in deny_once(settings) if x.get("event") == "denied"]
+    detail = json.loads(rows[1]["detail"])
+    shot = snapshot_dir() / detail["snapshot"]
+    assert shot.is_file() and stat.S_IMODE(shot.stat().st_mode) == 0o600 and "spoof" in shot.name
+    assert stat.S_IMODE(snapshot_dir().stat().st_mode) == 0o700
+    import cv2
+
+    image = cv2.imread(str(shot))
+    assert image is not None and max(image.shape[:2]) <= 320
+
+
+@pytest.mark.shared
+def test_a_gallery_switched_under_a_running_kiosk_fails_closed(shared_data: Path, tmp_path: Path) -> None:
+    """Another process moves the gallery to another encoder: this kiosk's descriptors
+    would match nothing sensible, so it lets nobody in and says why, once."""
+    import sqlite3
+
+    from accessctl.capture import FrameFeed
+    from accessctl.config import Settings
+    from accessctl.gallery import Gallery
+    from accessctl.identity import enroll
+    from accessctl.runner import Runner
+    from accessctl.sources import open_source
+
+    video = shared_data / "video" / "replay_pairs" / "pair1" / "live.mov"
+    with open_source(video) as src:
+        frame = next(f for f in src if f.index == 60).image
+    lines: list[dict] = []
+    with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
+        enroll(g, [("frame 60", frame)], "P1", "Pair One", Settings())
+        conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
+        conn.execute("UPDATE meta SET value = 'other-encoder' WHERE key = 'encoder'")
+        conn.close()
+        Runner(g, Settings(), audit, lines.append).run(FrameFeed(str(video)))
+        rows = audit.query()
+    assert not [x for x in lines if x["event"] == "granted"]
+    errors = [x for x in lines if x["event"] == "error"]
+    assert len(errors) == 1 and "other-encoder" in errors[0]["detail"]
+    assert [r["reason"] for r in rows if r["event"] == "error"] == ["identity"]

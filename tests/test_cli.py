@@ -14,13 +14,6 @@ from accessctl.cli import main
 from tests.conftest import save_rgb
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh home (and so a fresh gallery) per test; the encoder stays loaded in-process."""
-    monkeypatch.setenv("ACCESSCTL_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import home, run  # noqa: F401  (the fixture is used by name)
+from tests.test_cli import run
 
 pytestmark = pytest.mark.shared
 
@@ -21,7 +21,7 @@ def orl_subset(shared_data: Path, dest: Path, people: list[str]) -> Path:
     return dest
 
 
-def test_switch_to_a_trained_encoder_and_back(home: Path, capsys, shared_data: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_switch_to_a_trained_encoder_and_back(home: Path, capsys, shared_data: Path, tmp_path: Path) -> None:
     data = orl_subset(shared_data, tmp_path / "orl", ["s1", "s2", "s3", "s4", "s5", "s6"])
     run_dir = tmp_path / "run"
     code, out, _ = run(capsys, "encoder", "train", "--data", str(data), "--out", str(run_dir), "--arch", "small",
@@ -36,8 +36,8 @@ def test_switch_to_a_trained_encoder_and_back(home: Path, capsys, shared_data: P
     assert code == 0 and "dlib-resnet-v1 -> small-" in out and "1 people to re-encode" in out
     code, out, err = run(capsys, "encoder", "use", str(run_dir))
     assert code == 2 and "--yes" in err  # never switches without a yes
-    code, out, _ = run(capsys, "encoder", "use", str(run_dir), "--yes")
-    assert code == 0 and "re-encoded 1 template(s)" in out
+    code, out, err = run(capsys, "encoder", "use", str(run_dir), "--yes")
+    assert code == 0 and "re-encoded 1 template(s)" in out, err
     new_id = json.loads((run_dir / "config.json").read_text())["encoder_id"]
     code, out, _ = run(capsys, "encoder", "show")
     assert f"gallery encoder: {new_id}" in out and "binary head: yes" in out
@@ -58,7 +58,7 @@ def test_switch_to_a_trained_encoder_and_back(home: Path, capsys, shared_data: P
     assert row["accepted"] and row["distance"] < 1e-3 and row["threshold"] == 0.6
 
 
-def test_binary_head_fitted_on_site_pairs(home: Path, capsys, shared_data: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_binary_head_fitted_on_site_pairs(home: Path, capsys, shared_data: Path, tmp_path: Path) -> None:
     fit = orl_subset(shared_data, tmp_path / "fit", [f"s{i}" for i in range(1, 9)])
     test = orl_subset(shared_data, tmp_path / "test", [f"s{i}" for i in range(30, 36)])
     for name, folder in (("fit", fit), ("test", test)):

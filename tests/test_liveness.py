@@ -210,7 +210,7 @@ def test_live_motion_and_blinks_do_not_pass_a_print(shared_data: Path) -> None:
     live = extract(shared_data / "nuaa_train/live/0004_01_00_01")
     attack = extract(shared_data / "nuaa_train/print/0004_01_00_01")
     n = min(len(live), len(attack), 60)
-    monitor = LivenessMonitor(model)
+    monitor = LivenessMonitor(model, keep_scores=True)
     for i in range(n):
         monitor.update(0, float(live.t[i]), Observation(attack.crops[i], live.points[i]))
     assert np.mean(monitor.scores(0)) < model.threshold

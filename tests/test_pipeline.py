@@ -64,3 +64,19 @@ def test_live_person_is_identified_and_a_replay_never_reaches_the_gallery(shared
                     states.append(face.liveness.state)
         decided = [s for s in states if s in (LIVE, SPOOF)]
         assert decided and decided.count(SPOOF) / len(decided) > 0.9
+
+
+def test_a_cut_in_the_stream_ends_every_track(astronaut_video: Path, gallery_path: Path) -> None:
+    """The next file of a playlist (or a camera reopened) starts new tracks, even where the
+    boxes overlap: a liveness clip must never span two recordings."""
+    from accessctl.capture import FrameFeed
+
+    with Gallery(gallery_path) as gallery:
+        pipe = Pipeline(gallery, Settings(), load_liveness())
+        tracks: dict[int, set[int]] = {0: set(), 1: set()}
+        for frame in FrameFeed([str(astronaut_video), str(astronaut_video)]).frames():
+            result = pipe.process(frame)
+            tracks[frame.segment] |= {f.track_id for f in result.faces}
+            if frame.index == 30:
+                assert result.ended_tracks == sorted(tracks[0])
+    assert tracks[0] and tracks[1] and tracks[0].isdisjoint(tracks[1])

@@ -96,12 +96,15 @@ class LivenessMonitor:
     cannot inherit the previous face's verdict.
     """
 
-    def __init__(self, model: LivenessModel) -> None:
+    def __init__(self, model: LivenessModel, *, keep_scores: bool = False) -> None:
         self.model = model
+        # Every window score of a track, for clip evaluation; off in the kiosk, where a
+        # track can last for hours.
+        self.keep_scores = keep_scores
         self._tracks: dict[int, _TrackBuffer] = {}
 
     def update(self, track_id: int, t: float, obs: Observation) -> LivenessVerdict:
-        buf = self._tracks.setdefault(track_id, _TrackBuffer(self.model.window))
+        buf = self._tracks.setdefault(track_id, _TrackBuffer(self.model.window, self.keep_scores))
         with torch.inference_mode():
             feat = self.model.features(torch.from_numpy(obs.crop[None]))[0]
         buf.add(t, feat, obs.points)
@@ -123,26 +126,23 @@ class LivenessMonitor:
         return LivenessVerdict(LIVE if p >= self.model.threshold else SPOOF, p, len(buf.scores))
 
     def scores(self, track_id: int) -> list[float]:
+        """Every window score of the track so far (needs ``keep_scores``)."""
         buf = self._tracks.get(track_id)
         return list(buf.all_scores) if buf else []
 
     def forget(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
 
-    def keep_only(self, track_ids: set[int]) -> None:
-        for tid in list(self._tracks):
-            if tid not in track_ids:
-                del self._tracks[tid]
-
 
 class _TrackBuffer:
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, keep_scores: bool) -> None:
         keep = window * 4  # enough frames to span a window at up to ~60 fps
         self.t: deque[float] = deque(maxlen=keep)
         self.features: deque[torch.Tensor] = deque(maxlen=keep)
         self.points: deque[np.ndarray] = deque(maxlen=keep)
         self.scores: deque[float] = deque(maxlen=MAX_WINDOWS)
         self.all_scores: list[float] = []
+        self.keep_scores = keep_scores
 
     def add(self, t: float, feature: torch.Tensor, points: np.ndarray) -> None:
         self.t.append(t)
@@ -151,7 +151,8 @@ class _TrackBuffer:
 
     def record(self, p: float) -> None:
         self.scores.append(p)
-        self.all_scores.append(p)
+        if self.keep_scores:
+            self.all_scores.append(p)
 
 
 def score_clip(model: LivenessModel, path: str | Path) -> float | None:
@@ -166,7 +167,7 @@ def score_frames(model: LivenessModel, frames: "ClipFrames") -> float | None:
     """The mean of the window scores a :class:`LivenessMonitor` gives a clip's frames,
     fed one by one as the kiosk feeds them. None when no window could be scored (no
     face, or a face in too few frames)."""
-    monitor = LivenessMonitor(model)
+    monitor = LivenessMonitor(model, keep_scores=True)
     for i in range(len(frames)):
         monitor.update(0, float(frames.t[i]), Observation(frames.crops[i], frames.points[i]))
     scores = monitor.scores(0)

@@ -1,0 +1,213 @@
+"""Guided enrollment from a camera: one live person, good faces, a few head poses.
+
+One template is enough to be recognised, but a template is kept for years, so the
+capture asks for a face straight on and slightly turned either way, and takes each
+only when it would make a good template: exactly one face in view, large and sharp
+enough, turned the way asked, and judged live by the same liveness monitor as the
+door (a photo held up cannot be enrolled). Every sample must come from the same
+person: a face that appears in place of the first one, and does not match it,
+starts the capture over.
+
+This is the model the enrollment wizard shows; it knows nothing of Qt, and the
+wizard feeds it frames from a :class:`~accessctl.capture.FrameFeed`, as the kiosk.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .capture import CAMERA_LOST, RUNNING, FeedStatus, FrameFeed
+from .config import Settings
+from .errors import AccessctlError
+from .gallery import Gallery
+from .identity import EncodedFace, quality_problem, quality_score
+from .liveness import CHECKING, SPOOF, LivenessModel, load_liveness
+from .pipeline import FaceState, FrameResult, Pipeline
+from .sources import Frame
+
+HOLD_FRAMES = 2  # consecutive good frames of a pose before the sharpest is taken
+
+
+@dataclass(frozen=True)
+class Pose:
+    name: str
+    prompt: str
+    yaw: tuple[float, float]  # degrees; positive when the person turns to their left
+
+
+POSES = (
+    Pose("straight", "Look straight at the camera", (-8.0, 8.0)),
+    Pose("left", "Turn your head slightly to your left", (8.0, 30.0)),
+    Pose("right", "Turn your head slightly to your right", (-30.0, -8.0)),
+)
+
+
+@dataclass(frozen=True)
+class CaptureState:
+    """What the capture screen shows after a frame."""
+
+    prompt: str  # what the person should do now
+    problems: tuple[str, ...]  # why this frame was not taken, most important first
+    captured: tuple[tuple[str, EncodedFace], ...]  # (source, face) per pose taken so far, pose order
+    poses_done: tuple[str, ...]
+    result: FrameResult | None  # the faces of this frame, for drawing
+    notice: str = ""  # something that just happened ("started over: ...")
+
+    @property
+    def done(self) -> bool:
+        return len(self.poses_done) == len(POSES)
+
+
+class EnrollmentCapture:
+    def __init__(self, gallery: Gallery, settings: Settings, liveness: LivenessModel) -> None:
+        self.settings = settings
+        self.pipeline = Pipeline(gallery, settings, liveness)
+        self.reset()
+
+    def reset(self) -> None:
+        self._taken: dict[str, tuple[str, EncodedFace, float]] = {}  # pose -> (source, face, quality)
+        self._track: int | None = None
+        self._holding: list[tuple[str, EncodedFace, float]] = []
+        self._holding_pose: str | None = None
+
+    def _state(self, problems: list[str], result: FrameResult | None, notice: str = "") -> CaptureState:
+        missing = [p for p in POSES if p.name not in self._taken]
+        prompt = missing[0].prompt if missing else "Done: every pose is captured"
+        captured = tuple((self._taken[p.name][0], self._taken[p.name][1]) for p in POSES if p.name in self._taken)
+        done = tuple(p.name for p in POSES if p.name in self._taken)
+        return CaptureState(prompt, tuple(problems), captured, done, result, notice)
+
+    def _same_person(self, face: FaceState) -> bool:
+        """Does a new track's face match what was captured so far?"""
+        assert face.face is not None
+        emb = self.pipeline.encoder.encode(face.face.chip[None])[0]
+        first = next(iter(self._taken.values()))[1]
+        return float(np.linalg.norm(emb - first.embedding)) <= self.settings.match.threshold
+
+    def step(self, frame: Frame) -> CaptureState:
+        result = self.pipeline.process(frame)
+        if len(self._taken) == len(POSES):
+            return self._state([], result)
+        if not result.faces:
+            self._holding = []
+            return self._state(["No face in view: stand in front of the camera"], result)
+        if len(result.faces) > 1:
+            self._holding = []
+            return self._state([f"{len(result.faces)} faces in view: only the person enrolling may be in front of the camera"],
+                               result)
+        face = result.faces[0]
+        notice = ""
+        if face.track_id != self._track:
+            if self._taken and not self._same_person(face):
+                self.reset()
+                notice = "A different face appeared: starting over"
+            self._track = face.track_id
+            self._holding = []
+        if face.liveness.state == SPOOF:
+            self.reset()
+            self._track = face.track_id
+            return self._state(["Photo or screen detected: enrollment needs the person themselves"], result,
+                               "Started over: a photo or screen was detected")
+        assert face.face is not None
+        q = face.face.quality
+        problems = []
+        problem = quality_problem(q, self.settings)
+        if problem:
+            problems.append(problem[0].upper() + problem[1:])
+        pose = next((p for p in POSES if p.name not in self._taken and p.yaw[0] <= q.yaw <= p.yaw[1]), None)
+        if pose is None:
+            wanted = next(p for p in POSES if p.name not in self._taken)
+            lo, hi = wanted.yaw
+            problems.append(f"{wanted.prompt} (head at {q.yaw:+.0f} degrees, wanted {lo:+.0f} to {hi:+.0f})")
+        if face.liveness.state == CHECKING:
+            problems.append("Checking that this is a live person: look at the camera")
+        if problems or pose is None:
+            self._holding = []
+            return self._state(problems, result, notice)
+        if pose.name != self._holding_pose:
+            self._holding, self._holding_pose = [], pose.name
+        sample = EncodedFace(face.face, self.pipeline.encoder.encode(face.face.chip[None])[0])
+        self._holding.append((f"camera frame {frame.index} ({pose.name})", sample, quality_score(q)))
+        if len(self._holding) >= HOLD_FRAMES:
+            self._taken[pose.name] = max(self._holding, key=lambda s: s[2])
+            self._holding = []
+            notice = f"Captured: {pose.name}"
+        return self._state([], result, notice)
+
+
+class CaptureSession:
+    """:class:`EnrollmentCapture` on its own thread, over its own feed of the kiosk's
+    source (the kiosk releases the camera first). The feed stops as soon as every pose
+    is taken, so the camera goes back to the kiosk while the admin reviews."""
+
+    def __init__(self, sources: str | Sequence[str], settings: Settings, *, realtime: bool = True,
+                 gallery_path: Path | None = None) -> None:
+        self.sources = [sources] if isinstance(sources, str) else list(sources)
+        self.settings = settings
+        self.realtime = realtime
+        self.gallery_path = gallery_path
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._feed: FrameFeed | None = None
+        self._state: CaptureState | None = None
+        self._message = "Starting the camera…"
+        self.finished = False  # the worker is done: every pose taken, the video ended, or an error
+
+    def start(self) -> None:
+        self.stop()
+        self._stop.clear()
+        self._state, self._message, self.finished = None, "Starting the camera…", False
+        self._thread = threading.Thread(target=self._work, name="accessctl-enroll", daemon=True)
+        self._thread.start()
+
+    def stop(self, wait_s: float = 10.0) -> None:
+        self._stop.set()
+        feed = self._feed
+        if feed is not None:
+            feed.stop(wait_s=0)
+        if self._thread is not None:
+            self._thread.join(wait_s)
+
+    def latest(self) -> tuple[Frame | None, CaptureState | None, str]:
+        """The newest frame (preview), the newest capture state, and a status line."""
+        feed = self._feed
+        with self._lock:
+            return (feed.latest if feed is not None else None), self._state, self._message
+
+    def _say(self, message: str) -> None:
+        with self._lock:
+            self._message = message
+
+    def _on_status(self, status: FeedStatus) -> None:
+        if status.state == CAMERA_LOST:
+            self._say(f"Camera unavailable ({status.detail}); retrying in {status.retry_in_s:g} s")
+        elif status.state == RUNNING:
+            self._say("")
+
+    def _work(self) -> None:
+        try:
+            with Gallery(self.gallery_path) as gallery:
+                capture = EnrollmentCapture(gallery, self.settings, load_liveness())
+                feed = self._feed = FrameFeed(self.sources, realtime=self.realtime, on_status=self._on_status)
+                if self._stop.is_set():
+                    return
+                with feed:
+                    for frame in feed.frames():
+                        state = capture.step(frame)
+                        with self._lock:
+                            self._state = state
+                        if state.done:
+                            self._say("Every pose is captured")
+                            return
+                if not self._stop.is_set():
+                    self._say("The video ended before every pose was captured: start over, or use image files")
+        except AccessctlError as exc:
+            self._say(f"Cannot capture: {exc}")
+        finally:
+            self.finished = True

@@ -1,0 +1,447 @@
+"""The admin area: PIN dialogs, and the people, settings, audit log and PIN pages.
+
+Every change goes through the same functions as the command line (the gallery, the
+settings writer, the audit log) on a background thread, and is itself written to
+the audit log as an ``admin`` event.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtWidgets import (
+    QAbstractItemView, QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+    QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLineEdit, QMessageBox, QPushButton, QScrollArea, QSpinBox,
+    QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
+)
+
+from .. import config
+from ..adminpin import AdminPin, PinError
+from ..audit import AuditLog, Event, to_csv
+from ..config import Settings
+from ..gallery import Gallery, Person
+from .tasks import Tasks
+
+EDITABLE_SECTIONS = ("match", "access", "enroll", "hook", "kiosk", "audit")
+AUDIT_ROWS = 500  # newest events shown; the whole log is in `accessctl events`
+
+
+def log_admin(action: str, person: Person | None = None, detail: dict | None = None,
+              audit_path: Path | None = None, kiosk: str = "kiosk") -> None:
+    """One ``admin`` event (call off the GUI thread)."""
+    with AuditLog(audit_path, kiosk=kiosk) as audit:
+        audit.append(Event("admin", action, person.employee_id if person else None, person.name if person else None,
+                           detail=detail))
+
+
+class PinDialog(QDialog):
+    """Asks for the admin PIN; accepted only when it is right."""
+
+    def __init__(self, pin: AdminPin, parent: QWidget | None = None, *, purpose: str = "Admin area",
+                 on_failure: Callable[[str], None] | None = None) -> None:
+        super().__init__(parent)
+        self.pin = pin
+        self.on_failure = on_failure
+        self.setWindowTitle(f"{purpose}: admin PIN")
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"{purpose} needs the admin PIN."))
+        self.edit = QLineEdit()
+        self.edit.setObjectName("pin")
+        self.edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.edit.setPlaceholderText("PIN")
+        layout.addWidget(self.edit)
+        self.error = QLabel("")
+        self.error.setObjectName("pinError")
+        self.error.setStyleSheet("color: #c42b1c")
+        layout.addWidget(self.error)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.try_accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def try_accept(self) -> None:
+        try:
+            check = self.pin.check(self.edit.text())
+        except PinError as exc:
+            self.error.setText(str(exc))
+            return
+        self.edit.clear()
+        if check.ok:
+            self.accept()
+            return
+        if check.locked_for_s > 0:
+            why = f"Too many wrong PINs: try again in {check.locked_for_s:.0f} s"
+        else:
+            why = "Wrong PIN"
+        self.error.setText(why)
+        if self.on_failure is not None:
+            self.on_failure(why)
+
+
+class SetPinDialog(QDialog):
+    """Sets the admin PIN: on first run, or to change it (then the current one is asked)."""
+
+    def __init__(self, pin: AdminPin, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.pin = pin
+        changing = pin.is_set()
+        self.setWindowTitle("Change the admin PIN" if changing else "Set the admin PIN")
+        layout = QVBoxLayout(self)
+        intro = ("Enter the current PIN, then the new one twice." if changing else
+                 "This kiosk has no admin PIN yet. Choose one: it protects the admin area, enrollment and leaving "
+                 "kiosk mode. Digits only, at least 6.")
+        text = QLabel(intro)
+        text.setWordWrap(True)
+        layout.addWidget(text)
+        form = QFormLayout()
+        self.current = QLineEdit()
+        self.new = QLineEdit()
+        self.again = QLineEdit()
+        for name, edit in (("current", self.current), ("new", self.new), ("again", self.again)):
+            edit.setEchoMode(QLineEdit.EchoMode.Password)
+            edit.setObjectName(f"{name}Pin")
+        if changing:
+            form.addRow("Current PIN", self.current)
+        form.addRow("New PIN", self.new)
+        form.addRow("New PIN again", self.again)
+        layout.addLayout(form)
+        self.error = QLabel("")
+        self.error.setObjectName("pinError")
+        self.error.setStyleSheet("color: #c42b1c")
+        self.error.setWordWrap(True)
+        layout.addWidget(self.error)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.try_accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def try_accept(self) -> None:
+        if self.new.text() != self.again.text():
+            self.error.setText("The two new PINs differ")
+            return
+        try:
+            self.pin.set(self.new.text(), self.current.text() if self.pin.is_set() else None)
+        except PinError as exc:
+            self.error.setText(str(exc)[0].upper() + str(exc)[1:])
+            return
+        self.accept()
+
+
+class SettingsForm(QScrollArea):
+    """Every editable setting, one field each, bounded by :data:`config.LIMITS`."""
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.fields: dict[tuple[str, str], QWidget] = {}
+        inner = QWidget()
+        layout = QVBoxLayout(inner)
+        for section in EDITABLE_SECTIONS:
+            values = getattr(settings, section)
+            box = QGroupBox(f"[{section}]")
+            form = QFormLayout(box)
+            for f in dataclasses.fields(values):
+                widget = self._editor(section, f.name, getattr(values, f.name))
+                widget.setObjectName(f"{section}.{f.name}")
+                self.fields[(section, f.name)] = widget
+                form.addRow(f.name.replace("_", " "), widget)
+            layout.addWidget(box)
+        self.setWidget(inner)
+        self.setWidgetResizable(True)
+
+    @staticmethod
+    def _editor(section: str, name: str, value: object) -> QWidget:
+        lo, hi = config.limits(section, name)
+        if isinstance(value, bool):
+            w = QCheckBox()
+            w.setChecked(value)
+        elif isinstance(value, int):
+            w = QSpinBox()
+            w.setRange(int(lo), int(hi))
+            w.setValue(value)
+        elif isinstance(value, float):
+            w = QDoubleSpinBox()
+            w.setDecimals(4)
+            w.setRange(lo, hi)
+            w.setSingleStep(0.01 if value < 10 else 1.0)
+            w.setValue(value)
+        else:
+            w = QLineEdit(str(value))
+        return w
+
+    def values(self) -> Settings:
+        out = copy.deepcopy(self.settings)
+        for (section, name), w in self.fields.items():
+            if isinstance(w, QCheckBox):
+                v: object = w.isChecked()
+            elif isinstance(w, QDoubleSpinBox):
+                old = getattr(getattr(self.settings, section), name)
+                # the box shows 4 decimals: an untouched value keeps all of its own
+                v = old if abs(w.value() - round(old, 4)) < 1e-9 else w.value()
+            elif isinstance(w, QSpinBox):
+                v = w.value()
+            else:
+                v = w.text().strip()
+            setattr(getattr(out, section), name, v)
+        return out
+
+
+def _table(headers: list[str]) -> QTableWidget:
+    t = QTableWidget(0, len(headers))
+    t.setHorizontalHeaderLabels(headers)
+    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    t.horizontalHeader().setStretchLastSection(True)
+    t.verticalHeader().setVisible(False)
+    return t
+
+
+def _fill(table: QTableWidget, rows: list[list[object]]) -> None:
+    table.setRowCount(len(rows))
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            text = "" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
+            table.setItem(i, j, QTableWidgetItem(text))
+
+
+class AdminDialog(QDialog):
+    """The admin area, opened after the PIN. ``settings_saved(Settings)`` tells the kiosk
+    to restart its pipeline with the new settings; ``enroll_requested`` asks it for the
+    enrollment wizard (it must release the camera first)."""
+
+    settings_saved = pyqtSignal(object)
+    enroll_requested = pyqtSignal()
+    gallery_changed = pyqtSignal()
+
+    def __init__(self, settings: Settings, pin: AdminPin, parent: QWidget | None = None, *,
+                 gallery_path: Path | None = None, audit_path: Path | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.pin = pin
+        self.gallery_path, self.audit_path = gallery_path, audit_path
+        self.tasks = Tasks(self)
+        self.people: list[Person] = []
+        self.events: list[dict] = []
+        self.setWindowTitle(f"accessctl admin: {settings.kiosk.name}")
+        self.resize(900, 620)
+        layout = QVBoxLayout(self)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._people_page(), "People")
+        self.tabs.addTab(self._settings_page(), "Settings")
+        self.tabs.addTab(self._audit_page(), "Audit log")
+        self.tabs.addTab(self._pin_page(), "Admin PIN")
+        layout.addWidget(self.tabs)
+        self.message = QLabel("")
+        self.message.setObjectName("adminMessage")
+        self.message.setWordWrap(True)
+        layout.addWidget(self.message)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        layout.addWidget(close)
+        self.refresh_people()
+        self.refresh_events()
+
+    # -- feedback ---------------------------------------------------------------------
+    def say(self, text: str, error: bool = False) -> None:
+        self.message.setStyleSheet("color: #c42b1c" if error else "color: #1b873a")
+        self.message.setText(text)
+
+    def _failed(self, exc: Exception) -> None:
+        self.say(str(exc), error=True)
+
+    def _admin_event(self, action: str, person: Person | None = None, detail: dict | None = None) -> None:
+        self.tasks.run(lambda: log_admin(action, person, detail, self.audit_path, self.settings.kiosk.name),
+                       on_error=self._failed)
+
+    # -- people -----------------------------------------------------------------------
+    def _people_page(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        self.people_table = _table(["Employee id", "Name", "Active", "Templates", "Enrolled"])
+        self.people_table.setObjectName("peopleTable")
+        layout.addWidget(self.people_table)
+        row = QHBoxLayout()
+        for text, slot in (("Enroll…", self.enroll_requested.emit), ("Rename…", self._ask_rename),
+                           ("Enable / disable", self._toggle_selected), ("Remove…", self._ask_remove),
+                           ("Refresh", self.refresh_people)):
+            b = QPushButton(text)
+            b.clicked.connect(slot)
+            row.addWidget(b)
+        row.addStretch(1)
+        layout.addLayout(row)
+        return page
+
+    def refresh_people(self) -> None:
+        def load() -> list[Person]:
+            with Gallery(self.gallery_path) as g:
+                return g.people()
+
+        def show(people: list[Person]) -> None:
+            self.people = people
+            _fill(self.people_table, [[p.employee_id, p.name, "yes" if p.active else "no", p.templates, p.created]
+                                      for p in people])
+
+        self.tasks.run(load, show, self._failed)
+
+    def selected_person(self) -> Person | None:
+        rows = self.people_table.selectionModel().selectedRows()
+        return self.people[rows[0].row()] if rows and rows[0].row() < len(self.people) else None
+
+    def _gallery_op(self, action: str, op: Callable[[Gallery], Person], done: str) -> None:
+        def work() -> Person:
+            with Gallery(self.gallery_path) as g:
+                person = op(g)
+            log_admin(action, person, None, self.audit_path, self.settings.kiosk.name)
+            return person
+
+        def finished(person: Person) -> None:
+            self.say(done.format(name=person.name, id=person.employee_id))
+            self.refresh_people()
+            self.gallery_changed.emit()
+
+        self.tasks.run(work, finished, self._failed)
+
+    def rename(self, employee_id: str, name: str) -> None:
+        self._gallery_op("rename", lambda g: g.rename(employee_id, name), "Renamed {id} to {name}")
+
+    def set_active(self, employee_id: str, active: bool) -> None:
+        self._gallery_op("enable" if active else "disable", lambda g: g.set_active(employee_id, active),
+                         "{name} ({id}) is now " + ("enabled" if active else "disabled"))
+
+    def remove(self, employee_id: str) -> None:
+        self._gallery_op("remove", lambda g: g.remove(employee_id), "Removed {name} ({id}) and their templates")
+
+    def _ask_rename(self) -> None:
+        p = self.selected_person()
+        if p is None:
+            return self.say("Select a person first", error=True)
+        name, ok = QInputDialog.getText(self, "Rename", f"New name for {p.employee_id}:", text=p.name)
+        if ok:
+            self.rename(p.employee_id, name)
+
+    def _toggle_selected(self) -> None:
+        p = self.selected_person()
+        if p is None:
+            return self.say("Select a person first", error=True)
+        self.set_active(p.employee_id, not p.active)
+
+    def _ask_remove(self) -> None:
+        p = self.selected_person()
+        if p is None:
+            return self.say("Select a person first", error=True)
+        answer = QMessageBox.question(self, "Remove", f"Remove {p.name} ({p.employee_id}) and {p.templates} "
+                                      "template(s)? They will no longer be let in.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.remove(p.employee_id)
+
+    # -- settings ---------------------------------------------------------------------
+    def _settings_page(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        self.settings_form = SettingsForm(self.settings)
+        layout.addWidget(self.settings_form)
+        save = QPushButton("Save and apply")
+        save.setObjectName("saveSettings")
+        save.clicked.connect(self.save_settings)
+        layout.addWidget(save, alignment=Qt.AlignmentFlag.AlignRight)
+        return page
+
+    def save_settings(self) -> None:
+        new = self.settings_form.values()
+
+        def work() -> Settings:
+            config.save_settings(new)
+            changed = {f"{s}.{k}": v for s in EDITABLE_SECTIONS for k, v in dataclasses.asdict(getattr(new, s)).items()
+                       if getattr(getattr(self.settings, s), k) != v}
+            log_admin("settings", None, changed, self.audit_path, new.kiosk.name)
+            return new
+
+        def finished(saved: Settings) -> None:
+            self.settings = saved
+            self.say(f"Settings saved to {config.config_path()} and applied")
+            self.settings_saved.emit(saved)
+
+        self.tasks.run(work, finished, self._failed)
+
+    # -- audit log --------------------------------------------------------------------
+    def _audit_page(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        row = QHBoxLayout()
+        self.person_filter = QLineEdit()
+        self.person_filter.setPlaceholderText("employee id (all when empty)")
+        row.addWidget(QLabel(f"Newest {AUDIT_ROWS} events for"))
+        row.addWidget(self.person_filter)
+        show = QPushButton("Show")
+        show.clicked.connect(self.refresh_events)
+        row.addWidget(show)
+        export = QPushButton("Export CSV…")
+        export.clicked.connect(self._ask_export)
+        row.addWidget(export)
+        layout.addLayout(row)
+        self.audit_table = _table(["Time", "Kiosk", "Event", "Reason", "Employee id", "Name", "Distance", "Liveness"])
+        self.audit_table.setObjectName("auditTable")
+        layout.addWidget(self.audit_table)
+        return page
+
+    def refresh_events(self) -> None:
+        person = self.person_filter.text().strip() or None
+
+        def load() -> list[dict]:
+            with AuditLog(self.audit_path, kiosk=self.settings.kiosk.name) as audit:
+                return audit.query(person=person, last=AUDIT_ROWS)
+
+        def show(rows: list[dict]) -> None:
+            self.events = rows
+            _fill(self.audit_table, [[r["time"], r["kiosk"], r["event"], r["reason"], r["person_id"], r["name"],
+                                      r["distance"], r["liveness"]] for r in reversed(rows)])
+
+        self.tasks.run(load, show, self._failed)
+
+    def export_events(self, path: str | Path) -> None:
+        person = self.person_filter.text().strip() or None
+
+        def work() -> int:
+            with AuditLog(self.audit_path, kiosk=self.settings.kiosk.name) as audit:
+                rows = audit.query(person=person)
+            config.write_private(Path(path), to_csv(rows))
+            return len(rows)
+
+        self.tasks.run(work, lambda n: self.say(f"{n} events written to {path}"), self._failed)
+
+    def _ask_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the audit log", "events.csv", "CSV (*.csv)")
+        if path:
+            self.export_events(path)
+
+    # -- PIN ----------------------------------------------------------------------------
+    def _pin_page(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        text = QLabel("The admin PIN protects this area, enrollment and leaving kiosk mode. It is stored as a salted "
+                      "scrypt hash; after 5 wrong PINs in a row it is refused for a while.")
+        text.setWordWrap(True)
+        layout.addWidget(text)
+        change = QPushButton("Change the PIN…")
+        change.clicked.connect(self._ask_change_pin)
+        layout.addWidget(change, alignment=Qt.AlignmentFlag.AlignLeft)
+        layout.addStretch(1)
+        return page
+
+    def _ask_change_pin(self) -> None:
+        dialog = SetPinDialog(self.pin, self)
+        dialog.accepted.connect(lambda: (self.say("The admin PIN was changed"), self._admin_event("pin-changed")))
+        dialog.open()
+
+    def done(self, result: int) -> None:  # noqa: D102 - Qt's name
+        self.tasks.shutdown()
+        super().done(result)
+
+
+__all__ = ["AdminDialog", "PinDialog", "SetPinDialog", "SettingsForm", "log_admin"]

@@ -1,0 +1,53 @@
+"""``accessctl run`` with a window: the Qt application around the kiosk window."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Sequence
+
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QApplication, QDialog
+
+from ..adminpin import AdminPin
+from ..capture import is_camera
+from ..config import Settings
+from ..errors import AccessctlError
+from ..kiosk import KioskSession
+from ..sources import open_source
+from .admin import SetPinDialog
+from .kiosk_window import KioskWindow
+
+
+def application() -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName("accessctl")
+    return app  # type: ignore[return-value]
+
+
+def run_kiosk(sources: Sequence[str], settings: Settings, *, realtime: bool = True, loop: bool = False,
+              fullscreen: bool = False) -> int:
+    """Open the kiosk window and run until it is closed.
+
+    On the first run there is no admin PIN yet: it is asked for before anything else,
+    and the kiosk does not start without one (the admin area must never be open)."""
+    for spec in sources:  # a missing or damaged file is one clear error, before any window
+        if not is_camera(spec):
+            open_source(spec).close()
+    app = application()
+    pin = AdminPin()
+    if not pin.is_set():
+        if SetPinDialog(pin).exec() != QDialog.DialogCode.Accepted:
+            raise AccessctlError("an admin PIN is needed on the first run (or set one with `accessctl admin set-pin`)")
+    window = KioskWindow(KioskSession(list(sources), settings, realtime=realtime, loop=loop), pin,
+                         fullscreen=fullscreen)
+    signal.signal(signal.SIGINT, lambda *_: window.close() if not window.kiosk_mode else app.quit())
+    keepalive = QTimer()  # lets Python run its signal handlers while Qt's loop runs
+    keepalive.start(200)
+    keepalive.timeout.connect(lambda: None)
+    window.start()
+    app.exec()
+    window.session.stop()
+    return 0

@@ -1,0 +1,312 @@
+"""The kiosk as a model: what the screen at the door shows, kept apart from Qt.
+
+:class:`KioskSession` runs the access pipeline on a worker thread (the
+:class:`~accessctl.runner.Runner` over a :class:`~accessctl.capture.FrameFeed`, the
+same code as headless mode) and keeps the latest of everything a screen needs: the
+newest frame for the preview, the newest processed faces, the decision banner, the
+state of the camera and the rates. :meth:`KioskSession.view` returns it as one frozen
+record, so the window (``gui/``) only draws and never waits for inference.
+
+Fail closed: when the pipeline cannot run (the gallery locked or switched to another
+encoder, the liveness model missing, the video unreadable) the session says "out of
+service", nobody is let in, and it tries again every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .access import ALERT, GRANTED, Decision
+from .audit import AuditLog
+from .capture import CAMERA_LOST, ENDED, RUNNING, FeedStatus, FrameFeed
+from .config import Settings
+from .errors import AccessctlError
+from .gallery import Gallery
+from .liveness import CHECKING, LIVE, SPOOF
+from .pipeline import FaceState, FrameResult
+from .runner import Runner
+from .sources import Frame
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 5.0  # out of service: how long before the pipeline is started again
+RATE_WINDOW_S = 2.0  # frames and results per second are averaged over this long
+
+# KioskView.state values
+STARTING, OUT_OF_SERVICE, STOPPED = "starting", "out_of_service", "stopped"
+
+
+@dataclass(frozen=True)
+class Banner:
+    """A decision, as the person at the door reads it."""
+
+    event: str  # granted | denied | alert
+    headline: str  # ACCESS GRANTED / ACCESS DENIED / PAUSED
+    detail: str  # the name, or why not
+    shown_at: float  # time.monotonic()
+    track_id: int  # the face it is about: the banner stays while that face is in view
+
+
+def banner_for(d: Decision, now: float) -> Banner:
+    if d.event == GRANTED:
+        return Banner(d.event, "ACCESS GRANTED", f"Welcome, {d.name}", now, d.track_id)
+    if d.event == ALERT:
+        return Banner(d.event, "PAUSED", "Too many refused attempts: please wait a moment", now, d.track_id)
+    why = {"spoof": "Photo or screen detected", "unknown": "Not recognised"}.get(d.reason, d.reason)
+    return Banner(d.event, "ACCESS DENIED", why, now, d.track_id)
+
+
+@dataclass(frozen=True)
+class KioskView:
+    state: str  # starting | running | camera_lost | ended | out_of_service | stopped
+    message: str  # what the state means, for the screen; "" when all is well
+    frame: Frame | None = field(default=None, repr=False)  # newest frame read: the preview
+    result: FrameResult | None = field(default=None, repr=False)  # newest frame processed: boxes and states
+    banner: Banner | None = None  # the current decision, until it expires
+    idle: bool = True  # nobody in front of the camera for a while
+    paused: bool = False  # lockout: nobody is let in for now
+    warning: str = ""  # the latest problem that does not stop the kiosk (audit log, hook, identity)
+    capture_fps: float = 0.0
+    inference_fps: float = 0.0
+    latency_ms: float | None = None  # from a frame's capture to its result
+
+
+@dataclass
+class Measurements:
+    """What the benchmark reports about a running kiosk (all wall-clock)."""
+
+    latencies_ms: list[float] = field(default_factory=list)  # capture -> processed, per frame
+    inference_ms: list[float] = field(default_factory=list)  # pipeline time per frame
+    face_to_decision_s: list[float] = field(default_factory=list)  # a track's first frame -> its decision
+    decisions: list[Decision] = field(default_factory=list)
+
+
+class KioskSession:
+    def __init__(self, sources: str | Sequence[str], settings: Settings, *, realtime: bool = True, loop: bool = False,
+                 gallery_path: Path | None = None, audit_path: Path | None = None,
+                 emit: Callable[[dict], None] | None = None) -> None:
+        self.sources = [sources] if isinstance(sources, str) else list(sources)
+        self.settings = settings
+        self.realtime, self.loop = realtime, loop
+        self.gallery_path, self.audit_path = gallery_path, audit_path
+        self._emit_to = emit
+        self.measurements = Measurements()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._runner: Runner | None = None
+        self._feed: FrameFeed | None = None
+        self._reset_view()
+
+    def _reset_view(self) -> None:
+        self._state, self._message, self._warning = STARTING, "Starting…", ""
+        self._result: FrameResult | None = None
+        self._banner: Banner | None = None
+        self._last_face = float("-inf")
+        self._paused_until_t = float("-inf")
+        self._captures: deque[tuple[float, int]] = deque()  # (when, frames captured by then)
+        self._results: deque[float] = deque()
+        self._latency: float | None = None
+        self._first_seen: dict[int, float] = {}
+
+    # -- control ----------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        with self._lock:
+            self._reset_view()
+        self._thread = threading.Thread(target=self._work, name="accessctl-kiosk", daemon=True)
+        self._thread.start()
+
+    def stop(self, wait_s: float = 10.0) -> None:
+        """Stop the pipeline and release the camera (the enrollment wizard needs it)."""
+        self._stop.set()
+        runner = self._runner
+        if runner is not None:
+            runner.stop()
+        if self._thread is not None:
+            self._thread.join(wait_s)
+        with self._lock:
+            self._state, self._message = STOPPED, "Stopped"
+
+    def restart(self, settings: Settings | None = None) -> None:
+        """Start over, with new settings if given (they are read when the pipeline starts)."""
+        self.stop()
+        if settings is not None:
+            self.settings = settings
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the worker thread -----------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with Gallery(self.gallery_path) as gallery, \
+                        AuditLog(self.audit_path, kiosk=self.settings.kiosk.name) as audit:
+                    runner = Runner(gallery, self.settings, audit, self._emit, on_frame=self._on_frame)
+                    feed = FrameFeed(self.sources, realtime=self.realtime, loop=self.loop,
+                                     on_status=lambda s: self._on_status(runner, s))
+                    self._runner, self._feed = runner, feed
+                    if self._stop.is_set():
+                        return
+                    runner.run(feed)
+                    return  # the files ended, or stop() was called
+            except AccessctlError as exc:
+                self._out_of_service(str(exc))
+            except Exception as exc:  # never let the kiosk die silently; fail closed and retry
+                log.exception("kiosk pipeline failed")
+                self._out_of_service(f"internal error: {exc!r}")
+            finally:
+                self._runner = None
+            self._stop.wait(RETRY_S)
+
+    def _out_of_service(self, why: str) -> None:
+        with self._lock:
+            self._state, self._message = OUT_OF_SERVICE, f"Out of service: {why}"
+            self._result, self._banner = None, None
+        self._emit({"event": "error", "reason": "out_of_service", "detail": why})
+
+    def _emit(self, obj: dict) -> None:
+        if obj.get("event") == "error":
+            with self._lock:
+                self._warning = str(obj.get("detail", ""))
+        elif obj.get("event") == "hook" and (obj.get("returncode") != 0 or obj.get("error")):
+            with self._lock:
+                self._warning = f"door hook failed: {obj.get('error') or 'exit status ' + str(obj.get('returncode'))}"
+        if self._emit_to is not None:
+            self._emit_to(obj)
+
+    def _on_status(self, runner: Runner, status: FeedStatus) -> None:
+        runner.feed_status(status)
+        with self._lock:
+            self._state = status.state
+            if status.state == RUNNING:
+                self._message = ""
+            elif status.state == CAMERA_LOST:
+                self._message = f"Camera unavailable ({status.detail}); retrying in {status.retry_in_s:g} s"
+            elif status.state == ENDED:
+                self._message = "The video has ended"
+            else:
+                self._message = status.detail
+
+    def _on_frame(self, frame: Frame, result: FrameResult, decisions: list[Decision]) -> None:
+        now = time.monotonic()
+        m = self.measurements
+        with self._lock:
+            self._result = result
+            self._latency = (now - frame.captured) * 1000.0
+            m.latencies_ms.append(self._latency)
+            m.inference_ms.append(result.timings_ms.get("total", 0.0))
+            self._results.append(now)
+            if result.faces:
+                self._last_face = now
+            for face in result.faces:
+                self._first_seen.setdefault(face.track_id, frame.captured)
+            for d in decisions:
+                self._banner = banner_for(d, now)
+                m.decisions.append(d)
+                if d.track_id in self._first_seen:
+                    m.face_to_decision_s.append(now - self._first_seen[d.track_id])
+            for tid in result.ended_tracks:
+                self._first_seen.pop(tid, None)
+            runner = self._runner
+            if runner is not None:
+                self._paused_until_t = runner.controller.paused_until
+
+    # -- the view ---------------------------------------------------------------------
+    def view(self) -> KioskView:
+        now = time.monotonic()
+        feed = self._feed
+        frame = feed.latest if feed is not None and self._state != OUT_OF_SERVICE else None
+        with self._lock:
+            if feed is not None:
+                self._captures.append((now, feed.stats.captured))
+            while self._captures and now - self._captures[0][0] > RATE_WINDOW_S:
+                self._captures.popleft()
+            while self._results and now - self._results[0] > RATE_WINDOW_S:
+                self._results.popleft()
+            banner, result = self._banner, self._result
+            in_view = result is not None and any(f.track_id == banner.track_id for f in result.faces) if banner else False
+            if banner is not None and now - banner.shown_at > self.settings.kiosk.banner_s and not in_view:
+                banner = self._banner = None
+            return KioskView(
+                state=self._state,
+                message=self._message,
+                frame=frame,
+                result=result,
+                banner=banner,
+                idle=now - self._last_face > self.settings.kiosk.idle_after_s,
+                paused=result is not None and result.t < self._paused_until_t,
+                warning=self._warning,
+                capture_fps=_count_rate(self._captures),
+                inference_fps=_rate(self._results),
+                latency_ms=self._latency,
+            )
+
+
+@dataclass(frozen=True)
+class ScreenText:
+    tone: str  # granted | denied | warning | neutral: the banner's colour
+    headline: str
+    detail: str
+
+
+def screen_text(view: KioskView) -> ScreenText:
+    """What the banner under the preview says; the window only paints it.
+
+    A door that does not work (out of service, the video over) says so first; then a
+    fresh decision; then trouble that may pass (no camera, a lockout); then the
+    everyday prompts."""
+    if view.state == OUT_OF_SERVICE:
+        return ScreenText("denied", "OUT OF SERVICE", view.message.removeprefix("Out of service: "))
+    if view.state in (ENDED, STOPPED):
+        return ScreenText("neutral", view.message, "")
+    if view.banner is not None:
+        tone = {"granted": "granted", "denied": "denied"}.get(view.banner.event, "warning")
+        return ScreenText(tone, view.banner.headline, view.banner.detail)
+    if view.state == CAMERA_LOST:
+        return ScreenText("warning", "CAMERA UNAVAILABLE", view.message)
+    if view.state == STARTING:
+        return ScreenText("neutral", view.message, "")
+    if view.paused:
+        return ScreenText("warning", "PAUSED", "Too many refused attempts: please wait a moment")
+    faces = view.result.faces if view.result is not None else []
+    if view.idle or not faces:
+        return ScreenText("neutral", "Please look at the camera", "")
+    return ScreenText("neutral", "Checking…", "Hold still and look at the camera")
+
+
+def face_caption(face: FaceState) -> tuple[str, str]:
+    """The label over a face box and its colour key (checking | live | spoof | unknown)."""
+    state = face.liveness.state
+    if state == SPOOF:
+        return "Photo or screen", SPOOF
+    if state != LIVE:
+        return "Checking…", CHECKING
+    if face.match is None:
+        return "Live", LIVE
+    if face.match.person is None:
+        return "Not recognised", "unknown"
+    return face.match.person.name, LIVE
+
+
+def _rate(stamps: deque[float]) -> float:
+    if len(stamps) < 2 or stamps[-1] <= stamps[0]:
+        return 0.0
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def _count_rate(samples: deque[tuple[float, int]]) -> float:
+    if len(samples) < 2 or samples[-1][0] <= samples[0][0]:
+        return 0.0
+    return (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])

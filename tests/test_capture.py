@@ -1,0 +1,69 @@
+"""The capture thread between frame sources and the pipeline (the camera's code path)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from accessctl.capture import CAMERA_LOST, ENDED, FAILED, FrameFeed
+from accessctl.errors import VideoError
+
+
+def test_a_video_is_handed_over_whole_in_order_even_to_a_slow_reader(astronaut_video: Path) -> None:
+    feed = FrameFeed(str(astronaut_video))
+    got = []
+    for frame in feed.frames():
+        time.sleep(0.002)
+        got.append(frame)
+    assert [f.index for f in got] == list(range(30))
+    assert all(b.t > a.t for a, b in zip(got, got[1:])) and abs(got[1].t - got[0].t - 1 / 15) < 1e-3
+    assert feed.stats.dropped == 0 and feed.stats.delivered == 30 and feed.status.state == ENDED
+    assert got[0].image.shape == (240, 320, 3) and all(f.captured > 0 for f in got)
+
+
+def test_realtime_play_drops_stale_frames_and_hands_over_the_newest(astronaut_video: Path) -> None:
+    feed = FrameFeed(str(astronaut_video), realtime=True)
+    assert feed.drop
+    got = []
+    for frame in feed.frames():
+        got.append(frame.index)
+        time.sleep(0.25)  # a consumer far slower than 15 frames/s
+    assert feed.stats.dropped > 10 and len(got) < 15
+    assert got == sorted(got) and got[-1] == 29  # never an old frame after a newer one; the last one arrives
+
+
+def test_a_playlist_keeps_time_running_and_marks_each_file(astronaut_video: Path) -> None:
+    frames = list(FrameFeed([str(astronaut_video), str(astronaut_video)]).frames())
+    assert len(frames) == 60 and [f.index for f in frames] == list(range(60))
+    assert all(b.t > a.t for a, b in zip(frames, frames[1:]))
+    assert {f.segment for f in frames[:30]} == {0} and {f.segment for f in frames[30:]} == {1}
+
+
+def test_a_missing_or_damaged_file_ends_the_feed_with_a_clear_error(tmp_path: Path, astronaut_video: Path) -> None:
+    feed = FrameFeed([str(astronaut_video), str(tmp_path / "gone.mp4")])
+    got = []
+    with pytest.raises(VideoError, match="gone.mp4: no such file"):
+        for frame in feed.frames():
+            got.append(frame)
+    assert len(got) == 30 and feed.status.state == FAILED  # the frames before the fault still came
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00" * 1000)
+    with pytest.raises(VideoError, match="junk.mp4"):
+        list(FrameFeed(str(junk)).frames())
+
+
+def test_a_camera_that_is_not_there_is_retried_with_back_off_and_never_kills_the_feed() -> None:
+    seen = []
+    feed = FrameFeed("97", on_status=seen.append, reconnect_delays_s=(0.01, 0.02, 0.05))
+    assert feed.live and feed.drop
+    feed.start()
+    deadline = time.monotonic() + 20
+    while len(seen) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    feed.stop()
+    lost = [s for s in seen if s.state == CAMERA_LOST]
+    assert len(lost) >= 4 and "camera 97" in lost[0].detail
+    assert [s.retry_in_s for s in lost[:4]] == [0.01, 0.02, 0.05, 0.05]
+    assert list(feed.frames()) == []  # stopped: the reader is released, no error
