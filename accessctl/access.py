@@ -36,6 +36,7 @@ class Decision:
             d["distance"] = round(d["distance"], 4)
         if d["liveness"] is not None:
             d["liveness"] = round(d["liveness"], 4)
+        d["t"] = round(d["t"], 3)
         return d
 
 

@@ -442,6 +442,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .config import load_settings
+    from .demo import DEMO_PIN, prepare_demo
+
+    with tempfile.TemporaryDirectory(prefix="accessctl-demo-") as home:
+        sources = prepare_demo(Path(home))
+        print(f"accessctl demo: a throwaway home in {home} (deleted afterwards); Pair One is enrolled from one frame "
+              f"of {Path(sources[0]).name}; the admin PIN is {DEMO_PIN}", file=sys.stderr)
+        settings = load_settings()
+        if not args.headless:
+            from .gui.app import run_kiosk
+
+            return run_kiosk(sources, settings, realtime=True, loop=True, fullscreen=args.fullscreen)
+        from .audit import AuditLog
+        from .capture import FrameFeed
+        from .runner import Runner, print_json
+
+        with _gallery() as gallery, AuditLog(kiosk=settings.kiosk.name) as audit:
+            runner = Runner(gallery, settings, audit, print_json)
+            runner.run(FrameFeed(sources, on_status=runner.feed_status))
+    return 0
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     from .audit import AuditLog, to_csv
 
@@ -520,8 +545,44 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_kiosk(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from .bench import run_kiosk_bench
+
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    with tempfile.TemporaryDirectory(prefix="accessctl-bench-") as tmp:
+        if args.files:
+            sources = args.files
+        else:
+            from .demo import prepare_demo
+
+            sources = prepare_demo(Path(tmp))
+        r = run_kiosk_bench(sources)
+    print(f"sources: {', '.join(r['sources'])}")
+    print(f"ran {r['seconds']} s: camera {r['capture_fps']} fps, preview {r['preview_fps']} fps, "
+          f"inference {r['inference_fps']} fps, {r['frames_dropped']} of {r['frames_captured']} frames dropped")
+    if r["latency_ms"]:
+        print(f"latency, capture to result: median {r['latency_ms']['median_ms']:.1f} ms, "
+              f"p95 {r['latency_ms']['p95_ms']:.1f} ms (pipeline {r['pipeline_ms']['median_ms']:.1f} ms median)")
+    f2d = r["face_to_decision_s"]
+    if f2d:
+        print(f"a face's first frame to its decision: median {float(np.median(f2d)):.2f} s, max {max(f2d):.2f} s "
+              f"({len(f2d)} decisions)")
+    print(f"decisions: {', '.join(r['decisions']) or 'none'}")
+    print(f"GUI thread longest stall: {r['gui_longest_stall_ms']:.1f} ms")
+    if args.json:
+        print(json.dumps(r))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
+
+    if args.kiosk:
+        return cmd_bench_kiosk(args)
 
     result = run_bench([Path(p) for p in args.files] or None)
     print(f"frames: {result['frames']}, faces: {result['faces']}, torch threads: {result['threads']}")
@@ -671,6 +732,12 @@ def build_parser() -> argparse.ArgumentParser:
     threshold_opt(p)
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("demo", help="the kiosk on the shared data's videos (live, replayed on a phone, a stranger), "
+                                    "in a throwaway home")
+    p.add_argument("--headless", action="store_true", help="no window: one JSON object per event on stdout")
+    p.add_argument("--fullscreen", action="store_true", help="kiosk mode")
+    p.set_defaults(func=cmd_demo)
+
     p = sub.add_parser("events", help="read the audit log")
     p.add_argument("--since", help="ISO time (2026-11-22T08:00) or an age: 30m, 12h, 7d")
     p.add_argument("--person", metavar="EMPLOYEE_ID")
@@ -698,6 +765,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="per-stage timings on real frames")
     p.add_argument("files", nargs="*", metavar="FILE", help="images or videos (default: frames from ../shared/data)")
     p.add_argument("--json", action="store_true", help="last line: the timings as one JSON object")
+    p.add_argument("--kiosk", action="store_true",
+                   help="time the running kiosk window instead, on FILEs (videos) played at their own pace "
+                        "(default: the demo videos, in a throwaway home)")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .access import ALERT, GRANTED, Decision
 from .audit import AuditLog
-from .capture import CAMERA_LOST, ENDED, RUNNING, FeedStatus, FrameFeed
+from .capture import CAMERA_LOST, ENDED, RUNNING, FeedStats, FeedStatus, FrameFeed
 from .config import Settings
 from .errors import AccessctlError
 from .gallery import Gallery
@@ -142,6 +142,12 @@ class KioskSession:
         if settings is not None:
             self.settings = settings
         self.start()
+
+    @property
+    def feed_stats(self) -> FeedStats | None:
+        """Frames captured, handed over and dropped by the current feed."""
+        feed = self._feed
+        return feed.stats if feed is not None else None
 
     @property
     def running(self) -> bool:

@@ -17,16 +17,19 @@ import time
 from dataclasses import dataclass, field
 
 
+from . import config
 from .config import Settings
 from .encoder import load_encoder
 from .errors import AccessctlError
 from .faces import Face, analyzer
 from .gallery import Gallery, Match
+from .images import load_image
 from .liveness import LIVE, SPOOF, LivenessModel, LivenessMonitor, LivenessVerdict
 from .liveness.features import observe
 from .sources import Frame
 from .tracking import Box, Tracker
 
+WARMUP_FACE = "warmup_face.jpg"  # in assets/
 REIDENTIFY_S = 0.1  # seconds between identity checks of a face (every third frame at 30 fps)
 
 
@@ -71,6 +74,18 @@ class Pipeline:
         self.tracker = Tracker()
         self._identity: dict[int, _Identity] = {}
         self._segment = 0
+
+    def warm_up(self) -> None:
+        """Run every model on a face that ships with the program (twice: TorchScript
+        optimises on its second call), so that the first person at the door does not
+        wait ~0.7 s for the models' first-call set-up. Leaves no track behind."""
+        image = load_image(config.assets_dir() / WARMUP_FACE)
+        monitor = LivenessMonitor(self.monitor.model)
+        for i in range(self.monitor.model.window + 2):
+            face = analyzer().analyze(image, frame=True)[0]
+            if i < 2:
+                self.encoder.encode(face.chip[None])
+            monitor.update(0, i * self.monitor.model.step_s, observe(image, face.box, face.landmarks))
 
     def _end_all_tracks(self) -> list[int]:
         """A cut in the stream (camera reopened, next file): nobody carries over."""

@@ -50,6 +50,7 @@ class Runner:
         self._emit = emit
         self.on_frame = on_frame
         self.pipeline = Pipeline(gallery, settings, load_liveness())
+        self.pipeline.warm_up()
         self.controller = AccessController(settings.access)
         self.hooks = (HookRunner(settings.hook.path, self._hook_done, kiosk=settings.kiosk.name,
                                  timeout_s=settings.hook.timeout_s, on_deny=settings.hook.on_deny)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
-from PyQt6.QtCore import QTimer
+from PyQt6.QtCore import QtMsgType, QTimer, qInstallMessageHandler
 from PyQt6.QtWidgets import QApplication, QDialog
 
 from ..adminpin import AdminPin
@@ -20,11 +21,24 @@ from .kiosk_window import KioskWindow
 
 
 def application() -> QApplication:
+    """The one QApplication; a clear error, not Qt's abort, when there is no screen."""
+    if (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+        raise AccessctlError("no display to open the kiosk window on: run it on the kiosk's screen, use --headless, "
+                             "or set QT_QPA_PLATFORM=offscreen")
     app = QApplication.instance()
     if app is None:
+        qInstallMessageHandler(_qt_message)
         app = QApplication(sys.argv[:1])
         app.setApplicationName("accessctl")
     return app  # type: ignore[return-value]
+
+
+def _qt_message(kind: QtMsgType, context: object, message: str) -> None:
+    """Qt's own messages to stderr, less one that the offscreen platform prints for
+    every window (it cannot honour size hints, and nothing here needs it to)."""
+    if "propagateSizeHints" not in message:
+        print(message, file=sys.stderr)
 
 
 def run_kiosk(sources: Sequence[str], settings: Settings, *, realtime: bool = True, loop: bool = False,

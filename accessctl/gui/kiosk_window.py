@@ -85,6 +85,7 @@ class KioskWindow(QMainWindow):
         self.text: ScreenText | None = None
         self._shown: tuple[object, object] = (None, None)
         self.preview_times: deque[float] = deque()
+        self.preview_frames = 0  # distinct camera frames painted
         self.longest_stall_ms = 0.0
         self._last_tick = 0.0
         self._last_status = 0.0
@@ -137,6 +138,7 @@ class KioskWindow(QMainWindow):
         if shown[0] is not self._shown[0] or shown[1] is not self._shown[1]:
             if shown[0] is not self._shown[0] and view.frame is not None:
                 self.preview_times.append(now)
+                self.preview_frames += 1
             self._shown = shown
             faces = view.result.faces if view.result is not None and view.frame is not None else ()
             self.video.show_frame(view.frame.image if view.frame is not None else None, faces,

@@ -1,0 +1,57 @@
+"""The demonstration: the kiosk on real videos from ``../shared/data``, in a throwaway home.
+
+One person is enrolled from a single frame of a live video; the kiosk then plays that
+video (granted), the same recording replayed on a phone held up to a camera (refused:
+a screen), and a stranger (refused: not recognised). Used by ``accessctl demo`` (the
+README's run command on a machine without a camera), ``bench --kiosk`` and the
+screenshots, so all three show the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import config
+from .adminpin import AdminPin
+from .config import Settings
+from .errors import AccessctlError
+from .gallery import Gallery
+from .identity import enroll
+from .sources import open_source
+
+DEMO_PIN = "246810"  # the throwaway home's admin PIN, printed by `accessctl demo`
+ENROLL_FRAME = 60  # of pair1/live.mov: the person looking at the camera
+
+
+def demo_videos() -> dict[str, Path]:
+    data = config.shared_data_dir()
+    if data is None:
+        raise AccessctlError("the demo plays videos from ../shared/data (or $ACCESSCTL_DATA), which is not here; "
+                             "run the kiosk on a video of your own: accessctl run --source VIDEO")
+    pair = data / "video" / "replay_pairs" / "pair1"
+    videos = {"live": pair / "live.mov", "replay": pair / "replay.mp4",
+              "stranger": data / "video" / "faces" / "single_face.mp4"}
+    missing = [str(p) for p in videos.values() if not p.is_file()]
+    if missing:
+        raise AccessctlError(f"demo videos missing: {', '.join(missing)}")
+    return videos
+
+
+def prepare_demo(home: Path) -> list[str]:
+    """Point this process at ``home``, enroll the demo person there, set the demo PIN;
+    returns the playlist (live, replay, stranger)."""
+    videos = demo_videos()
+    os.environ["ACCESSCTL_HOME"] = str(home)
+    with open_source(videos["live"]) as src:
+        frame = next((f for f in src if f.index == ENROLL_FRAME), None)
+    if frame is None:
+        raise AccessctlError(f"{videos['live']} is shorter than expected")
+    with Gallery() as gallery:
+        if not gallery.people():
+            enroll(gallery, [(f"{videos['live'].name} frame {ENROLL_FRAME}", frame.image)], "P1", "Pair One",
+                   Settings())
+    pin = AdminPin()
+    if not pin.is_set():
+        pin.set(DEMO_PIN)
+    return [str(videos["live"]), str(videos["replay"]), str(videos["stranger"])]
