@@ -57,6 +57,18 @@ def is_camera(spec: str | int) -> bool:
     return isinstance(spec, int) or str(spec).isdigit()
 
 
+_camera_locks: dict[int, threading.Lock] = {}
+_camera_locks_guard = threading.Lock()
+
+
+def _camera_lock(spec: str | int) -> threading.Lock:
+    """One feed at a time per camera in this process: the kiosk and the enrollment
+    wizard hand the camera over through this lock, so neither has to wait for the other
+    on the GUI thread."""
+    with _camera_locks_guard:
+        return _camera_locks.setdefault(int(spec), threading.Lock())
+
+
 class FrameFeed:
     """Frames from one source, or several played one after another (a playlist).
 
@@ -226,6 +238,16 @@ class FrameFeed:
 
     def _camera(self, spec: str | int) -> None:
         """Read a camera until the feed stops, reopening it with back-off when it fails."""
+        lock = _camera_lock(spec)
+        while not lock.acquire(timeout=0.1):  # another feed of this process still holds it
+            if self._stop.is_set():
+                return
+        try:
+            self._read_camera(spec)
+        finally:
+            lock.release()
+
+    def _read_camera(self, spec: str | int) -> None:
         attempt = 0
         while not self._stop.is_set():
             got = 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -140,10 +140,23 @@ class EnrollmentCapture:
         return self._state([], result, notice)
 
 
+@dataclass
+class _Capture:
+    """One start of a capture; a restart makes a new one, the old one winds down."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    feed: FrameFeed | None = None
+    state: CaptureState | None = None
+    message: str = "Starting the camera…"
+    finished: bool = False  # every pose taken, the video ended, or an error
+
+
 class CaptureSession:
     """:class:`EnrollmentCapture` on its own thread, over its own feed of the kiosk's
-    source (the kiosk releases the camera first). The feed stops as soon as every pose
-    is taken, so the camera goes back to the kiosk while the admin reviews."""
+    source (the camera is handed over by the feed's camera lock). The feed stops as soon
+    as every pose is taken, so the camera goes back to the kiosk while the admin
+    reviews. Neither starting nor stopping waits for the worker."""
 
     def __init__(self, sources: str | Sequence[str], settings: Settings, *, realtime: bool = True,
                  gallery_path: Path | None = None) -> None:
@@ -151,63 +164,64 @@ class CaptureSession:
         self.settings = settings
         self.realtime = realtime
         self.gallery_path = gallery_path
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._feed: FrameFeed | None = None
-        self._state: CaptureState | None = None
-        self._message = "Starting the camera…"
-        self.finished = False  # the worker is done: every pose taken, the video ended, or an error
+        self._run = _Capture()
+        self._run.finished = True
 
     def start(self) -> None:
         self.stop()
-        self._stop.clear()
-        self._state, self._message, self.finished = None, "Starting the camera…", False
-        self._thread = threading.Thread(target=self._work, name="accessctl-enroll", daemon=True)
-        self._thread.start()
+        run = self._run = _Capture()
+        threading.Thread(target=self._work, args=(run,), name="accessctl-enroll", daemon=True).start()
 
-    def stop(self, wait_s: float = 10.0) -> None:
-        self._stop.set()
-        feed = self._feed
-        if feed is not None:
-            feed.stop(wait_s=0)
-        if self._thread is not None:
-            self._thread.join(wait_s)
+    def stop(self) -> None:
+        run = self._run
+        run.stop.set()
+        if run.feed is not None:
+            run.feed.stop(wait_s=0)
+
+    @property
+    def finished(self) -> bool:
+        return self._run.finished
+
+    @property
+    def feed(self) -> FrameFeed | None:
+        return self._run.feed
 
     def latest(self) -> tuple[Frame | None, CaptureState | None, str]:
         """The newest frame (preview), the newest capture state, and a status line."""
-        feed = self._feed
-        with self._lock:
-            return (feed.latest if feed is not None else None), self._state, self._message
+        run = self._run
+        with run.lock:
+            return (run.feed.latest if run.feed is not None else None), run.state, run.message
 
-    def _say(self, message: str) -> None:
-        with self._lock:
-            self._message = message
+    @staticmethod
+    def _say(run: _Capture, message: str) -> None:
+        with run.lock:
+            run.message = message
 
-    def _on_status(self, status: FeedStatus) -> None:
+    def _on_status(self, run: _Capture, status: FeedStatus) -> None:
         if status.state == CAMERA_LOST:
-            self._say(f"Camera unavailable ({status.detail}); retrying in {status.retry_in_s:g} s")
+            self._say(run, f"Camera unavailable ({status.detail}); retrying in {status.retry_in_s:g} s")
         elif status.state == RUNNING:
-            self._say("")
+            self._say(run, "")
 
-    def _work(self) -> None:
+    def _work(self, run: _Capture) -> None:
         try:
             with Gallery(self.gallery_path) as gallery:
                 capture = EnrollmentCapture(gallery, self.settings, load_liveness())
-                feed = self._feed = FrameFeed(self.sources, realtime=self.realtime, on_status=self._on_status)
-                if self._stop.is_set():
+                feed = run.feed = FrameFeed(self.sources, realtime=self.realtime,
+                                            on_status=lambda s: self._on_status(run, s))
+                if run.stop.is_set():
                     return
                 with feed:
                     for frame in feed.frames():
                         state = capture.step(frame)
-                        with self._lock:
-                            self._state = state
+                        with run.lock:
+                            run.state = state
                         if state.done:
-                            self._say("Every pose is captured")
+                            self._say(run, "Every pose is captured")
                             return
-                if not self._stop.is_set():
-                    self._say("The video ended before every pose was captured: start over, or use image files")
+                if not run.stop.is_set():
+                    self._say(run, "The video ended before every pose was captured: start over, or use image files")
         except AccessctlError as exc:
-            self._say(f"Cannot capture: {exc}")
+            self._say(run, f"Cannot capture: {exc}")
         finally:
-            self.finished = True
+            run.finished = True

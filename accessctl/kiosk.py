@@ -87,6 +87,17 @@ class Measurements:
     decisions: list[Decision] = field(default_factory=list)
 
 
+@dataclass
+class _Run:
+    """One start of the pipeline. A restart makes a new one while the old one winds
+    down on its own thread; whatever the old one still reports is ignored."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    runner: Runner | None = None
+    feed: FrameFeed | None = None
+
+
 class KioskSession:
     def __init__(self, sources: str | Sequence[str], settings: Settings, *, realtime: bool = True, loop: bool = False,
                  gallery_path: Path | None = None, audit_path: Path | None = None,
@@ -98,10 +109,7 @@ class KioskSession:
         self._emit_to = emit
         self.measurements = Measurements()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._runner: Runner | None = None
-        self._feed: FrameFeed | None = None
+        self._run: _Run | None = None
         self._reset_view()
 
     def _reset_view(self) -> None:
@@ -117,24 +125,32 @@ class KioskSession:
 
     # -- control ----------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+        if self.running:
             return
-        self._stop.clear()
+        run = _Run()
         with self._lock:
             self._reset_view()
-        self._thread = threading.Thread(target=self._work, name="accessctl-kiosk", daemon=True)
-        self._thread.start()
+            self._run = run
+        run.thread = threading.Thread(target=self._work, args=(run,), name="accessctl-kiosk", daemon=True)
+        run.thread.start()
 
-    def stop(self, wait_s: float = 10.0) -> None:
-        """Stop the pipeline and release the camera (the enrollment wizard needs it)."""
-        self._stop.set()
-        runner = self._runner
-        if runner is not None:
-            runner.stop()
-        if self._thread is not None:
-            self._thread.join(wait_s)
+    def stop(self, wait_s: float = 0.0) -> None:
+        """Stop the pipeline and let go of the camera (the enrollment wizard needs it).
+
+        Returns at once unless asked to wait: the window never waits for the worker
+        (which may be loading models, or finishing a hook). Whoever opens the camera
+        next waits for it in its own capture thread (see :mod:`accessctl.capture`)."""
+        run = self._run
+        if run is None:
+            return
+        run.stop.set()
+        if run.runner is not None:
+            run.runner.stop()
+        if wait_s > 0 and run.thread is not None:
+            run.thread.join(wait_s)
         with self._lock:
-            self._state, self._message = STOPPED, "Stopped"
+            if self._run is run:
+                self._state, self._message = STOPPED, "Stopped"
 
     def restart(self, settings: Settings | None = None) -> None:
         """Start over, with new settings if given (they are read when the pipeline starts)."""
@@ -146,54 +162,66 @@ class KioskSession:
     @property
     def feed_stats(self) -> FeedStats | None:
         """Frames captured, handed over and dropped by the current feed."""
-        feed = self._feed
-        return feed.stats if feed is not None else None
+        run = self._run
+        return run.feed.stats if run is not None and run.feed is not None else None
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        run = self._run
+        return run is not None and not run.stop.is_set() and run.thread is not None and run.thread.is_alive()
+
+    def _current(self, run: "_Run") -> bool:
+        return self._run is run and not run.stop.is_set()
 
     # -- the worker thread -----------------------------------------------------------
-    def _work(self) -> None:
-        while not self._stop.is_set():
+    def _work(self, run: "_Run") -> None:
+        settings = self.settings
+        while not run.stop.is_set():
             try:
                 with Gallery(self.gallery_path) as gallery, \
-                        AuditLog(self.audit_path, kiosk=self.settings.kiosk.name) as audit:
-                    runner = Runner(gallery, self.settings, audit, self._emit, on_frame=self._on_frame)
-                    feed = FrameFeed(self.sources, realtime=self.realtime, loop=self.loop,
-                                     on_status=lambda s: self._on_status(runner, s))
-                    self._runner, self._feed = runner, feed
-                    if self._stop.is_set():
+                        AuditLog(self.audit_path, kiosk=settings.kiosk.name) as audit:
+                    runner = Runner(gallery, settings, audit, lambda obj: self._emit(run, obj),
+                                    on_frame=lambda f, r, d: self._on_frame(run, f, r, d))
+                    run.feed = FrameFeed(self.sources, realtime=self.realtime, loop=self.loop,
+                                         on_status=lambda s: self._on_status(run, runner, s))
+                    run.runner = runner
+                    if run.stop.is_set():
                         return
-                    runner.run(feed)
+                    runner.run(run.feed)
                     return  # the files ended, or stop() was called
             except AccessctlError as exc:
-                self._out_of_service(str(exc))
+                self._out_of_service(run, str(exc))
             except Exception as exc:  # never let the kiosk die silently; fail closed and retry
                 log.exception("kiosk pipeline failed")
-                self._out_of_service(f"internal error: {exc!r}")
+                self._out_of_service(run, f"internal error: {exc!r}")
             finally:
-                self._runner = None
-            self._stop.wait(RETRY_S)
+                run.runner = None
+            run.stop.wait(RETRY_S)
 
-    def _out_of_service(self, why: str) -> None:
+    def _out_of_service(self, run: "_Run", why: str) -> None:
+        if not self._current(run):
+            return
         with self._lock:
             self._state, self._message = OUT_OF_SERVICE, f"Out of service: {why}"
             self._result, self._banner = None, None
-        self._emit({"event": "error", "reason": "out_of_service", "detail": why})
+        self._emit(run, {"event": "error", "reason": "out_of_service", "detail": why})
 
-    def _emit(self, obj: dict) -> None:
+    def _emit(self, run: "_Run", obj: dict) -> None:
+        if self._emit_to is not None:
+            self._emit_to(obj)
+        if not self._current(run):
+            return
         if obj.get("event") == "error":
             with self._lock:
                 self._warning = str(obj.get("detail", ""))
         elif obj.get("event") == "hook" and (obj.get("returncode") != 0 or obj.get("error")):
             with self._lock:
                 self._warning = f"door hook failed: {obj.get('error') or 'exit status ' + str(obj.get('returncode'))}"
-        if self._emit_to is not None:
-            self._emit_to(obj)
 
-    def _on_status(self, runner: Runner, status: FeedStatus) -> None:
+    def _on_status(self, run: "_Run", runner: Runner, status: FeedStatus) -> None:
         runner.feed_status(status)
+        if not self._current(run):
+            return
         with self._lock:
             self._state = status.state
             if status.state == RUNNING:
@@ -205,7 +233,9 @@ class KioskSession:
             else:
                 self._message = status.detail
 
-    def _on_frame(self, frame: Frame, result: FrameResult, decisions: list[Decision]) -> None:
+    def _on_frame(self, run: "_Run", frame: Frame, result: FrameResult, decisions: list[Decision]) -> None:
+        if not self._current(run):
+            return
         now = time.monotonic()
         m = self.measurements
         with self._lock:
@@ -225,14 +255,14 @@ class KioskSession:
                     m.face_to_decision_s.append(now - self._first_seen[d.track_id])
             for tid in result.ended_tracks:
                 self._first_seen.pop(tid, None)
-            runner = self._runner
-            if runner is not None:
-                self._paused_until_t = runner.controller.paused_until
+            if run.runner is not None:
+                self._paused_until_t = run.runner.controller.paused_until
 
     # -- the view ---------------------------------------------------------------------
     def view(self) -> KioskView:
         now = time.monotonic()
-        feed = self._feed
+        run = self._run
+        feed = run.feed if run is not None else None
         frame = feed.latest if feed is not None and self._state != OUT_OF_SERVICE else None
         with self._lock:
             if feed is not None:

@@ -248,3 +248,28 @@ def test_a_gallery_switched_under_a_running_kiosk_fails_closed(shared_data: Path
     errors = [x for x in lines if x["event"] == "error"]
     assert len(errors) == 1 and "other-encoder" in errors[0]["detail"]
     assert [r["reason"] for r in rows if r["event"] == "error"] == ["identity"]
+
+
+def test_a_hanging_hook_does_not_hold_up_the_kiosk(tmp_path: Path, astronaut_video: Path) -> None:
+    from accessctl.capture import FrameFeed
+    from accessctl.config import Settings
+    from accessctl.gallery import Gallery
+    from accessctl.runner import Runner
+
+    hang = tmp_path / "hang.sh"
+    hang.write_text("#!/bin/sh\nsleep 60\n")
+    hang.chmod(0o755)
+    settings = Settings()
+    settings.hook.path, settings.hook.timeout_s = str(hang), 4.0
+    lines: list[dict] = []
+    with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
+        runner = Runner(g, settings, audit, lines.append)
+        runner.hooks.submit(decision())  # the door hook is now stuck for its whole timeout
+        frames = sum(1 for f in FrameFeed(str(astronaut_video)).frames() if runner.step(f))
+        assert frames == 30 and not [x for x in lines if x["event"] == "hook"]  # every frame, while it hung
+        runner.hooks.close()
+        rows = audit.query()
+    hook = [x for x in lines if x["event"] == "hook"]
+    assert len(hook) == 1 and hook[0]["timed_out"] and hook[0]["returncode"] is None
+    row = next(r for r in rows if r["event"] == "hook")
+    assert json.loads(row["detail"])["timed_out"]

@@ -67,3 +67,23 @@ def test_a_camera_that_is_not_there_is_retried_with_back_off_and_never_kills_the
     assert len(lost) >= 4 and "camera 97" in lost[0].detail
     assert [s.retry_in_s for s in lost[:4]] == [0.01, 0.02, 0.05, 0.05]
     assert list(feed.frames()) == []  # stopped: the reader is released, no error
+
+
+def test_a_camera_is_handed_from_one_feed_to_the_next_without_anyone_waiting() -> None:
+    """The kiosk lets go of the camera and the wizard takes it: the second feed waits in
+    its own thread until the first has closed the camera, never in the caller's."""
+    first_seen, second_seen = [], []
+    first = FrameFeed("96", on_status=first_seen.append, reconnect_delays_s=(0.01,)).start()
+    deadline = time.monotonic() + 20
+    while not first_seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = FrameFeed("96", on_status=second_seen.append, reconnect_delays_s=(0.01,)).start()
+    time.sleep(0.3)
+    assert second_seen == [] and len(first_seen) > 5  # the first still has it; the second waits its turn
+    t = time.monotonic()
+    first.stop(wait_s=0)
+    assert time.monotonic() - t < 0.1
+    while not second_seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second.stop()
+    assert second_seen and second_seen[0].state == CAMERA_LOST

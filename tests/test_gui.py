@@ -144,7 +144,8 @@ def test_cancelling_the_wizard_mid_capture_writes_nothing_and_frees_the_camera(
     session = wizard.camera_page.session
     qtbot.waitUntil(lambda: session.latest()[1] is not None and bool(session.latest()[1].poses_done), timeout=SLOW)
     wizard.reject()
-    assert session.finished and session._feed is not None and session._feed.stopped
+    assert session.feed is not None and session.feed.stopped  # at once: the GUI never waits for the worker
+    qtbot.waitUntil(lambda: session.finished, timeout=SLOW)
     with Gallery() as g:
         assert g.people() == []
 

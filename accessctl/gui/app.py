@@ -63,5 +63,5 @@ def run_kiosk(sources: Sequence[str], settings: Settings, *, realtime: bool = Tr
     keepalive.timeout.connect(lambda: None)
     window.start()
     app.exec()
-    window.session.stop()
+    window.session.stop(wait_s=10.0)  # the window is gone: let queued hooks and audit writes finish
     return 0
