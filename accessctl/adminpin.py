@@ -66,7 +66,7 @@ class AdminPin:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise PinError(f"admin PIN file {self.path} is unreadable ({exc}); restore it or delete it to set a new PIN")
+            raise PinError(f"admin PIN file {self.path} is unreadable ({exc}); restore it or delete it to set a new PIN") from None
         if not isinstance(data, dict) or not {"salt", "hash", "scrypt"} <= set(data):
             raise PinError(f"admin PIN file {self.path} is damaged; restore it or delete it to set a new PIN")
         return data

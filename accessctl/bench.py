@@ -207,7 +207,7 @@ def run_kiosk_bench(sources: Sequence[str], *, max_s: float = 300.0) -> dict:
         view = window.view
         if "start" not in mark and view is not None and view.result is not None:
             mark["start"], mark["preview"] = time.monotonic(), window.preview_frames
-            mark["results"] = len(session.measurements.latencies_ms)
+            session.reset_measurements()
             window.reset_measurements()
         if (view is not None and view.state in ("ended", "out_of_service")) or time.monotonic() - t0 > max_s:
             mark["end"] = time.monotonic()
@@ -227,7 +227,7 @@ def run_kiosk_bench(sources: Sequence[str], *, max_s: float = 300.0) -> dict:
         raise AccessctlError(f"the kiosk processed no frame ({state}: {message})")
     elapsed = mark["end"] - mark["start"]
     m = session.measurements
-    lat = m.latencies_ms[int(mark["results"]):]
+    lat = list(m.latencies_ms)
     return {
         "sources": list(sources),
         "seconds": round(elapsed, 2),

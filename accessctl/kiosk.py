@@ -77,14 +77,20 @@ class KioskView:
     latency_ms: float | None = None  # from a frame's capture to its result
 
 
+KEEP_FRAMES = 20_000  # per-frame measurements kept (about 11 minutes at 30 fps)
+KEEP_DECISIONS = 1_000
+
+
 @dataclass
 class Measurements:
-    """What the benchmark reports about a running kiosk (all wall-clock)."""
+    """What the benchmark reports about a running kiosk (all wall-clock). Bounded: a
+    kiosk runs for months."""
 
-    latencies_ms: list[float] = field(default_factory=list)  # capture -> processed, per frame
-    inference_ms: list[float] = field(default_factory=list)  # pipeline time per frame
-    face_to_decision_s: list[float] = field(default_factory=list)  # a track's first frame -> its decision
-    decisions: list[Decision] = field(default_factory=list)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=KEEP_FRAMES))  # capture -> processed
+    inference_ms: deque[float] = field(default_factory=lambda: deque(maxlen=KEEP_FRAMES))  # pipeline time per frame
+    # a track's first frame -> its decision
+    face_to_decision_s: deque[float] = field(default_factory=lambda: deque(maxlen=KEEP_DECISIONS))
+    decisions: deque[Decision] = field(default_factory=lambda: deque(maxlen=KEEP_DECISIONS))
 
 
 @dataclass
@@ -158,6 +164,13 @@ class KioskSession:
         if settings is not None:
             self.settings = settings
         self.start()
+
+    def reset_measurements(self) -> None:
+        """Frame timings count from now on (decisions already made are kept)."""
+        with self._lock:
+            decisions = self.measurements.decisions
+            self.measurements = Measurements()
+            self.measurements.decisions.extend(decisions)
 
     @property
     def feed_stats(self) -> FeedStats | None:
@@ -237,8 +250,8 @@ class KioskSession:
         if not self._current(run):
             return
         now = time.monotonic()
-        m = self.measurements
         with self._lock:
+            m = self.measurements
             self._result = result
             self._latency = (now - frame.captured) * 1000.0
             m.latencies_ms.append(self._latency)

@@ -189,7 +189,7 @@ def test_a_camera_that_is_missing_is_reported_and_logged_and_the_runner_stops_cl
 def test_denials_leave_a_private_snapshot_only_when_switched_on(tmp_path: Path, home: Path, astronaut: object) -> None:
     from accessctl.audit import snapshot_dir
     from accessctl.config import Settings
-    from accessctl.gallery import Gallery, Match
+    from accessctl.gallery import Gallery
     from accessctl.liveness import LivenessVerdict
     from accessctl.pipeline import FaceState, FrameResult
     from accessctl.runner import Runner

@@ -38,6 +38,32 @@ def log_admin(action: str, person: Person | None = None, detail: dict | None = N
                            detail=detail))
 
 
+def error_label() -> QLabel:
+    label = QLabel("")
+    label.setObjectName("error")
+    label.setStyleSheet("color: #c42b1c")
+    label.setWordWrap(True)
+    return label
+
+
+def pin_refusal(pin: AdminPin, text: str) -> str | None:
+    """None when ``text`` is the admin PIN; otherwise what to tell the person typing."""
+    try:
+        check = pin.check(text)
+    except PinError as exc:
+        return str(exc)
+    if check.ok:
+        return None
+    return f"Too many wrong PINs: try again in {check.locked_for_s:.0f} s" if check.locked_for_s > 0 else "Wrong PIN"
+
+
+def _ok_cancel(dialog: QDialog, layout: QVBoxLayout, on_ok: Callable[[], None]) -> None:
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(on_ok)
+    buttons.rejected.connect(dialog.reject)
+    layout.addWidget(buttons)
+
+
 class PinDialog(QDialog):
     """Asks for the admin PIN; accepted only when it is right."""
 
@@ -54,29 +80,16 @@ class PinDialog(QDialog):
         self.edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.edit.setPlaceholderText("PIN")
         layout.addWidget(self.edit)
-        self.error = QLabel("")
-        self.error.setObjectName("pinError")
-        self.error.setStyleSheet("color: #c42b1c")
+        self.error = error_label()
         layout.addWidget(self.error)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.try_accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+        _ok_cancel(self, layout, self.try_accept)
 
     def try_accept(self) -> None:
-        try:
-            check = self.pin.check(self.edit.text())
-        except PinError as exc:
-            self.error.setText(str(exc))
-            return
+        why = pin_refusal(self.pin, self.edit.text())
         self.edit.clear()
-        if check.ok:
+        if why is None:
             self.accept()
             return
-        if check.locked_for_s > 0:
-            why = f"Too many wrong PINs: try again in {check.locked_for_s:.0f} s"
-        else:
-            why = "Wrong PIN"
         self.error.setText(why)
         if self.on_failure is not None:
             self.on_failure(why)
@@ -109,15 +122,9 @@ class SetPinDialog(QDialog):
         form.addRow("New PIN", self.new)
         form.addRow("New PIN again", self.again)
         layout.addLayout(form)
-        self.error = QLabel("")
-        self.error.setObjectName("pinError")
-        self.error.setStyleSheet("color: #c42b1c")
-        self.error.setWordWrap(True)
+        self.error = error_label()
         layout.addWidget(self.error)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.try_accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+        _ok_cancel(self, layout, self.try_accept)
 
     def try_accept(self) -> None:
         if self.new.text() != self.again.text():
@@ -444,4 +451,4 @@ class AdminDialog(QDialog):
         super().done(result)
 
 
-__all__ = ["AdminDialog", "PinDialog", "SetPinDialog", "SettingsForm", "log_admin"]
+__all__ = ["AdminDialog", "PinDialog", "SetPinDialog", "SettingsForm", "error_label", "log_admin", "pin_refusal"]

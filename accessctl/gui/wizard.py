@@ -20,7 +20,7 @@ from PyQt6.QtWidgets import (
     QVBoxLayout, QWidget, QWizard, QWizardPage,
 )
 
-from ..adminpin import AdminPin, PinError
+from ..adminpin import AdminPin
 from ..config import Settings
 from ..encoder import load_encoder
 from ..enrollment import POSES, CaptureSession
@@ -28,7 +28,7 @@ from ..errors import AccessctlError, GalleryError
 from ..gallery import Gallery, Person
 from ..identity import EncodedFace, enrollment_warnings, sample_from_image, save_enrollment
 from ..images import load_image
-from .admin import log_admin
+from .admin import error_label, log_admin, pin_refusal
 from .preview import VideoWidget
 from .tasks import Tasks
 
@@ -48,13 +48,6 @@ def chip_pixmap(chip: np.ndarray, side: int = 96) -> QPixmap:
                                            Qt.TransformationMode.SmoothTransformation)
 
 
-def _error_label() -> QLabel:
-    label = QLabel("")
-    label.setStyleSheet("color: #c42b1c")
-    label.setWordWrap(True)
-    return label
-
-
 class PinPage(QWizardPage):
     def __init__(self, pin: AdminPin) -> None:
         super().__init__()
@@ -66,20 +59,14 @@ class PinPage(QWizardPage):
         self.edit.setObjectName("pin")
         self.edit.setEchoMode(QLineEdit.EchoMode.Password)
         layout.addWidget(self.edit)
-        self.error = _error_label()
+        self.error = error_label()
         layout.addWidget(self.error)
 
     def validatePage(self) -> bool:  # noqa: N802 - Qt's name
-        try:
-            check = self.pin.check(self.edit.text())
-        except PinError as exc:
-            self.error.setText(str(exc))
-            return False
+        why = pin_refusal(self.pin, self.edit.text())
         self.edit.clear()
-        if not check.ok:
-            self.error.setText(f"Too many wrong PINs: try again in {check.locked_for_s:.0f} s"
-                               if check.locked_for_s > 0 else "Wrong PIN")
-        return check.ok
+        self.error.setText(why or "")
+        return why is None
 
 
 class DetailsPage(QWizardPage):
@@ -94,7 +81,7 @@ class DetailsPage(QWizardPage):
         self.name.setObjectName("name")
         form.addRow("Employee id", self.employee_id)
         form.addRow("Name", self.name)
-        self.error = _error_label()
+        self.error = error_label()
         form.addRow(self.error)
         self.registerField("employee_id*", self.employee_id)
         self.registerField("name*", self.name)
@@ -322,7 +309,7 @@ class ReviewPage(QWizardPage):
         self.confirm.setObjectName("confirmWarnings")
         self.confirm.toggled.connect(lambda _: self.completeChanged.emit())
         layout.addWidget(self.confirm)
-        self.error = _error_label()
+        self.error = error_label()
         self.error.setObjectName("saveError")
         layout.addWidget(self.error)
         layout.addStretch(1)
