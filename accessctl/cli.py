@@ -250,7 +250,8 @@ def cmd_encoder_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         data=args.data, out=args.out, arch=args.arch, init=args.init, loss=args.loss, mining=args.mining,
         margin=args.margin, epochs=args.epochs, p=args.people_per_batch, k=args.images_per_person, lr=args.lr,
-        val_people=args.val_people, patience=args.patience, seed=args.seed,
+        val_people=args.val_people, test_people=args.test_people, steps_per_epoch=args.steps_per_epoch,
+        patience=args.patience, seed=args.seed,
     )
     bar = tqdm(total=args.epochs, unit="epoch", file=sys.stderr, disable=not sys.stderr.isatty())
 
@@ -266,14 +267,18 @@ def cmd_encoder_train(args: argparse.Namespace) -> int:
     best = "the starting weights" if result.best_epoch == 0 else f"epoch {result.best_epoch}"
     print(f"trained {result.epochs_run} epoch(s) at {result.images_per_second:.0f} images/s; best: {best}")
     for split, fig in result.best.items():
-        if split == "val_binary":
-            print(f"val, binary head: accuracy {fig['accuracy']:.4f} at P(same) >= 0.5, EER {fig['eer']:.4f}")
+        if split.endswith("_binary"):
+            print(f"{split[:-7]}, binary head: accuracy {fig['accuracy']:.4f} at P(same) >= 0.5, "
+                  f"10-fold {fig['accuracy_10fold']:.4f}, EER {fig['eer']:.4f}")
         elif split == "before":
             for name, f in fig.items():
                 print(f"{name} before fine-tuning: accuracy {f['accuracy']:.4f}, EER {f['eer']:.4f}")
         elif isinstance(fig, dict):
-            print(f"{split}: {fig['pairs']} balanced pairs, accuracy {fig['accuracy']:.4f} at distance "
-                  f"{result.threshold:.3f} (chosen on the training people), EER {fig['eer']:.4f}")
+            line = (f"{split}: {fig['pairs']} balanced pairs, accuracy {fig['accuracy']:.4f} at distance "
+                    f"{result.threshold:.3f} (chosen on the training people), best {fig['best_accuracy']:.4f}")
+            if "accuracy_10fold" in fig:
+                line += f", 10-fold {fig['accuracy_10fold']:.4f}"
+            print(f"{line}, EER {fig['eer']:.4f}")
     print(f"weights: {result.out / 'best.pt'}; configuration and history: {result.out / 'config.json'}")
     return 0
 
@@ -685,7 +690,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--people-per-batch", type=int, default=8, metavar="P")
     q.add_argument("--images-per-person", type=int, default=4, metavar="K")
     q.add_argument("--lr", type=float, default=0.0, help="learning rate (default 2e-5 fine-tuning, 1e-3 from random)")
-    q.add_argument("--val-people", type=int, default=0, metavar="N", help="hold out N people for per-epoch evaluation")
+    q.add_argument("--val-people", type=int, default=0, metavar="N",
+                   help="hold out N people to choose the best epoch by (and to stop early)")
+    q.add_argument("--test-people", type=int, default=0, metavar="N",
+                   help="hold out N people from training and from every choice; measured once at the end")
+    q.add_argument("--steps-per-epoch", type=int, default=0, metavar="S", help="batches per epoch (default: one pass)")
     q.add_argument("--patience", type=int, default=5, help="stop after this many epochs without improvement")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RETRY_S = 5.0  # out of service: how long before the pipeline is started again
 RATE_WINDOW_S = 2.0  # frames and results per second are averaged over this long
+WARNING_S = 60.0  # how long a passing problem (a failed hook, a locked audit log) stays on the status line
 
 # KioskView.state values
 STARTING, OUT_OF_SERVICE, STOPPED = "starting", "out_of_service", "stopped"
@@ -119,7 +120,8 @@ class KioskSession:
         self._reset_view()
 
     def _reset_view(self) -> None:
-        self._state, self._message, self._warning = STARTING, "Starting…", ""
+        self._state, self._message = STARTING, "Starting…"
+        self._warning, self._warned_at = "", float("-inf")
         self._result: FrameResult | None = None
         self._banner: Banner | None = None
         self._last_face = float("-inf")
@@ -226,10 +228,11 @@ class KioskSession:
             return
         if obj.get("event") == "error":
             with self._lock:
-                self._warning = str(obj.get("detail", ""))
+                self._warning, self._warned_at = str(obj.get("detail", "")), time.monotonic()
         elif obj.get("event") == "hook" and (obj.get("returncode") != 0 or obj.get("error")):
             with self._lock:
-                self._warning = f"door hook failed: {obj.get('error') or 'exit status ' + str(obj.get('returncode'))}"
+                why = obj.get("error") or f"exit status {obj.get('returncode')}"
+                self._warning, self._warned_at = f"door hook failed: {why}", time.monotonic()
 
     def _on_status(self, run: "_Run", runner: Runner, status: FeedStatus) -> None:
         runner.feed_status(status)
@@ -296,7 +299,7 @@ class KioskSession:
                 banner=banner,
                 idle=now - self._last_face > self.settings.kiosk.idle_after_s,
                 paused=result is not None and result.t < self._paused_until_t,
-                warning=self._warning,
+                warning=self._warning if now - self._warned_at < WARNING_S else "",
                 capture_fps=_count_rate(self._captures),
                 inference_fps=_rate(self._results),
                 latency_ms=self._latency,

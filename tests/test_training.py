@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from accessctl.errors import AccessctlError
 from accessctl.training.data import FaceSet, PKSampler, augment
 from accessctl.training.trainer import TrainConfig, balanced_pairs, split_people, train
 
@@ -30,6 +31,8 @@ def test_people_are_held_out_whole() -> None:
     tr, val = split_people(faces, 2, seed=3)
     assert len(val.people) == 2 and not set(tr.people) & set(val.people)
     assert len(tr.chips) == 16 and len(val.chips) == 8 and set(val.labels) == {0, 1}
+    with pytest.raises(AccessctlError, match="at least 2 people"):
+        split_people(faces, 1, seed=0)
 
 
 def test_pk_batches_and_balanced_pairs() -> None:
@@ -50,8 +53,8 @@ def test_augment_keeps_shape_and_changes_pixels() -> None:
 @pytest.mark.parametrize("loss", ["triplet", "contrastive", "binary"])
 def test_training_writes_checkpoints_and_figures(tmp_path: Path, loss: str) -> None:
     cfg = TrainConfig(data="toy", out=str(tmp_path / loss), arch="small", init="random", loss=loss, epochs=2,
-                      p=4, k=2, val_people=2, patience=10, steps_per_epoch=2)
-    result = train(cfg, faces=toy_faces())
+                      p=4, k=2, val_people=2, test_people=2, patience=10, steps_per_epoch=2)
+    result = train(cfg, faces=toy_faces(people=8))
     for name in ("best.pt", "last.pt", "config.json"):
         assert (tmp_path / loss / name).is_file()
     doc = json.loads((tmp_path / loss / "config.json").read_text())
@@ -59,6 +62,23 @@ def test_training_writes_checkpoints_and_figures(tmp_path: Path, loss: str) -> N
     state = torch.load(tmp_path / loss / "best.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())  # a plain state dict
     assert result.best["val"]["pairs"] > 0 and 0 <= result.best["val"]["eer"] <= 1
+    # The test people are kept out of training and of the choice of epoch, and measured
+    # once at the end, at the threshold of the training people and by 10-fold validation.
+    # the shipped threshold: chosen on augmented views of the training people, repeatably
+    from accessctl.training.models import Embedder
+    from accessctl.training.trainer import training_threshold
+
+    assert doc["threshold"] == result.threshold
+    model = Embedder("small", loss != "binary")
+    model.net.load_state_dict(state)
+    train_people, _ = split_people(split_people(toy_faces(people=8), 2, 0)[0], 2, 0)
+    assert training_threshold(model, train_people, seed=0) == pytest.approx(result.threshold)
+    held_out = {*doc["final"]["val_people"], *doc["final"]["test_people"]}
+    assert len(held_out) == 4
+    assert all(0 <= result.best["test"][k] <= 1 for k in ("accuracy", "accuracy_10fold", "best_accuracy"))
+    assert "test" not in doc["history"][-1]
+    if loss == "binary":
+        assert 0 <= result.best["test_binary"]["accuracy_10fold"] <= 1
 
 
 def test_same_seed_same_weights_and_resume_equals_one_run(tmp_path: Path) -> None:
@@ -83,8 +103,6 @@ def test_same_seed_same_weights_and_resume_equals_one_run(tmp_path: Path) -> Non
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
-    from accessctl.errors import AccessctlError
-
     cfg = TrainConfig(data="toy", out=str(tmp_path / "x"), arch="small", init="random", epochs=1)
     with pytest.raises(AccessctlError, match="nothing to resume"):
         train(cfg, faces=toy_faces(), resume=True)
@@ -96,4 +114,26 @@ def test_fine_tuning_reports_the_starting_point_and_keeps_it_if_nothing_helps(tm
     result = train(cfg, faces=toy_faces(people=5, per=2))
     doc = json.loads((tmp_path / "ft" / "config.json").read_text())
     assert doc["history"][0]["epoch"] == 0 and set(result.best["before"]) == {"train", "val"}
+    tested = train(TrainConfig(**{**vars(cfg), "out": str(tmp_path / "ft2"), "test_people": 2, "history": []}),
+                   faces=toy_faces(people=6, per=2))
+    assert set(tested.best["before"]) == {"train", "val", "test"}
     assert result.best["before"]["val"]["pairs"] == result.best["val"]["pairs"]
+
+
+def test_small_net_embeds_a_face_and_its_mirror_alike_outside_training() -> None:
+    from accessctl.encoder.resnet import DlibResNet
+    from accessctl.training.models import Embedder
+
+    torch.manual_seed(0)
+    model = Embedder("small", normalize=True).eval()
+    ramp = np.tile(np.linspace(0, 255, 150, dtype=np.float32)[None, :, None], (150, 1, 3)).astype(np.uint8)
+    chips = torch.from_numpy(ramp[None])  # dark on the left, bright on the right
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()  # weights far from their near-constant start, as after training
+        assert torch.allclose(model(chips), model(chips.flip(2)), atol=1e-5)  # NHWC: 2 is the width
+        # by the mean of the two views: one view alone is not symmetric
+        x = torch.nn.functional.interpolate(DlibResNet.preprocess(chips), size=(64, 64), mode="bilinear")
+        one, other = (torch.nn.functional.normalize(model.net._embed(v), dim=1) for v in (x, x.flip(3)))
+        assert (one - other).norm() > 0.1
+

@@ -18,10 +18,15 @@ class SmallFaceNet(nn.Module):
     """A 4-stage CNN on the chip shrunk to ``size`` pixels: trains in minutes on 2 cores.
 
     The chip is aligned, so where a feature sits is itself information: the last map is
-    flattened (after a 1x1 reduction) rather than averaged away. On ORL (30 people to
-    train on, 10 unseen) this scored 91.7% against 89.5% with global average pooling.
-    Batch norm because it is trained from random weights; dropout because a site's data
-    set is a few hundred faces.
+    flattened (after a 1x1 reduction) rather than averaged away: on ORL (30 people to
+    train on, 10 unseen, contrastive loss) 89.2% 10-fold pair accuracy against 83.8% with
+    global average pooling. Batch norm because it is trained from random weights; dropout
+    because a site's data set is a few hundred faces.
+
+    Outside training the embedding is the mean of the face's and its mirror image's: the
+    same person either way, and training sees both (flip augmentation), so the mean
+    drops what depends on which way the face happens to turn. Gallery and live faces
+    go through the same forward, so templates stay comparable.
     """
 
     embedding_dim = 128
@@ -46,6 +51,11 @@ class SmallFaceNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+        if self.training:
+            return self._embed(x)
+        return (self._embed(x) + self._embed(x.flip(3))) / 2
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.reduce(self.features(x))).flatten(1)
         return self.fc(self.dropout(x))
 

@@ -23,7 +23,7 @@ import torch
 
 from ..config import write_private
 from ..errors import AccessctlError
-from ..evaluate import verification_metrics
+from ..evaluate import cross_validated_accuracy, verification_metrics
 from .data import FaceSet, PKSampler, augment, load_face_folder
 from .losses import BinaryHead, binary_loss, contrastive_loss, triplet_loss
 from .models import Embedder
@@ -48,7 +48,8 @@ class TrainConfig:
     k: int = 4
     lr: float = 0.0  # 0 = 1e-3 from random weights, 2e-5 when fine-tuning
     weight_decay: float = 5e-4
-    val_people: int = 0  # people held out for the per-epoch pair evaluation
+    val_people: int = 0  # people held out for the per-epoch pair evaluation (choosing the epoch)
+    test_people: int = 0  # people held out from training and from every choice; measured once, at the end
     patience: int = 5  # epochs without improvement before stopping early
     seed: int = 0
     history: list[dict] = field(default_factory=list)
@@ -88,6 +89,8 @@ def split_people(faces: FaceSet, val_people: int, seed: int) -> tuple[FaceSet, F
     """Hold out whole people (never images of a training person) for validation."""
     if val_people <= 0:
         return faces, None
+    if val_people == 1:
+        raise AccessctlError("hold out at least 2 people: one person alone gives no different-person pairs")
     if val_people >= len(faces.people) - 1:
         raise AccessctlError(f"cannot hold out {val_people} of {len(faces.people)} people")
     order = np.random.default_rng(seed).permutation(len(faces.people))
@@ -144,6 +147,22 @@ def evaluate_split(model: Embedder, faces: FaceSet, head: BinaryHead | None, thr
     return pair_figures(embed(model, faces.chips), faces.labels, head, threshold)
 
 
+def training_threshold(model: Embedder, faces: FaceSet, seed: int, views: int = 3) -> float:
+    """The distance threshold a run ships with, chosen on the training people alone.
+
+    Not on their faces as trained on: a net that has learnt those faces puts them closer
+    together than any new face, and a threshold between them is too strict for people
+    it never saw. Faces augmented the way training augments them (shifted, blurred, part
+    hidden) are a fair stand-in for new ones: on ORL from random weights (30 people to
+    train on, 10 unseen; triplet and contrastive, 3 splits) accuracy on the unseen people
+    at the threshold rose from 75-89% (mean 81%) to 82-91% (mean 87%).
+    """
+    rng = np.random.default_rng([seed, 1 << 20])
+    chosen = [pair_figures(embed(model, augment(faces.chips, rng)), faces.labels, None, None)["best_threshold"]
+              for _ in range(views)]
+    return float(np.mean(chosen))
+
+
 def _state(model: Embedder) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.net.state_dict().items()}
 
@@ -156,7 +175,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     torch.manual_seed(cfg.seed)
     faces = faces or load_face_folder(cfg.data)
-    train_set, val_set = split_people(faces, cfg.val_people, cfg.seed)
+    rest, test_set = split_people(faces, cfg.test_people, cfg.seed)
+    train_set, val_set = split_people(rest, cfg.val_people, cfg.seed)
 
     model = Embedder(cfg.arch, cfg.normalize)
     if cfg.init == "pretrained":
@@ -191,10 +211,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
         # Figures of the starting point, measured the way the final ones are; and the
         # starting point is a candidate for best.pt, so fine-tuning that does not help
         # on the held-out people leaves the pretrained weights in place.
-        before = {"train": evaluate_split(model, train_set, None, None)}
+        start_threshold = training_threshold(model, train_set, cfg.seed)
+        before = {"train": evaluate_split(model, train_set, None, start_threshold)}
+        if test_set is not None:
+            before["test"] = evaluate_split(model, test_set, None, start_threshold)
         if val_set is not None:
             val_emb = embed(model, val_set.chips)
-            before["val"] = pair_figures(val_emb, val_set.labels, None, before["train"]["best_threshold"])
+            before["val"] = pair_figures(val_emb, val_set.labels, None, start_threshold)
             if head is None:
                 v = pair_figures(val_emb, val_set.labels, None, base_threshold)
                 cfg.history.append({"epoch": 0, "val": v})
@@ -236,7 +259,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
             record["val"] = evaluate_split(model, val_set, head, base_threshold)
             metric = record["val"]["best_accuracy"] - record["val"]["eer"] * 1e-3
         else:
-            metric = -record["loss"]
+            metric = float(epoch)  # nothing to choose by: the last epoch is the result
         cfg.history.append(record)
         if metric > best_metric:
             best_metric, best_epoch, stale = metric, epoch, 0
@@ -257,23 +280,25 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
             break
 
     # Final figures with the best weights: the threshold is chosen on the training people
-    # and applied, untouched, to the people the encoder never saw.
+    # (see training_threshold) and applied, untouched, to the people the encoder never saw.
     model.net.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
     if head is not None:
         head.load_state_dict(torch.load(out / "head.pt", map_location="cpu", weights_only=True))
     # The distance threshold is what the gallery uses, whatever the loss; the binary
     # head's own figures are at P(same) = 0.5 (logit 0), its natural operating point.
-    train_fig = evaluate_split(model, train_set, None, None)
-    threshold = train_fig["best_threshold"]
-    best = {"train": train_fig}
+    threshold = training_threshold(model, train_set, cfg.seed)
+    best = {"train": evaluate_split(model, train_set, None, threshold)}
     if before is not None:
         best["before"] = before
-    if val_set is not None:
-        val_emb = embed(model, val_set.chips)
-        best["val"] = pair_figures(val_emb, val_set.labels, None, threshold)
-        best["val_people"] = val_set.people
-        if head is not None:
-            best["val_binary"] = pair_figures(val_emb, val_set.labels, head, 0.0)
+    for name, held_out in (("val", val_set), ("test", test_set)):
+        if held_out is not None:
+            emb = embed(model, held_out.chips)
+            best[name] = pair_figures(emb, held_out.labels, None, threshold)
+            best[name]["accuracy_10fold"] = cross_validated_accuracy(*pair_scores(emb, held_out.labels, None))
+            best[f"{name}_people"] = held_out.people
+            if head is not None:
+                best[f"{name}_binary"] = pair_figures(emb, held_out.labels, head, 0.0)
+                best[f"{name}_binary"]["accuracy_10fold"] = cross_validated_accuracy(*pair_scores(emb, held_out.labels, head))
     encoder_id = f"{cfg.arch}-{hashlib.sha256((out / 'best.pt').read_bytes()).hexdigest()[:12]}"
     _write_config(out, cfg, extra={"encoder_id": encoder_id, "threshold": threshold, "best_epoch": best_epoch + 1,
                                    "final": best})
