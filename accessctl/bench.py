@@ -170,7 +170,7 @@ def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int
     for n in search_sizes:
         emb = (rng.standard_normal((n, 128), dtype=np.float32) * 0.05).astype(np.float32)
         index = TemplateIndex(emb, np.arange(n) // 3)
-        stages[f"search_1toN_{n}"] = _stats(_time(lambda: index.nearest(query), 20 if n >= 1_000_000 else 50))
+        stages[f"search_1toN_{n}"] = _stats(_time(lambda index=index: index.nearest(query), 20 if n >= 1_000_000 else 50))
         del emb, index
     return {
         "frames": len(frames),

@@ -686,7 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--loss", choices=["triplet", "contrastive", "binary"], default="triplet")
     q.add_argument("--mining", choices=["semi-hard", "batch-hard", "batch-all"], default="semi-hard")
     q.add_argument("--margin", type=float, help="triplet alpha (squared distance) or contrastive margin")
-    q.add_argument("--epochs", type=int, default=20)
+    q.add_argument("--epochs", type=int, default=20, help="0: only measure the starting weights")
     q.add_argument("--people-per-batch", type=int, default=8, metavar="P")
     q.add_argument("--images-per-person", type=int, default=4, metavar="K")
     q.add_argument("--lr", type=float, default=0.0, help="learning rate (default 2e-5 fine-tuning, 1e-3 from random)")

@@ -102,6 +102,16 @@ def test_same_seed_same_weights_and_resume_equals_one_run(tmp_path: Path) -> Non
     assert len(json.loads((tmp_path / "c" / "config.json").read_text())["history"]) == 3
 
 
+def test_zero_epochs_measures_the_starting_weights(tmp_path: Path) -> None:
+    cfg = TrainConfig(data="toy", out=str(tmp_path / "z"), arch="small", init="random", loss="binary", epochs=0,
+                      test_people=2)
+    result = train(cfg, faces=toy_faces())
+    assert result.epochs_run == 0 and 0 <= result.best["test"]["accuracy_10fold"] <= 1
+    assert (tmp_path / "z" / "best.pt").is_file() and (tmp_path / "z" / "head.pt").is_file()
+    with pytest.raises(AccessctlError, match="epochs must be 0"):
+        train(TrainConfig(**{**vars(cfg), "epochs": -1}), faces=toy_faces())
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     cfg = TrainConfig(data="toy", out=str(tmp_path / "x"), arch="small", init="random", epochs=1)
     with pytest.raises(AccessctlError, match="nothing to resume"):

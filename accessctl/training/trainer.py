@@ -64,6 +64,8 @@ class TrainConfig:
             raise AccessctlError("init must be 'pretrained' or 'random'")
         if c.init == "pretrained" and c.arch != "dlib-resnet":
             raise AccessctlError("only the dlib-resnet architecture has pretrained weights")
+        if c.epochs < 0:
+            raise AccessctlError("epochs must be 0 (measure the starting weights) or more")
         if c.margin is None:
             c.margin = 1.0 if c.loss == "contrastive" else 0.2
         if c.normalize is None:
@@ -281,6 +283,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
 
     # Final figures with the best weights: the threshold is chosen on the training people
     # (see training_threshold) and applied, untouched, to the people the encoder never saw.
+    if cfg.epochs == 0 and not resume:
+        # Nothing to train: the figures of the starting weights, the baseline training
+        # has to beat (a random net already tells many faces apart).
+        torch.save(_state(model), out / "best.pt")
+        if head is not None:
+            torch.save(head.state_dict(), out / "head.pt")
     model.net.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
     if head is not None:
         head.load_state_dict(torch.load(out / "head.pt", map_location="cpu", weights_only=True))
