@@ -251,7 +251,7 @@ def cmd_encoder_train(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, arch=args.arch, init=args.init, loss=args.loss, mining=args.mining,
         margin=args.margin, epochs=args.epochs, p=args.people_per_batch, k=args.images_per_person, lr=args.lr,
         val_people=args.val_people, test_people=args.test_people, steps_per_epoch=args.steps_per_epoch,
-        patience=args.patience, seed=args.seed,
+        patience=args.patience, seed=args.seed, id_weight=args.id_weight,
     )
     bar = tqdm(total=args.epochs, unit="epoch", file=sys.stderr, disable=not sys.stderr.isatty())
 
@@ -695,6 +695,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--test-people", type=int, default=0, metavar="N",
                    help="hold out N people from training and from every choice; measured once at the end")
     q.add_argument("--steps-per-epoch", type=int, default=0, metavar="S", help="batches per epoch (default: one pass)")
+    q.add_argument("--id-weight", type=float, default=0.0, metavar="W",
+                   help="add W x an identity loss over the training people (cosine softmax); 0 = off")
     q.add_argument("--patience", type=int, default=5, help="stop after this many epochs without improvement")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

@@ -51,8 +51,8 @@ def test_a_hanging_hook_is_killed_and_a_missing_one_is_reported(tmp_path: Path) 
     hang.write_text("#!/bin/sh\necho starting\nsleep 60 & sleep 60\n")
     hang.chmod(0o755)
     t = time.monotonic()
-    r = run_hook(hang, decision(), timeout_s=0.5)
-    assert r.timed_out and r.returncode is None and time.monotonic() - t < 5 and "starting" in r.output
+    r = run_hook(hang, decision(), timeout_s=1.5)
+    assert r.timed_out and r.returncode is None and time.monotonic() - t < 8 and "starting" in r.output
     r = run_hook(tmp_path / "missing", decision())
     assert r.returncode is None and "cannot run" in r.error
     fail = tmp_path / "fail.sh"
@@ -260,7 +260,7 @@ def test_a_hanging_hook_does_not_hold_up_the_kiosk(tmp_path: Path, astronaut_vid
     hang.write_text("#!/bin/sh\nsleep 60\n")
     hang.chmod(0o755)
     settings = Settings()
-    settings.hook.path, settings.hook.timeout_s = str(hang), 4.0
+    settings.hook.path, settings.hook.timeout_s = str(hang), 12.0  # longer than 30 frames take on a busy machine
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
         runner = Runner(g, settings, audit, lines.append)

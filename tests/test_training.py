@@ -81,9 +81,10 @@ def test_training_writes_checkpoints_and_figures(tmp_path: Path, loss: str) -> N
         assert 0 <= result.best["test_binary"]["accuracy_10fold"] <= 1
 
 
-def test_same_seed_same_weights_and_resume_equals_one_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("id_weight", [0.0, 0.5])
+def test_same_seed_same_weights_and_resume_equals_one_run(tmp_path: Path, id_weight: float) -> None:
     common = dict(data="toy", arch="small", init="random", loss="triplet", mining="batch-all", p=4, k=2,
-                  patience=10, steps_per_epoch=2, seed=7)
+                  patience=10, steps_per_epoch=2, seed=7, id_weight=id_weight)
     faces = toy_faces()
     train(TrainConfig(out=str(tmp_path / "a"), epochs=3, **common), faces=faces)
     train(TrainConfig(out=str(tmp_path / "b"), epochs=3, **common), faces=faces)
@@ -110,6 +111,18 @@ def test_zero_epochs_measures_the_starting_weights(tmp_path: Path) -> None:
     assert (tmp_path / "z" / "best.pt").is_file() and (tmp_path / "z" / "head.pt").is_file()
     with pytest.raises(AccessctlError, match="epochs must be 0"):
         train(TrainConfig(**{**vars(cfg), "epochs": -1}), faces=toy_faces())
+
+
+def test_identity_loss_changes_training_and_a_negative_weight_is_refused(tmp_path: Path) -> None:
+    common = dict(data="toy", arch="small", init="random", loss="contrastive", p=4, k=2, epochs=1,
+                  steps_per_epoch=2, seed=3)
+    for w in (0.0, 1.0):
+        train(TrainConfig(out=str(tmp_path / str(w)), id_weight=w, **common), faces=toy_faces())
+    a, b = (torch.load(tmp_path / x / "last.pt", weights_only=True) for x in ("0.0", "1.0"))
+    assert "id_head" in b and "id_head" not in a
+    assert any(not torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    with pytest.raises(AccessctlError, match="cannot be negative"):
+        train(TrainConfig(out=str(tmp_path / "n"), id_weight=-1.0, **common), faces=toy_faces())
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:

@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from accessctl.training import miners
-from accessctl.training.losses import BinaryHead, binary_loss, contrastive_loss, pairwise_sq_dist, triplet_loss
+from accessctl.training.losses import (
+    BinaryHead,
+    IdentityHead,
+    binary_loss,
+    contrastive_loss,
+    identity_loss,
+    pairwise_sq_dist,
+    triplet_loss,
+)
 
 
 def batch(seed: int, people: int = 4, per: int = 3, dim: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,6 +149,18 @@ def test_binary_matches_loops(seed: int) -> None:
         (pos if lab[i] == lab[j] else neg).append(-np.log(p) if lab[i] == lab[j] else -np.log(1 - p))
     want = 0.5 * np.mean(pos) + 0.5 * np.mean(neg)
     assert binary_loss(e, labels, head)[0].item() == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_identity_matches_loops(seed: int) -> None:
+    e, labels = batch(seed)
+    head = IdentityHead(8, 4, scale=16.0).double()
+    w = head.weight.detach().numpy()
+    want = []
+    for f, y in zip(e.numpy(), labels.tolist()):
+        z = np.array([16.0 * f @ wc / (np.linalg.norm(f) * np.linalg.norm(wc)) for wc in w])
+        want.append(np.log(np.exp(z).sum()) - z[y])
+    assert identity_loss(e, labels, head)[0].item() == pytest.approx(np.mean(want), rel=1e-6)
 
 
 def test_losses_fall_when_optimised() -> None:

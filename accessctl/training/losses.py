@@ -3,7 +3,10 @@
 - triplet: max(||f(A)-f(P)||^2 - ||f(A)-f(N)||^2 + alpha, 0) over mined triplets;
 - contrastive (Hadsell et al. 2006): same person d^2, different max(m - d, 0)^2;
 - binary: logistic regression on |f(x1) - f(x2)| (and optionally its square), i.e.
-  verification as a two-class problem over pairs.
+  verification as a two-class problem over pairs;
+- identity (optional, beside any of the three): which of the training people a face is,
+  by cosine softmax. Not a verification loss: it gives every face a target that all of
+  its person's faces share, which a set of 30 people otherwise gives only through pairs.
 """
 
 from __future__ import annotations
@@ -92,3 +95,25 @@ def binary_loss(
 
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+
+
+class IdentityHead(nn.Module):
+    """Cosine-softmax classifier over the training people: logits = scale * cos(f, w_c).
+
+    On the unit sphere, like the distances the gallery uses; used in training only and
+    thrown away after (the people it knows are not the ones the encoder will meet).
+    """
+
+    def __init__(self, dim: int, people: int, scale: float = 16.0) -> None:
+        super().__init__()
+        self.scale = scale
+        self.weight = nn.Parameter(nn.Linear(dim, people, bias=False).weight.detach())
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.normalize(emb, dim=1) @ F.normalize(self.weight, dim=1).t()
+
+
+def identity_loss(emb: torch.Tensor, labels: torch.Tensor, head: IdentityHead) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean cross-entropy of the person each face belongs to."""
+    logits = head(emb)
+    return F.cross_entropy(logits, labels.long()), {"accuracy": float((logits.argmax(1) == labels).float().mean())}

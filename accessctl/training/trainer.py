@@ -25,7 +25,7 @@ from ..config import write_private
 from ..errors import AccessctlError
 from ..evaluate import cross_validated_accuracy, verification_metrics
 from .data import FaceSet, PKSampler, augment, load_face_folder
-from .losses import BinaryHead, binary_loss, contrastive_loss, triplet_loss
+from .losses import BinaryHead, IdentityHead, binary_loss, contrastive_loss, identity_loss, triplet_loss
 from .models import Embedder
 
 LOSSES = ("triplet", "contrastive", "binary")
@@ -48,6 +48,7 @@ class TrainConfig:
     k: int = 4
     lr: float = 0.0  # 0 = 1e-3 from random weights, 2e-5 when fine-tuning
     weight_decay: float = 5e-4
+    id_weight: float = 0.0  # weight of the auxiliary identity loss (losses.identity_loss); 0 = off
     val_people: int = 0  # people held out for the per-epoch pair evaluation (choosing the epoch)
     test_people: int = 0  # people held out from training and from every choice; measured once, at the end
     patience: int = 5  # epochs without improvement before stopping early
@@ -64,6 +65,8 @@ class TrainConfig:
             raise AccessctlError("init must be 'pretrained' or 'random'")
         if c.init == "pretrained" and c.arch != "dlib-resnet":
             raise AccessctlError("only the dlib-resnet architecture has pretrained weights")
+        if c.id_weight < 0:
+            raise AccessctlError("the identity loss weight cannot be negative")
         if c.epochs < 0:
             raise AccessctlError("epochs must be 0 (measure the starting weights) or more")
         if c.margin is None:
@@ -186,7 +189,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
 
         model.net.load_state_dict(pretrained_state_dict())
     head = BinaryHead(model.net.embedding_dim) if cfg.loss == "binary" else None
-    params = list(model.parameters()) + (list(head.parameters()) if head else [])
+    id_head = IdentityHead(model.net.embedding_dim, len(train_set.people)) if cfg.id_weight else None
+    params = [*model.parameters(), *(head.parameters() if head else ()), *(id_head.parameters() if id_head else ())]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     start_epoch, best_metric, best_epoch, stale = 0, -math.inf, -1, 0
@@ -198,6 +202,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
         model.net.load_state_dict(ck["model"])
         if head is not None and "head" in ck:
             head.load_state_dict(ck["head"])
+        if id_head is not None and "id_head" in ck:
+            id_head.load_state_dict(ck["id_head"])
         opt.load_state_dict(ck["optimizer"])
         start_epoch = int(ck["epoch"]) + 1
         best_metric, best_epoch, stale = float(ck["best_metric"]), int(ck["best_epoch"]), int(ck["stale"])
@@ -248,6 +254,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
                 loss, _ = contrastive_loss(emb, y, cfg.margin)
             else:
                 loss, _ = binary_loss(emb, y, head)
+            if id_head is not None:
+                loss = loss + cfg.id_weight * identity_loss(emb, y, id_head)[0]
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -274,6 +282,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
               "best_epoch": best_epoch, "stale": stale}
         if head is not None:
             ck["head"] = head.state_dict()
+        if id_head is not None:
+            ck["id_head"] = id_head.state_dict()
         torch.save(ck, last)
         _write_config(out, cfg, extra={})
         if progress:
