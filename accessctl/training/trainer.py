@@ -138,14 +138,19 @@ def pair_scores(emb: torch.Tensor, labels: np.ndarray, head: BinaryHead | None) 
     return score.numpy().astype(np.float64), labels[i_np] == labels[j_np]
 
 
-def pair_figures(emb: torch.Tensor, labels: np.ndarray, head: BinaryHead | None, threshold: float | None) -> dict:
+def pair_figures(emb: torch.Tensor, labels: np.ndarray, head: BinaryHead | None, threshold: float | None,
+                 *, cross_validate: bool = False) -> dict:
     """Figures of the balanced pairs at ``threshold``; None: at the best threshold for
-    these pairs (where accuracy is, by definition, the best accuracy)."""
+    these pairs (where accuracy is, by definition, the best accuracy). ``cross_validate``
+    adds ``accuracy_10fold`` (evaluate.cross_validated_accuracy) for the final figures."""
     scores, same = pair_scores(emb, labels, head)
     m = verification_metrics(scores, same, np.zeros(len(scores), bool), 0.0 if threshold is None else threshold)
     accuracy = m["best_accuracy"] if threshold is None else m["accuracy"]
-    return {"pairs": int(len(scores)), "accuracy": accuracy, "best_accuracy": m["best_accuracy"],
-            "best_threshold": m["best_threshold"], "eer": m["eer"]}
+    fig = {"pairs": int(len(scores)), "accuracy": accuracy, "best_accuracy": m["best_accuracy"],
+           "best_threshold": m["best_threshold"], "eer": m["eer"]}
+    if cross_validate:
+        fig["accuracy_10fold"] = cross_validated_accuracy(scores, same)
+    return fig
 
 
 def evaluate_split(model: Embedder, faces: FaceSet, head: BinaryHead | None, threshold: float | None) -> dict:
@@ -311,12 +316,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
     for name, held_out in (("val", val_set), ("test", test_set)):
         if held_out is not None:
             emb = embed(model, held_out.chips)
-            best[name] = pair_figures(emb, held_out.labels, None, threshold)
-            best[name]["accuracy_10fold"] = cross_validated_accuracy(*pair_scores(emb, held_out.labels, None))
+            best[name] = pair_figures(emb, held_out.labels, None, threshold, cross_validate=True)
             best[f"{name}_people"] = held_out.people
             if head is not None:
-                best[f"{name}_binary"] = pair_figures(emb, held_out.labels, head, 0.0)
-                best[f"{name}_binary"]["accuracy_10fold"] = cross_validated_accuracy(*pair_scores(emb, held_out.labels, head))
+                best[f"{name}_binary"] = pair_figures(emb, held_out.labels, head, 0.0, cross_validate=True)
     encoder_id = f"{cfg.arch}-{hashlib.sha256((out / 'best.pt').read_bytes()).hexdigest()[:12]}"
     _write_config(out, cfg, extra={"encoder_id": encoder_id, "threshold": threshold, "best_epoch": best_epoch + 1,
                                    "final": best})
