@@ -251,7 +251,7 @@ def cmd_encoder_train(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, arch=args.arch, init=args.init, loss=args.loss, mining=args.mining,
         margin=args.margin, epochs=args.epochs, p=args.people_per_batch, k=args.images_per_person, lr=args.lr,
         val_people=args.val_people, test_people=args.test_people, steps_per_epoch=args.steps_per_epoch,
-        patience=args.patience, seed=args.seed, id_weight=args.id_weight,
+        patience=args.patience, seed=args.seed, split_seed=args.split_seed, id_weight=args.id_weight,
     )
     bar = tqdm(total=args.epochs, unit="epoch", file=sys.stderr, disable=not sys.stderr.isatty())
 
@@ -699,6 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add W x an identity loss over the training people (cosine softmax); 0 = off")
     q.add_argument("--patience", type=int, default=5, help="stop after this many epochs without improvement")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--split-seed", type=int, default=None, metavar="S",
+                   help="which people --test-people/--val-people hold out (default: --seed); "
+                        "vary --seed alone to see the spread between runs on the same people")
     q.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     q.set_defaults(func=cmd_encoder_train)
     q = encsub.add_parser("use", help="switch the gallery to a trained encoder (or back), re-encoding everyone")

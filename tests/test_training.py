@@ -103,6 +103,19 @@ def test_same_seed_same_weights_and_resume_equals_one_run(tmp_path: Path, id_wei
     assert len(json.loads((tmp_path / "c" / "config.json").read_text())["history"]) == 3
 
 
+def test_split_seed_holds_out_the_same_people_whatever_the_training_seed(tmp_path: Path) -> None:
+    common = dict(data="toy", arch="small", init="random", loss="triplet", p=4, k=2, epochs=1, steps_per_epoch=1,
+                  test_people=2)
+    faces = toy_faces()
+    runs = {name: train(TrainConfig(out=str(tmp_path / name), **kw, **common), faces=faces).best
+            for name, kw in {"a": dict(seed=1, split_seed=5), "b": dict(seed=2, split_seed=5),
+                             "c": dict(seed=5), "d": dict(seed=1)}.items()}
+    assert runs["a"]["test_people"] == runs["b"]["test_people"] == runs["c"]["test_people"]  # None = seed
+    assert runs["a"]["test_people"] != runs["d"]["test_people"]
+    a, b = (torch.load(tmp_path / x / "last.pt", weights_only=True)["model"] for x in "ab")
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # other random streams
+
+
 def test_zero_epochs_measures_the_starting_weights(tmp_path: Path) -> None:
     cfg = TrainConfig(data="toy", out=str(tmp_path / "z"), arch="small", init="random", loss="binary", epochs=0,
                       test_people=2)

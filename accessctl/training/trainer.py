@@ -53,6 +53,7 @@ class TrainConfig:
     test_people: int = 0  # people held out from training and from every choice; measured once, at the end
     patience: int = 5  # epochs without improvement before stopping early
     seed: int = 0
+    split_seed: int | None = None  # which people are held out; None = seed (see split_people)
     history: list[dict] = field(default_factory=list)
 
     def resolved(self) -> "TrainConfig":
@@ -91,7 +92,12 @@ class TrainResult:
 
 
 def split_people(faces: FaceSet, val_people: int, seed: int) -> tuple[FaceSet, FaceSet | None]:
-    """Hold out whole people (never images of a training person) for validation."""
+    """Hold out whole people (never images of a training person) for validation.
+
+    The seed that picks them can be set apart from the training's (``split_seed``):
+    with the same people held out and other random streams, the spread of a figure
+    from one run to the next shows which differences between settings are real.
+    """
     if val_people <= 0:
         return faces, None
     if val_people == 1:
@@ -185,8 +191,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     torch.manual_seed(cfg.seed)
     faces = faces or load_face_folder(cfg.data)
-    rest, test_set = split_people(faces, cfg.test_people, cfg.seed)
-    train_set, val_set = split_people(rest, cfg.val_people, cfg.seed)
+    split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+    rest, test_set = split_people(faces, cfg.test_people, split_seed)
+    train_set, val_set = split_people(rest, cfg.val_people, split_seed)
 
     model = Embedder(cfg.arch, cfg.normalize)
     if cfg.init == "pretrained":
