@@ -252,6 +252,7 @@ def cmd_encoder_train(args: argparse.Namespace) -> int:
         margin=args.margin, epochs=args.epochs, p=args.people_per_batch, k=args.images_per_person, lr=args.lr,
         val_people=args.val_people, test_people=args.test_people, steps_per_epoch=args.steps_per_epoch,
         patience=args.patience, seed=args.seed, split_seed=args.split_seed, id_weight=args.id_weight,
+        whiten=not args.no_whiten,
     )
     bar = tqdm(total=args.epochs, unit="epoch", file=sys.stderr, disable=not sys.stderr.isatty())
 
@@ -269,6 +270,9 @@ def cmd_encoder_train(args: argparse.Namespace) -> int:
     for split, fig in result.best.items():
         if split.endswith("_binary"):
             print(f"{split[:-7]}, binary head: accuracy {fig['accuracy']:.4f} at P(same) >= 0.5, "
+                  f"10-fold {fig['accuracy_10fold']:.4f}, EER {fig['eer']:.4f}")
+        elif split.endswith("_unwhitened"):
+            print(f"{split[:-11]}, before whitening: best {fig['best_accuracy']:.4f}, "
                   f"10-fold {fig['accuracy_10fold']:.4f}, EER {fig['eer']:.4f}")
         elif split == "before":
             for name, f in fig.items():
@@ -697,6 +701,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--steps-per-epoch", type=int, default=0, metavar="S", help="batches per epoch (default: one pass)")
     q.add_argument("--id-weight", type=float, default=0.0, metavar="W",
                    help="add W x an identity loss over the training people (cosine softmax); 0 = off")
+    q.add_argument("--no-whiten", action="store_true",
+                   help="leave out the small net's within-class whitening, fitted on the training people at the end")
     q.add_argument("--patience", type=int, default=5, help="stop after this many epochs without improvement")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--split-seed", type=int, default=None, metavar="S",

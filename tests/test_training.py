@@ -79,6 +79,9 @@ def test_training_writes_checkpoints_and_figures(tmp_path: Path, loss: str) -> N
     assert "test" not in doc["history"][-1]
     if loss == "binary":
         assert 0 <= result.best["test_binary"]["accuracy_10fold"] <= 1
+    # the within-class whitening is fitted, saved with the weights, and its effect reported
+    assert float(state["whitening.active"]) == 1.0 and float(state["whitening.prenorm"]) == float(loss != "binary")
+    assert 0 <= result.best["test_unwhitened"]["accuracy_10fold"] <= 1
 
 
 @pytest.mark.parametrize("id_weight", [0.0, 0.5])
@@ -114,6 +117,41 @@ def test_split_seed_holds_out_the_same_people_whatever_the_training_seed(tmp_pat
     assert runs["a"]["test_people"] != runs["d"]["test_people"]
     a, b = (torch.load(tmp_path / x / "last.pt", weights_only=True)["model"] for x in "ab")
     assert any(not torch.equal(a[k], b[k]) for k in a)  # other random streams
+
+
+def test_whitening_equalises_the_within_person_spread() -> None:
+    from accessctl.training.models import SmallFaceNet, Whitening
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(6, 4, generator=g) * 5
+    labels = torch.arange(6).repeat_interleave(50)
+    scale = torch.tensor([10.0, 1.0, 0.1, 1.0])  # the spread inside a person, unequal per dimension
+    emb = centres[labels] + torch.randn(300, 4, generator=g) * scale
+    w = Whitening(4)
+    x = torch.randn(3, 4, generator=g)
+    assert torch.equal(w(x), x)  # identity until fitted
+    w.fit(emb, labels, prenorm=False, reg=0.0)
+    centred = torch.cat([emb[labels == p] - emb[labels == p].mean(0) for p in range(6)])
+    white = centred @ w.proj
+    assert torch.allclose(white.t() @ white / len(emb), torch.eye(4), atol=1e-3)
+    assert torch.allclose(w(x).norm(dim=1), torch.ones(3))
+    with pytest.raises(ValueError, match="two people"):
+        w.fit(emb[:50], labels[:50], prenorm=False)
+    # checkpoints saved before the whitening existed still load, and others still must match
+    net = SmallFaceNet()
+    old = {k: v for k, v in net.state_dict().items() if not k.startswith("whitening.")}
+    net.load_state_dict(old)
+    assert float(net.whitening.active) == 0.0
+    with pytest.raises(RuntimeError, match="fc.weight"):
+        net.load_state_dict({k: v for k, v in old.items() if k != "fc.weight"})
+
+
+def test_no_whiten_leaves_the_embedding_as_trained(tmp_path: Path) -> None:
+    cfg = TrainConfig(data="toy", out=str(tmp_path / "n"), arch="small", init="random", loss="triplet", epochs=1,
+                      p=4, k=2, steps_per_epoch=1, test_people=2, whiten=False)
+    result = train(cfg, faces=toy_faces())
+    assert float(torch.load(tmp_path / "n" / "best.pt", weights_only=True)["whitening.active"]) == 0.0
+    assert "test_unwhitened" not in result.best
 
 
 def test_zero_epochs_measures_the_starting_weights(tmp_path: Path) -> None:

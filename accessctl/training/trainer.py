@@ -48,6 +48,7 @@ class TrainConfig:
     k: int = 4
     lr: float = 0.0  # 0 = 1e-3 from random weights, 2e-5 when fine-tuning
     weight_decay: float = 5e-4
+    whiten: bool = True  # fit the small net's within-class whitening at the end (models.Whitening)
     id_weight: float = 0.0  # weight of the auxiliary identity loss (losses.identity_loss); 0 = off
     val_people: int = 0  # people held out for the per-epoch pair evaluation (choosing the epoch)
     test_people: int = 0  # people held out from training and from every choice; measured once, at the end
@@ -177,6 +178,27 @@ def training_threshold(model: Embedder, faces: FaceSet, seed: int, views: int = 
     chosen = [pair_figures(embed(model, augment(faces.chips, rng)), faces.labels, None, None)["best_threshold"]
               for _ in range(views)]
     return float(np.mean(chosen))
+
+
+def fit_whitening(model: Embedder, faces: FaceSet, seed: int, head: BinaryHead | None,
+                  views: int = 5) -> BinaryHead | None:
+    """Fit the net's within-class whitening on the training people (augmented views,
+    as in training_threshold, so it models how a person's new faces vary); a binary head
+    learnt on the unwhitened embeddings no longer fits them and is refitted, on the
+    same views' balanced pairs. Returns the head to keep."""
+    whitening = model.net.whitening
+    whitening.active.fill_(0.0)
+    rng = np.random.default_rng([seed, 1 << 21])
+    emb = torch.cat([embed(model, augment(faces.chips, rng)) for _ in range(views)])
+    labels = np.tile(faces.labels, views)
+    whitening.fit(emb, torch.from_numpy(labels), prenorm=model.normalize)
+    if head is None:
+        return None
+    from ..pairhead import fit_head
+
+    emb = torch.cat([embed(model, augment(faces.chips, rng)) for _ in range(views)]).numpy()
+    i, j = balanced_pairs(labels, seed)
+    return fit_head(emb[i], emb[j], labels[i] == labels[j], seed=seed)
 
 
 def _state(model: Embedder) -> dict[str, torch.Tensor]:
@@ -314,10 +336,25 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
     model.net.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
     if head is not None:
         head.load_state_dict(torch.load(out / "head.pt", map_location="cpu", weights_only=True))
+    unwhitened: dict[str, dict] = {}
+    whitening = getattr(model.net, "whitening", None)
+    if cfg.whiten and whitening is not None:
+        # The figures without it first, so each run shows what the whitening did.
+        whitening.active.fill_(0.0)
+        for name, held_out in (("val", val_set), ("test", test_set)):
+            if held_out is not None:
+                unwhitened[name] = pair_figures(embed(model, held_out.chips), held_out.labels, None, None,
+                                                cross_validate=True)
+        head = fit_whitening(model, train_set, cfg.seed, head)
+        torch.save(_state(model), out / "best.pt")
+        if head is not None:
+            torch.save(head.state_dict(), out / "head.pt")
     # The distance threshold is what the gallery uses, whatever the loss; the binary
     # head's own figures are at P(same) = 0.5 (logit 0), its natural operating point.
     threshold = training_threshold(model, train_set, cfg.seed)
     best = {"train": evaluate_split(model, train_set, None, threshold)}
+    for name, figures in unwhitened.items():
+        best[f"{name}_unwhitened"] = figures
     if before is not None:
         best["before"] = before
     for name, held_out in (("val", val_set), ("test", test_set)):
