@@ -24,6 +24,7 @@ import torch
 from ..config import write_private
 from ..errors import AccessctlError
 from ..evaluate import cross_validated_accuracy, verification_metrics
+from ..pairhead import fit_head
 from .data import FaceSet, PKSampler, augment, load_face_folder
 from .losses import BinaryHead, IdentityHead, binary_loss, contrastive_loss, identity_loss, triplet_loss
 from .models import Embedder
@@ -185,7 +186,7 @@ def fit_whitening(model: Embedder, faces: FaceSet, seed: int, head: BinaryHead |
     """Fit the net's within-class whitening on the training people (augmented views,
     as in training_threshold, so it models how a person's new faces vary); a binary head
     learnt on the unwhitened embeddings no longer fits them and is refitted, on the
-    same views' balanced pairs. Returns the head to keep."""
+    same views' balanced pairs, whitened. Returns the head to keep."""
     whitening = model.net.whitening
     whitening.active.fill_(0.0)
     rng = np.random.default_rng([seed, 1 << 21])
@@ -194,11 +195,9 @@ def fit_whitening(model: Embedder, faces: FaceSet, seed: int, head: BinaryHead |
     whitening.fit(emb, torch.from_numpy(labels), prenorm=model.normalize)
     if head is None:
         return None
-    from ..pairhead import fit_head
-
-    emb = torch.cat([embed(model, augment(faces.chips, rng)) for _ in range(views)]).numpy()
+    white = whitening(emb).numpy()  # what the net now gives for these views, without a second pass
     i, j = balanced_pairs(labels, seed)
-    return fit_head(emb[i], emb[j], labels[i] == labels[j], seed=seed)
+    return fit_head(white[i], white[j], labels[i] == labels[j], seed=seed)
 
 
 def _state(model: Embedder) -> dict[str, torch.Tensor]:
