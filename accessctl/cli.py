@@ -252,7 +252,7 @@ def cmd_encoder_train(args: argparse.Namespace) -> int:
         margin=args.margin, epochs=args.epochs, p=args.people_per_batch, k=args.images_per_person, lr=args.lr,
         val_people=args.val_people, test_people=args.test_people, steps_per_epoch=args.steps_per_epoch,
         patience=args.patience, seed=args.seed, split_seed=args.split_seed, id_weight=args.id_weight,
-        whiten=not args.no_whiten,
+        whiten=not args.no_whiten, device=args.device,
     )
     bar = tqdm(total=args.epochs, unit="epoch", file=sys.stderr, disable=not sys.stderr.isatty())
 
@@ -367,6 +367,31 @@ def cmd_encoder_show(args: argparse.Namespace) -> int:
     print(f"binary head: {'yes' if head_path(active).is_file() else 'none (accessctl encoder fit-head)'}")
     if installed:
         print("installed: " + ", ".join(installed))
+    return 0
+
+
+def cmd_encoder_report(args: argparse.Namespace) -> int:
+    from .training.report import FIGURES, report
+
+    doc = report(args.runs)
+    if args.json:
+        print(json.dumps(doc))
+        return 0
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    print(f"{'run':40s} {'loss':12s} {'split':>5s} {'10-fold':>8s} {'at thr':>7s} {'unwhit':>7s} {'head':>6s}")
+    for r in doc["runs"]:
+        print(f"{r['run'][-40:]:40s} {r['loss']:12s} {r['split_seed']:5d} {pct(r['accuracy_10fold']):>8s} "
+              f"{pct(r['accuracy_at_threshold']):>7s} {pct(r['before_whitening_10fold']):>7s} {pct(r['head_10fold']):>6s}")
+    for loss, summary in doc["summary"].items():
+        for stat in ("mean", "sd", "min", "max"):
+            cells = [pct(summary[f][stat]) if f in summary else "-" for f in FIGURES]
+            print(f"{stat:40s} {loss:12s} {'':5s} {cells[0]:>8s} {cells[1]:>7s} {cells[2]:>7s} {cells[3]:>6s}")
+    splits = [(r["loss"], r["split_seed"]) for r in doc["runs"]]
+    if len(set(splits)) < len(splits):
+        print("note: some runs hold out the same people (same split seed); their spread is the training's, not the split's")
     return 0
 
 
@@ -708,6 +733,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--split-seed", type=int, default=None, metavar="S",
                    help="which people --test-people/--val-people hold out (default: --seed); "
                         "vary --seed alone to see the spread between runs on the same people")
+    q.add_argument("--device", default="cpu", metavar="DEV",
+                   help="where the training steps run: cpu (default) or cuda on a machine with a GPU")
     q.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     q.set_defaults(func=cmd_encoder_train)
     q = encsub.add_parser("use", help="switch the gallery to a trained encoder (or back), re-encoding everyone")
@@ -718,6 +745,10 @@ def build_parser() -> argparse.ArgumentParser:
     q = encsub.add_parser("fit-head", help="fit the binary verification head (logistic regression) on a pair list")
     q.add_argument("--pairs", required=True, metavar="PAIRS.csv")
     q.set_defaults(func=cmd_encoder_fit_head)
+    q = encsub.add_parser("report", help="the held-out figures of finished runs side by side, with mean and worst")
+    q.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    q.add_argument("--json", action="store_true", help="one JSON object: every run's figures and the summary")
+    q.set_defaults(func=cmd_encoder_report)
     q = encsub.add_parser("show", help="the gallery's encoder, threshold and head")
     q.set_defaults(func=cmd_encoder_show)
 

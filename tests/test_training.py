@@ -211,3 +211,69 @@ def test_small_net_embeds_a_face_and_its_mirror_alike_outside_training() -> None
         one, other = (torch.nn.functional.normalize(model.net._embed(v), dim=1) for v in (x, x.flip(3)))
         assert (one - other).norm() > 0.1
 
+
+
+def test_report_sums_up_finished_runs_and_refuses_the_rest(tmp_path: Path, capsys, home: Path) -> None:
+    from accessctl.cli import main
+    from accessctl.training.report import report
+
+    common = dict(data="toy", arch="small", init="random", loss="binary", p=4, k=2, epochs=1, steps_per_epoch=1,
+                  test_people=2)
+    got = [train(TrainConfig(out=str(tmp_path / f"s{s}"), seed=s, **common), faces=toy_faces()).best for s in (0, 1)]
+    doc = report([tmp_path / "s0", tmp_path / "s1"])
+    tenfold = [g["test"]["accuracy_10fold"] for g in got]
+    assert [r["accuracy_10fold"] for r in doc["runs"]] == tenfold
+    assert [r["split_seed"] for r in doc["runs"]] == [0, 1]
+    assert list(doc["summary"]) == ["binary"]
+    summary = doc["summary"]["binary"]
+    assert summary["accuracy_10fold"]["mean"] == pytest.approx(np.mean(tenfold))
+    assert summary["accuracy_10fold"]["min"] == min(tenfold)
+    assert summary["head_10fold"]["runs"] == 2  # binary runs: the head's figure too
+
+    assert main(["encoder", "report", str(tmp_path / "s0"), str(tmp_path / "s1"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == json.loads(json.dumps(doc))
+    assert main(["encoder", "report", str(tmp_path / "s0"), str(tmp_path / "s0")]) == 0
+    assert "same people" in capsys.readouterr().out  # a repeated split is said to be one
+    train(TrainConfig(out=str(tmp_path / "t0"), seed=0, **{**common, "loss": "triplet"}), faces=toy_faces())
+    mixed = report([tmp_path / "s0", tmp_path / "s1", tmp_path / "t0"])
+    assert list(mixed["summary"]) == ["binary", "triplet"] and mixed["summary"]["binary"] == doc["summary"]["binary"]
+    assert main(["encoder", "report", str(tmp_path / "s0"), str(tmp_path / "t0")]) == 0
+    assert "same people" not in capsys.readouterr().out  # two losses on one split are not a repeat
+
+    train(TrainConfig(out=str(tmp_path / "no_test"), **{**common, "test_people": 0}), faces=toy_faces())
+    config = json.loads((tmp_path / "s0" / "config.json").read_text())
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "final"}))
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "config.json").write_text("{")
+    for name, message in (("no_test", "--test-people"), ("unfinished", "--resume"), ("corrupt", "unreadable"),
+                          ("missing", "no config.json")):
+        with pytest.raises(AccessctlError, match=message):
+            report([tmp_path / "s0", tmp_path / name])
+        assert main(["encoder", "report", str(tmp_path / name)]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_a_device_that_is_not_there_is_refused_before_training(tmp_path: Path) -> None:
+    cfg = TrainConfig(data="toy", out=str(tmp_path / "d"), arch="small", init="random", epochs=1, device="tpu")
+    with pytest.raises(AccessctlError, match="not available"):
+        train(cfg, faces=toy_faces())
+    if not torch.cuda.is_available():
+        with pytest.raises(AccessctlError, match="no CUDA GPU"):
+            train(TrainConfig(**{**vars(cfg), "device": "cuda"}), faces=toy_faces())
+    assert not (tmp_path / "d").exists()  # refused before anything is written
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_a_gpu_writes_the_same_plain_cpu_checkpoints(tmp_path: Path) -> None:
+    common = dict(data="toy", arch="small", init="random", loss="binary", p=4, k=2, epochs=2, steps_per_epoch=2,
+                  test_people=2, id_weight=1.0)
+    gpu = train(TrainConfig(out=str(tmp_path / "g"), device="cuda", **common), faces=toy_faces())
+    assert 0 <= gpu.best["test"]["accuracy_10fold"] <= 1 and "test_binary" in gpu.best
+    for name in ("best.pt", "head.pt"):
+        assert all(v.device.type == "cpu" for v in torch.load(tmp_path / "g" / name, weights_only=True).values())
+    last = torch.load(tmp_path / "g" / "last.pt", map_location="cpu", weights_only=True)
+    assert all(v.device.type == "cpu" for part in ("model", "head", "id_head") for v in last[part].values())
+    resumed = train(TrainConfig(out=str(tmp_path / "g"), device="cuda", **{**common, "epochs": 3}), faces=toy_faces(),
+                    resume=True)
+    assert resumed.epochs_run == 1

@@ -97,7 +97,7 @@ class DlibResNet(nn.Module):
     @staticmethod
     def preprocess(chips: torch.Tensor) -> torch.Tensor:
         """uint8 NHWC RGB chips -> the float NCHW input dlib feeds its network."""
-        return (DlibResNet.preprocess_raw(chips) - input_mean()) / 256.0
+        return (DlibResNet.preprocess_raw(chips) - input_mean().to(chips.device)) / 256.0
 
     @staticmethod
     def preprocess_raw(chips: torch.Tensor) -> torch.Tensor:

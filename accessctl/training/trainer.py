@@ -56,6 +56,7 @@ class TrainConfig:
     patience: int = 5  # epochs without improvement before stopping early
     seed: int = 0
     split_seed: int | None = None  # which people are held out; None = seed (see split_people)
+    device: str = "cpu"  # where the training steps run ("cuda" on a machine with a GPU); the rest runs on the CPU
     history: list[dict] = field(default_factory=list)
 
     def resolved(self) -> "TrainConfig":
@@ -70,6 +71,9 @@ class TrainConfig:
             raise AccessctlError("only the dlib-resnet architecture has pretrained weights")
         if c.id_weight < 0:
             raise AccessctlError("the identity loss weight cannot be negative")
+        if c.device != "cpu" and not (c.device.startswith("cuda") and torch.cuda.is_available()):
+            raise AccessctlError(f"device {c.device!r} is not available here; use cpu"
+                                 + ("" if torch.cuda.is_available() else " (no CUDA GPU found)"))
         if c.epochs < 0:
             raise AccessctlError("epochs must be 0 (measure the starting weights) or more")
         if c.margin is None:
@@ -114,8 +118,10 @@ def split_people(faces: FaceSet, val_people: int, seed: int) -> tuple[FaceSet, F
 
 @torch.inference_mode()
 def embed(model: Embedder, chips: np.ndarray, batch: int = 64) -> torch.Tensor:
+    """Embeddings on the CPU, wherever the model is."""
     model.eval()
-    out = [model(torch.from_numpy(chips[i : i + batch])) for i in range(0, len(chips), batch)]
+    device = next(model.parameters()).device
+    out = [model(torch.from_numpy(chips[i : i + batch]).to(device)).cpu() for i in range(0, len(chips), batch)]
     return torch.cat(out)
 
 
@@ -139,8 +145,9 @@ def pair_scores(emb: torch.Tensor, labels: np.ndarray, head: BinaryHead | None) 
     i_np, j_np = balanced_pairs(labels)
     i, j = torch.from_numpy(i_np), torch.from_numpy(j_np)
     if head is not None:
+        device = next(head.parameters()).device
         with torch.inference_mode():
-            score = -head(emb[i], emb[j])
+            score = -head(emb[i].to(device), emb[j].to(device)).cpu()
     else:
         score = (emb[i] - emb[j]).norm(dim=1)
     return score.numpy().astype(np.float64), labels[i_np] == labels[j_np]
@@ -200,8 +207,9 @@ def fit_whitening(model: Embedder, faces: FaceSet, seed: int, head: BinaryHead |
     return fit_head(white[i], white[j], labels[i] == labels[j], seed=seed)
 
 
-def _state(model: Embedder) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A plain state dict on the CPU, whatever device trained it."""
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], None] | None = None,
@@ -223,6 +231,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
         model.net.load_state_dict(pretrained_state_dict())
     head = BinaryHead(model.net.embedding_dim) if cfg.loss == "binary" else None
     id_head = IdentityHead(model.net.embedding_dim, len(train_set.people)) if cfg.id_weight else None
+    for module in (model, head, id_head):
+        if module is not None:
+            module.to(cfg.device)
     params = [*model.parameters(), *(head.parameters() if head else ()), *(id_head.parameters() if id_head else ())]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
@@ -263,7 +274,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
                 v = pair_figures(val_emb, val_set.labels, None, base_threshold)
                 cfg.history.append({"epoch": 0, "val": v})
                 best_metric = v["best_accuracy"] - v["eer"] * 1e-3
-                torch.save(_state(model), out / "best.pt")
+                torch.save(_state(model.net), out / "best.pt")
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         # Cosine decay from lr to lr/20, a function of the epoch alone so a resumed run
@@ -278,8 +289,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
         t0 = time.perf_counter()
         for step in range(steps):
             ix = sampler.batch()
-            x = torch.from_numpy(augment(train_set.chips[ix], rng))
-            y = torch.from_numpy(train_set.labels[ix])
+            x = torch.from_numpy(augment(train_set.chips[ix], rng)).to(cfg.device)
+            y = torch.from_numpy(train_set.labels[ix]).to(cfg.device)
             emb = model(x)
             if cfg.loss == "triplet":
                 loss, _ = triplet_loss(emb, y, cfg.margin, cfg.mining)
@@ -306,17 +317,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
         cfg.history.append(record)
         if metric > best_metric:
             best_metric, best_epoch, stale = metric, epoch, 0
-            torch.save(_state(model), out / "best.pt")
+            torch.save(_state(model.net), out / "best.pt")
             if head is not None:
-                torch.save(head.state_dict(), out / "head.pt")
+                torch.save(_state(head), out / "head.pt")
         else:
             stale += 1
-        ck = {"model": _state(model), "optimizer": opt.state_dict(), "epoch": epoch, "best_metric": best_metric,
+        ck = {"model": _state(model.net), "optimizer": opt.state_dict(), "epoch": epoch, "best_metric": best_metric,
               "best_epoch": best_epoch, "stale": stale}
         if head is not None:
-            ck["head"] = head.state_dict()
+            ck["head"] = _state(head)
         if id_head is not None:
-            ck["id_head"] = id_head.state_dict()
+            ck["id_head"] = _state(id_head)
         torch.save(ck, last)
         _write_config(out, cfg, extra={})
         if progress:
@@ -324,12 +335,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
         if stale >= cfg.patience:
             break
 
+    model.cpu()
+    if head is not None:
+        head.cpu()
     # Final figures with the best weights: the threshold is chosen on the training people
     # (see training_threshold) and applied, untouched, to the people the encoder never saw.
     if cfg.epochs == 0 and not resume:
         # Nothing to train: the figures of the starting weights, the baseline training
         # has to beat (a random net already tells many faces apart).
-        torch.save(_state(model), out / "best.pt")
+        torch.save(_state(model.net), out / "best.pt")
         if head is not None:
             torch.save(head.state_dict(), out / "head.pt")
     model.net.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
@@ -345,7 +359,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
                 unwhitened[name] = pair_figures(embed(model, held_out.chips), held_out.labels, None, None,
                                                 cross_validate=True)
         head = fit_whitening(model, train_set, cfg.seed, head)
-        torch.save(_state(model), out / "best.pt")
+        torch.save(_state(model.net), out / "best.pt")
         if head is not None:
             torch.save(head.state_dict(), out / "head.pt")
     # The distance threshold is what the gallery uses, whatever the loss; the binary
