@@ -212,6 +212,17 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
+def _on_cpu(obj):  # noqa: ANN001, ANN202 - the nested dicts and lists of an optimiser's state
+    """The optimiser's state with every tensor on the CPU, so last.pt resumes on any machine."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], None] | None = None,
           faces: FaceSet | None = None) -> TrainResult:
     """Train (or fine-tune) an encoder as ``cfg`` says; returns where the results are."""
@@ -322,7 +333,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
                 torch.save(_state(head), out / "head.pt")
         else:
             stale += 1
-        ck = {"model": _state(model.net), "optimizer": opt.state_dict(), "epoch": epoch, "best_metric": best_metric,
+        ck = {"model": _state(model.net), "optimizer": _on_cpu(opt.state_dict()), "epoch": epoch, "best_metric": best_metric,
               "best_epoch": best_epoch, "stale": stale}
         if head is not None:
             ck["head"] = _state(head)
