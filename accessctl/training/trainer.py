@@ -212,7 +212,7 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-def _on_cpu(obj):  # noqa: ANN001, ANN202 - the nested dicts and lists of an optimiser's state
+def _on_cpu(obj: object) -> object:
     """The optimiser's state with every tensor on the CPU, so last.pt resumes on any machine."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu()
@@ -356,7 +356,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
         # has to beat (a random net already tells many faces apart).
         torch.save(_state(model.net), out / "best.pt")
         if head is not None:
-            torch.save(head.state_dict(), out / "head.pt")
+            torch.save(_state(head), out / "head.pt")
     model.net.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
     if head is not None:
         head.load_state_dict(torch.load(out / "head.pt", map_location="cpu", weights_only=True))
@@ -372,7 +372,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
         head = fit_whitening(model, train_set, cfg.seed, head)
         torch.save(_state(model.net), out / "best.pt")
         if head is not None:
-            torch.save(head.state_dict(), out / "head.pt")
+            torch.save(_state(head), out / "head.pt")
     # The distance threshold is what the gallery uses, whatever the loss; the binary
     # head's own figures are at P(same) = 0.5 (logit 0), its natural operating point.
     threshold = training_threshold(model, train_set, cfg.seed)
