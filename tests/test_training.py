@@ -212,7 +212,6 @@ def test_small_net_embeds_a_face_and_its_mirror_alike_outside_training() -> None
         assert (one - other).norm() > 0.1
 
 
-
 def test_report_sums_up_finished_runs_and_refuses_the_rest(tmp_path: Path, capsys, home: Path) -> None:
     from accessctl.cli import main
     from accessctl.training.report import report

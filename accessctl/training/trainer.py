@@ -207,13 +207,9 @@ def fit_whitening(model: Embedder, faces: FaceSet, seed: int, head: BinaryHead |
     return fit_head(white[i], white[j], labels[i] == labels[j], seed=seed)
 
 
-def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A plain state dict on the CPU, whatever device trained it."""
-    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
-
 def _on_cpu(obj: object) -> object:
-    """The optimiser's state with every tensor on the CPU, so last.pt resumes on any machine."""
+    """A state (a module's, or the optimiser's nested one) with every tensor on the CPU:
+    checkpoints load, and runs resume, on any machine whatever device trained them."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu()
     if isinstance(obj, dict):
@@ -221,6 +217,10 @@ def _on_cpu(obj: object) -> object:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_on_cpu(v) for v in obj)
     return obj
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return _on_cpu(module.state_dict())  # type: ignore[return-value]
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], None] | None = None,
