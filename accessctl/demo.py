@@ -21,7 +21,7 @@ from .identity import enroll
 from .sources import open_source
 
 DEMO_PIN = "246810"  # the throwaway home's admin PIN, printed by `accessctl demo`
-ENROLL_FRAME = 60  # of pair1/live.mov: the person looking at the camera
+ENROLL_FRAME = 210  # of pair2/live.mp4: the person looking at the camera
 
 
 def demo_videos() -> dict[str, Path]:
@@ -29,8 +29,8 @@ def demo_videos() -> dict[str, Path]:
     if data is None:
         raise AccessctlError("the demo plays videos from ../shared/data (or $ACCESSCTL_DATA), which is not here; "
                              "run the kiosk on a video of your own: accessctl run --source VIDEO")
-    pair = data / "video" / "replay_pairs" / "pair1"
-    videos = {"live": pair / "live.mov", "replay": pair / "replay.mp4",
+    pair = data / "video" / "replay_pairs" / "pair2"
+    videos = {"live": pair / "live.mp4", "replay": pair / "replay.mp4",
               "stranger": data / "video" / "faces" / "single_face.mp4"}
     missing = [str(p) for p in videos.values() if not p.is_file()]
     if missing:

@@ -13,8 +13,10 @@ from pathlib import Path
 from .errors import AccessctlError
 
 
-def read_rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row with every value stripped) of a CSV whose header holds ``columns``."""
+def read_rows(path: Path, columns: tuple[str, ...],
+              optional: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row with every value stripped) of a CSV whose header holds ``columns``
+    (and maybe ``optional`` ones, empty where absent)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -25,7 +27,7 @@ def read_rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[
     if not reader.fieldnames or not set(columns) <= set(reader.fieldnames):
         raise AccessctlError(f"{path}: expected a CSV with header {','.join(columns)}")
     for line, row in enumerate(reader, start=2):
-        yield line, {k: (row.get(k) or "").strip() for k in columns}
+        yield line, {k: (row.get(k) or "").strip() for k in columns + optional}
 
 
 def list_path(listing: Path, value: str) -> Path:

@@ -103,9 +103,9 @@ def test_headless_runs_grant_the_live_person_and_deny_replay_and_stranger(
 
     home = tmp_path / "home"
     monkeypatch.setenv("ACCESSCTL_HOME", str(home))
-    pair = shared_data / "video" / "replay_pairs" / "pair1"
-    with open_source(pair / "live.mov") as src:
-        frame = save_rgb(tmp_path / "p1.jpg", next(f for f in src if f.index == 60).image)
+    pair = shared_data / "video" / "replay_pairs" / "pair2"
+    with open_source(pair / "live.mp4") as src:
+        frame = save_rgb(tmp_path / "p1.jpg", next(f for f in src if f.index == 210).image)
     assert main(["enroll", "--employee-id", "P1", "--name", "Pair One", str(frame)]) == 0
     home.joinpath("config.toml").write_text(f'[hook]\npath = "{recorder(tmp_path)}"\n[kiosk]\nname = "door-1"\n')
     capsys.readouterr()
@@ -114,7 +114,7 @@ def test_headless_runs_grant_the_live_person_and_deny_replay_and_stranger(
         assert main(["run", "--source", str(video), "--headless"]) == 0
         return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
-    events = run(pair / "live.mov")
+    events = run(pair / "live.mp4")
     grants = [e for e in events if e["event"] == "granted"]
     assert grants and all(g["person_id"] == "P1" and g["name"] == "Pair One" for g in grants)
     assert all(b["t"] - a["t"] >= 10.0 for a, b in zip(grants, grants[1:]))  # the cooldown

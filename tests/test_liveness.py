@@ -1,5 +1,6 @@
-"""Liveness: geometric cues, attack synthesis, windows, ISO/IEC 30107-3 figures, the
-shipped model and the monitor's states, and the CLI on real attack clips."""
+"""Liveness: the pretrained CNNs and their checksums, geometric cues, windows, ISO/IEC
+30107-3 figures, the shipped model and the monitor's rules (stillness, sticky spoof),
+and the CLI on real attack clips."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import pytest
 
 from accessctl.errors import AccessctlError, VideoError
 from accessctl.evaluate import pad_metrics, threshold_at_eer
-from accessctl.liveness import CHECKING, MIN_WINDOWS, LivenessMonitor, load_liveness, score_clip
+from accessctl.liveness import (CHECKING, LIVE, MIN_WINDOWS, SPOOF, LivenessMonitor, load_liveness,
+                                presentation_scores, score_clip)
 from accessctl.liveness.clips import extract, read_clip_list
-from accessctl.liveness.features import CROP, N_CUES, N_POINTS, Observation, cues, observe, window_before
-from accessctl.liveness.synth import synth_print, synth_replay
+from accessctl.liveness.features import CNN_SCALES, N_CUES, N_POINTS, cues, is_still, observe, window_before
+from accessctl.liveness.minifasnet import INPUT
 from accessctl.sources import open_source
 from tests.conftest import save_rgb
 
@@ -32,7 +34,7 @@ def face_points(seed: int = 0) -> np.ndarray:
 
 def test_cues_tell_a_plane_from_a_head() -> None:
     base = face_points()
-    h = np.array([[1.02, 0.03, 1.5 / CROP], [-0.02, 0.99, -1 / CROP], [0.1, 0.05, 1.0]])
+    h = np.array([[1.02, 0.03, 0.013], [-0.02, 0.99, -0.009], [0.1, 0.05, 1.0]])
     plane = [base]
     for _ in range(7):
         xy = cv2.perspectiveTransform(plane[-1][None, :, :2].astype(np.float64), h)[0]
@@ -48,20 +50,40 @@ def test_cues_tell_a_plane_from_a_head() -> None:
     assert c_plane[1:, 3].min() > 0  # it moved
 
 
-def test_synthetic_attacks_move_points_with_pixels() -> None:
-    rng = np.random.default_rng(0)
-    crop = np.full((CROP, CROP, 3), 120, np.uint8)
-    cv2.circle(crop, (40, 50), 4, (255, 0, 0), -1)
-    pts = face_points()
-    pts[0, :2] = (40.5 / CROP, 50.5 / CROP)  # pixel centres in crop units
-    crops, moved = synth_print(crop, pts, 8, rng)
-    assert crops.shape == (8, CROP, CROP, 3) and crops.dtype == np.uint8 and moved.shape == (8, N_POINTS, 3)
-    replay, rpts = synth_replay(np.stack([crop] * 8), np.stack([pts] * 8), rng)
-    assert replay.shape == (8, CROP, CROP, 3) and rpts.shape == (8, N_POINTS, 3)
-    for img, p in ((crops[0], moved[0]), (crops[-1], moved[-1]), (replay[0], rpts[0])):
-        redness = img[..., 0].astype(int) - img[..., 2].astype(int)
-        y, x = np.unravel_index(np.argmax(cv2.GaussianBlur(redness.astype(np.float32), (0, 0), 2)), redness.shape)
-        assert np.hypot(x + 0.5 - p[0, 0] * CROP, y + 0.5 - p[0, 1] * CROP) < 3.0  # the dot went where its landmark went
+def test_a_frozen_track_is_still_and_a_moving_one_is_not() -> None:
+    base = face_points()
+    assert is_still(np.stack([base] * 8))
+    rng = np.random.default_rng(2)
+    jitter = np.stack([base + rng.normal(0, 0.0002, base.shape).astype(np.float32) for _ in range(8)])
+    assert is_still(jitter)  # detector noise on a still photo is not motion
+    sway = np.stack([base + np.float32(0.004 * i) * np.array([1, 0.5, 0], np.float32) for i in range(8)])
+    assert not is_still(sway)  # a person swaying by a few pixels is
+
+
+def test_pretrained_weights_load_match_their_checksums_and_a_changed_file_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    from accessctl.liveness.weights import PRETRAINED, load_frame_cnn, sha256, shipped_dir
+
+    shipped = shipped_dir()
+    sums = dict(line.split()[::-1] for line in (shipped / "SHA256SUMS").read_text().splitlines() if line.strip())
+    for name, _, digest in PRETRAINED:
+        assert sha256(shipped / name) == digest == sums[name]
+    cnn = load_frame_cnn()
+    import torch
+
+    crops = torch.full((2, len(CNN_SCALES), INPUT, INPUT, 3), 128, dtype=torch.uint8)
+    with torch.inference_mode():
+        out = cnn(crops)
+    assert out.shape == (2, 259) and torch.isfinite(out).all()
+    for name, _, _ in PRETRAINED:
+        shutil.copyfile(shipped / name, tmp_path / name)
+    tampered = tmp_path / PRETRAINED[0][0]
+    data = bytearray(tampered.read_bytes())
+    data[-100] ^= 1
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(AccessctlError, match="damaged or replaced"):
+        load_frame_cnn(tmp_path)
 
 
 def test_window_spans_half_a_second_whatever_the_frame_rate() -> None:
@@ -130,29 +152,71 @@ def test_sources_read_videos_and_folders_in_order_and_refuse_bad_input(tmp_path:
         open_source(tmp_path / "empty")
 
 
-def test_monitor_checks_first_then_decides_and_a_new_face_starts_over(astronaut: np.ndarray) -> None:
+def test_a_frozen_photo_is_refused_and_a_spoof_verdict_is_final(astronaut: np.ndarray) -> None:
+    """The same frame over and over (a frozen image) is never live, whatever its texture
+    looks like; and once a track is judged a spoof, it stays so until it ends."""
     from accessctl.faces import analyzer
 
     face = analyzer().analyze(astronaut)[0]
     obs = observe(astronaut, face.box, face.landmarks)
-    assert obs.crop.shape == (CROP, CROP, 3) and obs.points.shape == (N_POINTS, 3)
+    assert obs.crops.shape == (len(CNN_SCALES), INPUT, INPUT, 3) and obs.points.shape == (N_POINTS, 3)
     model = load_liveness()
     monitor = LivenessMonitor(model)
-    states = [monitor.update(1, i / 30, obs).state for i in range(20)]
-    assert states[0] == CHECKING and states[-1] in ("live", "spoof")
-    first_verdict = states.index(states[-1])
-    assert 0.4 < first_verdict / 30 < 1.0  # a verdict within a second
+    states = [monitor.update(1, i / 30, obs) for i in range(20)]
+    assert states[0].state == CHECKING
+    first = next(i for i, v in enumerate(states) if v.state != CHECKING)
+    assert 0.4 < first / 30 < 1.0  # a verdict within a second
+    assert all(v.state == SPOOF and v.still for v in states[first:])
     assert monitor.update(2, 20 / 30, obs).state == CHECKING  # another track starts from nothing
     assert monitor.verdict(1).windows >= MIN_WINDOWS
 
 
+def test_a_spoof_verdict_sticks_even_when_the_score_recovers() -> None:
+    import torch
+
+    from accessctl.liveness import model_from_head
+    from accessctl.liveness.model import FEATURE_DIM, SequenceHead
+
+    model = model_from_head(SequenceHead(), 0.5, 8, 1 / 15, Path("-"))
+    monitor = LivenessMonitor(model)
+    rng = np.random.default_rng(0)
+    base = face_points()
+
+    def frame(i: int, logit: float) -> list:
+        feat = torch.zeros(FEATURE_DIM)
+        feat[:3] = logit
+        pts = base + np.float32(0.01) * rng.normal(size=base.shape).astype(np.float32)  # a moving face
+        return [1, i / 30, feat, pts]
+
+    states = [monitor.update_features(*frame(i, 4.0)).state for i in range(30)]
+    assert states[-1] == LIVE
+    states = [monitor.update_features(*frame(i, -4.0)).state for i in range(30, 45)]
+    assert states[-1] == SPOOF  # a live face whose score drops is refused at once
+    states = [monitor.update_features(*frame(i, 6.0)).state for i in range(45, 120)]
+    assert set(states) == {SPOOF}  # and never let back in on a better score
+    assert monitor.update_features(2, 4.0, *frame(120, 4.0)[2:]).state == CHECKING  # a new track starts over
+
+
 def test_a_damaged_model_fails_closed_with_a_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "liveness.json").write_text(json.dumps({"threshold": 0.5, "window": 8, "step_s": 0.066}))
+    (tmp_path / "liveness.json").write_text(json.dumps({"threshold": 0.5, "window": 8, "step_s": 0.066,
+                                                        "head": {"hidden": 8, "proj": 0}, "sha256": "0" * 64}))
     (tmp_path / "liveness.pt").write_bytes(b"junk")
+    with pytest.raises(AccessctlError, match="damaged or replaced"):
+        load_liveness(tmp_path)
+    (tmp_path / "liveness.json").write_text("{")
     with pytest.raises(AccessctlError, match="does not load"):
         load_liveness(tmp_path)
     with pytest.raises(AccessctlError, match="no liveness model"):
         load_liveness(tmp_path / "nowhere")
+
+
+def refused(model, frames) -> bool:
+    """Every presentation of the clip refused by the kiosk's monitor and decision rule."""
+    return all(x is None or x < model.threshold for x in presentation_scores(model, frames))
+
+
+def accepted(model, frames) -> bool:
+    return all(x is not None and x >= model.threshold for x in presentation_scores(model, frames))
 
 
 @pytest.mark.shared
@@ -161,21 +225,25 @@ def test_shipped_model_on_real_attacks(shared_data: Path, tmp_path: Path, capsys
 
     clips = tmp_path / "clips.csv"
     d = shared_data
+    web = d / "liveness_web"
     clips.write_text(
         "path,label,attack\n"
-        f"{d}/video/replay_pairs/pair1/live.mov,live,none\n"
-        f"{d}/video/replay_pairs/pair1/replay.mp4,spoof,replay\n"
+        f"{d}/nuaa_train/live/0003_01_00_01,live,none\n"
+        f"{web}/Foxriver-2005__Real-Time-Facial-AntiSpoof-Detection-using-openCV/spoof_replay_00,spoof,replay\n"
         f"{d}/nuaa_train/print/0001_00_01_02,spoof,print\n"
         f"{d}/video/faces/no_face.mp4,spoof,replay\n"
     )
     assert main(["liveness", "eval", str(clips), "--json"]) == 0
     m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(m) == {"clips", "no_face", "bpcer", "apcer", "acer", "auc", "eer", "threshold"}
+    assert {"clips", "presentations", "no_face", "bpcer", "apcer", "acer", "auc", "eer", "threshold"} <= set(m)
     assert m["clips"] == 4 and m["no_face"] == 1  # counted, not dropped
+    assert m["bpcer"] == 0 and m["apcer"] == {"print": 0.0, "replay": 0.5}  # the faceless one is the error
     model = load_liveness()
-    assert score_clip(model, d / "video/replay_pairs/pair1/live.mov") >= model.threshold
-    assert score_clip(model, d / "video/replay_pairs/pair1/replay.mp4") < model.threshold
-    assert score_clip(model, d / "nuaa_train/print/0001_00_01_02") < model.threshold
+    assert accepted(model, extract(d / "nuaa_train/live/0003_01_00_01"))
+    assert refused(model, extract(web / "Foxriver-2005__Real-Time-Facial-AntiSpoof-Detection-using-openCV"
+                                        / "spoof_replay_00"))
+    assert refused(model, extract(d / "nuaa_train/print/0001_00_01_02"))
+    assert score_clip(model, d / "video/faces/no_face.mp4") == [None]
 
 
 @pytest.mark.shared
@@ -190,27 +258,103 @@ def test_liveness_train_command(shared_data: Path, tmp_path: Path, capsys) -> No
         f"{d}/nuaa_train/print/0002_01_01_02,spoof,print\n"
         f"{d}/nuaa_train/live/0003_01_00_01,live,none\n"
         f"{d}/nuaa_train/print/0003_01_01_02,spoof,print\n"
+        f"{d}/nuaa_train/live/0004_01_00_01,live,none\n"
+        f"{d}/nuaa_train/print/0004_01_01_02,spoof,print\n"
     )
-    code = main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "model"), "--steps", "3",
-                 "--batch", "4", "--val-subjects", "0003"])
+    code = main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "model"), "--steps", "5",
+                 "--cv-by", "source"])
     out = capsys.readouterr().out
-    assert code == 0 and "validation (0003)" in out
+    assert code == 0
+    for src in ("nuaa-0002", "nuaa-0003", "nuaa-0004"):  # one row per held-out source
+        assert src in out
+    assert "pretrained: threshold" in out and "trained: threshold" in out
     meta = json.loads((tmp_path / "model" / "liveness.json").read_text())
-    assert meta["report"]["train_subjects"] == ["0002"] and 0 <= meta["threshold"] <= 1
+    cv = meta["report"]["cv"]
+    assert set(cv) == {"pretrained", "trained"} and set(cv["trained"]["sources"]) == {"nuaa-0002", "nuaa-0003",
+                                                                                        "nuaa-0004"}
+    assert meta["threshold"] == cv["trained"]["threshold"] and 0 < meta["threshold"] < 1
     assert load_liveness(tmp_path / "model").window == 8
+    assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "m2"), "--steps", "2"]) == 2
+    assert "--cv-by source, or --val-sources" in capsys.readouterr().err
     frames = extract(d / "nuaa_train/live/0002_01_00_01")
     assert len(frames) == frames.frames == 57  # every frame of that clip has its face
+
+
+def photo_clip(folder: Path, photo: np.ndarray, n: int, warp) -> Path:
+    """A frame folder of a photo held in front of a textured background, the photo
+    placed in each frame by the homography ``warp(i)``."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    background = cv2.GaussianBlur(rng.integers(60, 200, (480, 640, 3), dtype=np.uint8), (0, 0), 3)
+    for i in range(n):
+        h = warp(i)
+        frame = background.copy()
+        placed = cv2.warpPerspective(photo, h, (640, 480))
+        mask = cv2.warpPerspective(np.ones(photo.shape[:2], np.uint8), h, (640, 480)) > 0
+        frame[mask] = placed[mask]
+        save_rgb(folder / f"{i:03d}.png", frame)
+    return folder
+
+
+@pytest.mark.shared
+def test_a_frozen_photo_and_a_photo_moved_as_a_plane_are_refused(shared_data: Path, tmp_path: Path) -> None:
+    """A press photo as 30 identical frames (the attack that was granted in 0.5 s), and
+    the same photo moved, turned and tilted in front of the camera like a held print."""
+    from accessctl.images import load_image
+
+    photo = cv2.resize(load_image(shared_data / "faces/public/obama.jpg"), (240, 300), interpolation=cv2.INTER_AREA)
+    model = load_liveness()
+    frozen = photo_clip(tmp_path / "frozen", photo, 30, lambda i: np.array([[1, 0, 200], [0, 1, 90], [0, 0, 1.0]]))
+    scores = score_clip(model, frozen)
+    assert scores and all(s is not None for s in scores) and refused(model, extract(frozen))
+
+    def moved(i: int) -> np.ndarray:
+        a = 0.35 * np.sin(i / 6)  # turning about a vertical axis, seen in perspective
+        c, w = np.array([120.0, 150.0]), 0.0012 * np.sin(a)
+        center = np.array([[1, 0, -c[0]], [0, 1, -c[1]], [0, 0, 1]])
+        turn = np.array([[np.cos(a), 0, 0], [0, 1, 0], [w, 0, 1]])
+        place = np.array([[1, 0, 320 + 25 * np.sin(i / 9)], [0, 1, 240 + 10 * np.cos(i / 7)], [0, 0, 1]])
+        return place @ turn @ center
+
+    planar = photo_clip(tmp_path / "planar", photo, 60, moved)
+    frames = extract(planar)
+    assert len(frames) >= 50  # the face is found: the refusal is the liveness model's
+    assert refused(model, frames)
 
 
 @pytest.mark.shared
 def test_live_motion_and_blinks_do_not_pass_a_print(shared_data: Path) -> None:
     """No single cue is enough: a printed photo given a live face's landmark track
     (blinks, head motion, parallax) is still refused on what the camera sees."""
+    from accessctl.liveness.clips import ClipFrames
+
     model = load_liveness()
     live = extract(shared_data / "nuaa_train/live/0004_01_00_01")
     attack = extract(shared_data / "nuaa_train/print/0004_01_00_01")
     n = min(len(live), len(attack), 60)
-    monitor = LivenessMonitor(model, keep_scores=True)
-    for i in range(n):
-        monitor.update(0, float(live.t[i]), Observation(attack.crops[i], live.points[i]))
-    assert np.mean(monitor.scores(0)) < model.threshold
+    mixed = ClipFrames(attack.crops[:n], live.points[:n], live.t[:n], n, attack.features[:n])
+    assert refused(model, mixed)
+
+
+@pytest.mark.shared
+def test_a_real_replay_after_a_live_face_is_refused_at_once_and_for_good(shared_data: Path) -> None:
+    """One track that shows a live face, then a phone replay, then the live face again
+    (a swap the tracker did not notice): the match is lost the moment the replay is
+    judged, and the track is never let back in."""
+    import torch
+
+    model = load_liveness()
+    live = extract(shared_data / "nuaa_train/live/0003_01_00_01")
+    replay = extract(shared_data / "liveness_web/Foxriver-2005__Real-Time-Facial-AntiSpoof-Detection-using-openCV"
+                     / "spoof_replay_00")
+    monitor = LivenessMonitor(model)
+    t, states = 0.0, []
+    for clip, n in ((live, 40), (replay, len(replay)), (live, 60)):
+        phase = []
+        for i in range(min(n, len(clip))):
+            t += 1 / 30
+            phase.append(monitor.update_features(0, t, torch.from_numpy(clip.features[i]), clip.points[i]).state)
+        states.append(phase)
+    assert states[0][-1] == LIVE
+    assert SPOOF in states[1]
+    assert set(states[2]) == {SPOOF}

@@ -3,6 +3,18 @@
 :func:`load_liveness` gives the shipped model (``assets/liveness``) or a trained one;
 :class:`LivenessMonitor` keeps one rolling window per tracked face and turns the
 model's window scores into the states the kiosk shows: checking, live, spoof.
+
+Two rules sit above the scores, because no score should be able to overrule them:
+
+- **Stillness is not evidence.** A track whose latest windows show no motion at all
+  (a frozen image, a photo or a paused screen held perfectly still) is a spoof,
+  whatever the CNN thinks of its texture.
+- **A plane is not a head.** A track whose latest windows moved enough to tell, and
+  moved as a plane (a photo or a screen turned, tilted or slid in front of the
+  camera: see :func:`.features.planar_ratio`), is a spoof.
+- **No second chances.** Once a track is judged a spoof it stays refused until it
+  ends (the face leaves the view); an attack whose score wavers is never let in on a
+  lucky frame.
 """
 
 from __future__ import annotations
@@ -17,11 +29,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .. import config
 from ..errors import AccessctlError
 from ..tracing import trace_for_inference
-from .features import CROP, Observation, cues, window_before
-from .model import LivenessNet
+from .features import PLANAR_RATIO, CNN_SCALES, Observation, cues, is_still, planar_ratio, window_before
+from .minifasnet import INPUT
+from .model import FrameCNN, SequenceHead
+from .weights import checked_state, load_frame_cnn, sha256, shipped_dir
 
 if TYPE_CHECKING:
     from .clips import ClipFrames
@@ -33,52 +46,83 @@ META_FILE = "liveness.json"
 CHECKING, LIVE, SPOOF = "checking", "live", "spoof"
 MIN_WINDOWS = 3  # window scores needed before a verdict: about 0.55 s at 30 fps
 MAX_WINDOWS = 8  # the verdict is the mean of at most this many of the latest scores
+DECIDE_S = 0.25  # how long the door looks at verdicts before it acts (3 identity checks, 0.1 s apart)
+PRESENTATION_S = 2.0  # evaluation cuts long clips into presentations of this length, each a new track
 
 
 @dataclass(frozen=True)
 class LivenessModel:
-    net: LivenessNet = field(repr=False)
+    head: SequenceHead = field(repr=False)
     threshold: float  # P(live) at or above which a face is live
     window: int
     step_s: float
     source: Path
-    features: torch.nn.Module = field(repr=False)  # net.frame_features, traced for the kiosk
+    cnn: torch.nn.Module = field(repr=False)  # FrameCNN, traced for the kiosk
 
 
-class _Features(torch.nn.Module):
-    def __init__(self, net: LivenessNet) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        return self.net.frame_features(crops)
+def traced_cnn(cnn: FrameCNN) -> torch.nn.Module:
+    """Both CNNs as one frozen TorchScript trace."""
+    return trace_for_inference(cnn, torch.zeros(1, len(CNN_SCALES), INPUT, INPUT, 3, dtype=torch.uint8))
 
 
-def model_features(net: LivenessNet) -> torch.nn.Module:
-    """The per-frame CNN as a frozen TorchScript trace: 1.2 ms a frame instead of 2.8."""
-    return trace_for_inference(_Features(net), torch.zeros(1, CROP, CROP, 3, dtype=torch.uint8))
+@functools.lru_cache(maxsize=1)
+def _shared_cnn() -> torch.nn.Module:
+    return traced_cnn(load_frame_cnn())
 
 
-def shipped_dir() -> Path:
-    return config.assets_dir() / "liveness"
+def frame_features(crops: np.ndarray, cnn: torch.nn.Module | None = None, batch: int = 64) -> torch.Tensor:
+    """(N, 2, 80, 80, 3) crops -> (N, FEATURE_DIM) per-frame features (the shipped CNNs)."""
+    cnn = cnn or _shared_cnn()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(crops), batch):
+            out.append(cnn(torch.from_numpy(np.ascontiguousarray(crops[i:i + batch]))))
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def model_from_head(head: SequenceHead, threshold: float, window: int, step_s: float, source: Path) -> LivenessModel:
+    return LivenessModel(head.eval(), threshold, window, step_s, source, _shared_cnn())
 
 
 @functools.lru_cache(maxsize=2)
 def load_liveness(folder: str | Path | None = None) -> LivenessModel:
-    """The liveness model in ``folder`` (default: the one shipped in ``assets/``)."""
+    """The liveness model in ``folder`` (default: the one shipped in ``assets/``).
+
+    The per-frame CNNs are always the shipped, checksummed MiniFASNets; a folder holds
+    the sequence head (``liveness.pt``, its SHA-256 in ``liveness.json``) and the
+    threshold.
+    """
     folder = Path(folder) if folder is not None else shipped_dir()
     try:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        net = LivenessNet()
-        net.load_state_dict(state)
+        digest = str(meta["sha256"])
+        threshold, window, step_s = float(meta["threshold"]), int(meta["window"]), float(meta["step_s"])
+        shape = {"hidden": int(meta["head"]["hidden"]), "proj": int(meta["head"]["proj"])}
     except FileNotFoundError as exc:
         raise AccessctlError(f"no liveness model in {folder} ({Path(exc.filename).name} missing)") from None
-    except Exception as exc:  # damaged weights raise many types; fail closed, clearly
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AccessctlError(f"the liveness model in {folder} does not load: {META_FILE} is damaged ({exc})") from None
+    if not 0.0 < threshold < 1.0 or not 2 <= window <= 64 or not 0.0 < step_s <= 1.0:
+        raise AccessctlError(f"the liveness model in {folder} does not load: threshold, window or step out of range")
+    head = SequenceHead(**shape)
+    try:
+        head.load_state_dict(checked_state(folder / WEIGHTS_FILE, digest))
+    except RuntimeError as exc:
         raise AccessctlError(f"the liveness model in {folder} does not load: {exc}") from None
-    net.eval()
-    return LivenessModel(net, float(meta["threshold"]), int(meta["window"]), float(meta["step_s"]), folder,
-                         model_features(net))
+    return model_from_head(head, threshold, window, step_s, folder)
+
+
+def save_model(head: SequenceHead, out: Path, threshold: float, extra: dict) -> None:
+    """``liveness.pt`` (a plain state dict) and ``liveness.json`` (threshold, window, digest)."""
+    from .. import config
+    from .features import STEP_S, WINDOW
+
+    config.private_dir(out)
+    config.write_private(out / WEIGHTS_FILE, lambda tmp: torch.save(head.state_dict(), tmp))
+    shape = {"hidden": head.gru.hidden_size, "proj": head.proj.out_features if isinstance(head.proj, torch.nn.Linear) else 0}
+    meta = {"threshold": threshold, "window": WINDOW, "step_s": STEP_S, "head": shape,
+            "sha256": sha256(out / WEIGHTS_FILE), **extra}
+    config.write_private(out / META_FILE, json.dumps(meta, indent=1))
 
 
 @dataclass(frozen=True)
@@ -86,10 +130,13 @@ class LivenessVerdict:
     state: str  # checking | live | spoof
     p_live: float | None  # mean P(live) of the latest windows; None while checking
     windows: int  # window scores so far for this face
+    still: bool = False  # the latest windows showed no motion at all
+    planar: bool = False  # the latest windows moved as a plane
+    t: float = 0.0  # the frame's time
 
 
 class LivenessMonitor:
-    """Rolling clips, one per tracked face; the CNN runs once per frame per face.
+    """Rolling clips, one per tracked face; the CNNs run once per frame per face.
 
     A verdict needs :data:`MIN_WINDOWS` window scores. A new track (a new face, or the
     same one after it was lost) starts from nothing: a swap in front of the camera
@@ -98,77 +145,115 @@ class LivenessMonitor:
 
     def __init__(self, model: LivenessModel, *, keep_scores: bool = False) -> None:
         self.model = model
-        # Every window score of a track, for clip evaluation; off in the kiosk, where a
+        # Every verdict of a track, for clip evaluation; off in the kiosk, where a
         # track can last for hours.
         self.keep_scores = keep_scores
         self._tracks: dict[int, _TrackBuffer] = {}
 
     def update(self, track_id: int, t: float, obs: Observation) -> LivenessVerdict:
-        buf = self._tracks.setdefault(track_id, _TrackBuffer(self.model.window, self.keep_scores))
         with torch.inference_mode():
-            feat = self.model.features(torch.from_numpy(obs.crop[None]))[0]
-        buf.add(t, feat, obs.points)
-        times = np.array(buf.t)
-        idx = window_before(times, len(times) - 1, self.model.window, self.model.step_s)
-        if idx is not None:
-            feats = torch.stack([buf.features[i] for i in idx])[None]
-            cue = torch.from_numpy(cues(np.stack([buf.points[i] for i in idx])))[None]
-            with torch.inference_mode():
-                p = float(torch.sigmoid(self.model.net.clip_logit(feats, cue))[0])
-            buf.record(p)
-        return self.verdict(track_id)
+            feat = self.model.cnn(torch.from_numpy(obs.crops[None]))[0]
+        return self.update_features(track_id, t, feat, obs.points)
 
-    def verdict(self, track_id: int) -> LivenessVerdict:
+    def update_features(self, track_id: int, t: float, feature: torch.Tensor, points: np.ndarray) -> LivenessVerdict:
+        """:meth:`update` for a frame whose CNN features are already known (evaluation)."""
+        buf = self._tracks.setdefault(track_id, _TrackBuffer(self.model.window))
+        buf.add(t, feature, points)
+        idx = window_before(np.array(buf.t), len(buf.t) - 1, self.model.window, self.model.step_s)
+        if idx is not None:
+            pts = np.stack([buf.points[i] for i in idx])
+            feats = torch.stack([buf.features[i] for i in idx])[None]
+            cue = torch.from_numpy(cues(pts))[None]
+            with torch.inference_mode():
+                p = float(torch.sigmoid(self.model.head(feats, cue))[0])
+            buf.scores.append(p)
+            buf.still.append(is_still(pts))
+            buf.planar.append(planar_ratio(pts))
+        verdict = self.verdict(track_id, t)
+        if verdict.state == SPOOF:
+            buf.spoofed = True
+        if self.keep_scores and verdict.state != CHECKING:
+            buf.verdicts.append(verdict)
+        return verdict
+
+    def verdict(self, track_id: int, t: float = 0.0) -> LivenessVerdict:
         buf = self._tracks.get(track_id)
         if buf is None or len(buf.scores) < MIN_WINDOWS:
-            return LivenessVerdict(CHECKING, None, 0 if buf is None else len(buf.scores))
+            return LivenessVerdict(CHECKING, None, 0 if buf is None else len(buf.scores), t=t)
         p = float(np.mean(list(buf.scores)[-MAX_WINDOWS:]))
-        return LivenessVerdict(LIVE if p >= self.model.threshold else SPOOF, p, len(buf.scores))
+        still = all(list(buf.still)[-MIN_WINDOWS:])
+        ratios = [r for r in buf.planar if r is not None]
+        planar = len(ratios) >= MIN_WINDOWS and float(np.median(ratios)) < PLANAR_RATIO
+        live = p >= self.model.threshold and not still and not planar and not buf.spoofed
+        return LivenessVerdict(LIVE if live else SPOOF, p, len(buf.scores), still, planar, t)
 
-    def scores(self, track_id: int) -> list[float]:
-        """Every window score of the track so far (needs ``keep_scores``)."""
+    def verdicts(self, track_id: int) -> list[LivenessVerdict]:
+        """Every verdict of the track so far (needs ``keep_scores``)."""
         buf = self._tracks.get(track_id)
-        return list(buf.all_scores) if buf else []
+        return list(buf.verdicts) if buf else []
 
     def forget(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
 
 
 class _TrackBuffer:
-    def __init__(self, window: int, keep_scores: bool) -> None:
+    def __init__(self, window: int) -> None:
         keep = window * 4  # enough frames to span a window at up to ~60 fps
         self.t: deque[float] = deque(maxlen=keep)
         self.features: deque[torch.Tensor] = deque(maxlen=keep)
         self.points: deque[np.ndarray] = deque(maxlen=keep)
         self.scores: deque[float] = deque(maxlen=MAX_WINDOWS)
-        self.all_scores: list[float] = []
-        self.keep_scores = keep_scores
+        self.still: deque[bool] = deque(maxlen=MAX_WINDOWS)
+        self.planar: deque[float | None] = deque(maxlen=MAX_WINDOWS)
+        self.spoofed = False
+        self.verdicts: list[LivenessVerdict] = []
 
     def add(self, t: float, feature: torch.Tensor, points: np.ndarray) -> None:
         self.t.append(t)
         self.features.append(feature)
         self.points.append(points)
 
-    def record(self, p: float) -> None:
-        self.scores.append(p)
-        if self.keep_scores:
-            self.all_scores.append(p)
+
+def decision_score(verdicts: list[LivenessVerdict]) -> float | None:
+    """What the door acts on for one presentation: the lowest P(live) of the verdicts in
+    its first :data:`DECIDE_S` seconds, a still or planar verdict counting as 0. A spoof verdict
+    is final, so a presentation is refused at a threshold exactly when this score is
+    below it, which makes the score usable for choosing the threshold. None when no
+    verdict was reached."""
+    if not verdicts:
+        return None
+    first = verdicts[0]
+    scores = [0.0 if v.still or v.planar else float(v.p_live or 0.0) for v in verdicts if v.t - first.t <= DECIDE_S]
+    return float(min(scores))
 
 
-def score_clip(model: LivenessModel, path: str | Path) -> float | None:
-    """A clip's P(live), from the kiosk's own face analysis (cached per file by
-    :func:`.clips.extract`) and monitor; see :func:`score_frames`."""
+def presentation_scores(model: LivenessModel, frames: "ClipFrames") -> list[float | None]:
+    """Door decisions for a clip, fed frame by frame to a :class:`LivenessMonitor` as the
+    kiosk feeds it: one per :data:`PRESENTATION_S` of the clip (each a new track, like a
+    person stepping up again), see :func:`decision_score`."""
+    feats = (torch.from_numpy(frames.features) if frames.features is not None
+             else frame_features(frames.crops, model.cnn))
+    monitor = LivenessMonitor(model, keep_scores=True)
+    if len(frames) == 0:
+        return [None]
+    start = float(frames.t[0])
+    track = 0
+    out: list[float | None] = []
+    for i in range(len(frames)):
+        if frames.t[i] - start >= PRESENTATION_S:
+            out.append(decision_score(monitor.verdicts(track)))
+            monitor.forget(track)
+            track, start = track + 1, float(frames.t[i])
+        monitor.update_features(track, float(frames.t[i]), feats[i], frames.points[i])
+    last = decision_score(monitor.verdicts(track))
+    if last is not None or not out:
+        out.append(last)
+    return out
+
+
+def score_clip(model: LivenessModel, path: str | Path) -> list[float | None]:
+    """A clip's presentation scores, from the kiosk's own face analysis (cached per file
+    by :func:`.clips.extract`) and monitor."""
     from .clips import extract
 
-    return score_frames(model, extract(path))
-
-
-def score_frames(model: LivenessModel, frames: "ClipFrames") -> float | None:
-    """The mean of the window scores a :class:`LivenessMonitor` gives a clip's frames,
-    fed one by one as the kiosk feeds them. None when no window could be scored (no
-    face, or a face in too few frames)."""
-    monitor = LivenessMonitor(model, keep_scores=True)
-    for i in range(len(frames)):
-        monitor.update(0, float(frames.t[i]), Observation(frames.crops[i], frames.points[i]))
-    scores = monitor.scores(0)
-    return float(np.mean(scores)) if scores else None
+    return presentation_scores(model, extract(path))

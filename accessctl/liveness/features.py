@@ -1,12 +1,15 @@
-"""What the liveness model sees of each frame: a context crop and a few landmarks.
+"""What the liveness model sees of each frame: two crops for the CNNs, a few landmarks.
 
-The crop is a square of ``CONTEXT`` times the face box, so that paper edges, screen
-bezels, fingers and the background are in view, at ``CROP`` pixels: small enough for
-real time, large enough for print texture and screen moire to survive.
+The crops are the pretrained MiniFASNets' own inputs (see :mod:`.minifasnet`): the
+face box scaled about its centre by 2.7 and by 4.0 (the original code's rule: capped
+so that the crop fits in the image, moved rather than padded at the edges), resized
+to 80x80 without keeping the aspect ratio, in BGR order. MediaPipe's boxes are
+tighter than the RetinaFace boxes those models were trained on, so each box is first
+grown by :data:`BOX_CORRECTION` (measured: see the model card).
 
-The landmarks are a subset of the Face Mesh points in crop coordinates (0..1). From
-a window of them, :func:`cues` computes the geometric cues fed to the GRU beside the
-CNN's features:
+The landmarks are a subset of the Face Mesh points in units of a square of
+``CONTEXT`` times the face box (0..1). From a window of them, :func:`cues` computes
+the geometric cues fed to the GRU beside the CNN's features:
 
 - eye openness (blinks) and its change,
 - how far the landmark motion from one frame to the next departs from a plane's
@@ -14,8 +17,8 @@ CNN's features:
 - how much the face moved (the plane test means little when nothing moves),
 - how far the nose tip stands out of the face plane in the mesh's depth.
 
-Training attacks synthesised from live frames warp these points with the same
-transform as the pixels, so real and synthetic clips give the cues the same way.
+:func:`stillness` says when a window holds no motion at all: a frozen image, a photo
+or a paused screen held perfectly still. Stillness is never evidence of life.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..faces import square_crop
+import cv2
 
-CROP = 112
-CONTEXT = 2.2
+from .minifasnet import INPUT
+
+CONTEXT = 2.2  # the landmarks' frame: a square of this many face-box sides
+CNN_SCALES = (2.7, 4.0)  # MiniFASNetV2, MiniFASNetV1SE
+BOX_CORRECTION = 1.0  # MediaPipe box -> the box the CNNs were trained on
 
 LEFT_EYE = (33, 160, 158, 133, 153, 144)  # corner, top, top, corner, bottom, bottom
 RIGHT_EYE = (362, 385, 387, 263, 373, 380)
@@ -44,21 +50,39 @@ STEP_S = 1 / 15  # seconds between the window's frames: 8 frames span about half
 class Observation:
     """One frame of one face, as the liveness model takes it."""
 
-    crop: np.ndarray = field(repr=False)  # (CROP, CROP, 3) RGB uint8
-    points: np.ndarray = field(repr=False)  # (N_POINTS, 3): x, y in crop units 0..1, z in crop units
+    crops: np.ndarray = field(repr=False)  # (len(CNN_SCALES), INPUT, INPUT, 3) BGR uint8
+    points: np.ndarray = field(repr=False)  # (N_POINTS, 3): x, y in CONTEXT-square units 0..1, z likewise
+
+
+def cnn_crop(image: np.ndarray, box: tuple[float, float, float, float], scale: float,
+             correction: float = BOX_CORRECTION) -> np.ndarray:
+    """The MiniFASNet input for an RGB image and a face box (x0, y0, x1, y1): BGR uint8."""
+    h_img, w_img = image.shape[:2]
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    w, h = max((x1 - x0) * correction, 1.0), max((y1 - y0) * correction, 1.0)
+    s = min((h_img - 1) / h, (w_img - 1) / w, scale)
+    w, h = w * s, h * s
+    left = min(max(cx - w / 2, 0.0), w_img - w)
+    top = min(max(cy - h / 2, 0.0), h_img - h)
+    region = image[int(top):int(top + h), int(left):int(left + w)]
+    if region.size == 0:  # a degenerate box: a grey crop, which no model calls live
+        return np.full((INPUT, INPUT, 3), 128, np.uint8)
+    return np.ascontiguousarray(cv2.resize(region, (INPUT, INPUT))[:, :, ::-1])
 
 
 def observe(image: np.ndarray, box: tuple[float, float, float, float], landmarks: np.ndarray) -> Observation:
-    """The context crop around a face box and its landmarks (478 mesh points) in crop units."""
+    """The CNNs' crops of a face and its landmarks (of the 478 mesh points)."""
     x0, y0, x1, y1 = box
     side = max(x1 - x0, y1 - y0) * CONTEXT
-    crop, ox, oy, s = square_crop(image, (x0 + x1) / 2, (y0 + y1) / 2, side, CROP)
+    ox, oy = (x0 + x1) / 2 - side / 2, (y0 + y1) / 2 - side / 2
     pts = landmarks[list(POINTS)].astype(np.float32)
     out = np.empty_like(pts)
-    out[:, 0] = (pts[:, 0] + 0.5 - ox) / s
-    out[:, 1] = (pts[:, 1] + 0.5 - oy) / s
-    out[:, 2] = pts[:, 2] / s
-    return Observation(crop, out)
+    out[:, 0] = (pts[:, 0] + 0.5 - ox) / side
+    out[:, 1] = (pts[:, 1] + 0.5 - oy) / side
+    out[:, 2] = pts[:, 2] / side
+    crops = np.stack([cnn_crop(image, box, s) for s in CNN_SCALES])
+    return Observation(crops, out)
 
 
 def _eye_openness(p: np.ndarray, eye: slice) -> np.ndarray:
@@ -140,3 +164,46 @@ def window_before(t: np.ndarray, end: int, length: int = WINDOW, step_s: float =
 
 def window_ends(t: np.ndarray, length: int = WINDOW, step_s: float = STEP_S) -> list[int]:
     return [e for e in range(len(t)) if window_before(t, e, length, step_s) is not None]
+
+
+STILL_MOTION = 0.004  # landmark motion per frame pair, in inter-ocular distances: below it, nothing moved
+
+
+def motion(points: np.ndarray) -> float:
+    """The largest frame-to-frame landmark motion in a window, in inter-ocular
+    distances (RMS over the points). A live face is never perfectly still for half a
+    second: breathing, blinks and sway move it; a frozen frame gives exactly 0, and a
+    photo or a paused screen held still gives only the detector's jitter."""
+    p = np.asarray(points, np.float64)
+    if len(p) < 2:
+        return 0.0
+    iod = np.linalg.norm(p[:, 0, :2] - p[:, 9, :2], axis=-1) + 1e-9
+    step = np.sqrt(((p[1:, :, :2] - p[:-1, :, :2]) ** 2).sum(axis=2).mean(axis=1)) / iod[1:]
+    return float(step.max())
+
+
+def is_still(points: np.ndarray) -> bool:
+    return motion(points) < STILL_MOTION
+
+
+PLANAR_MIN_MOTION = 0.02  # frame pairs moving less than this (inter-ocular distances) say nothing of shape
+PLANAR_RATIO = 0.06  # departure from a homography per unit of motion below which the face moved as a plane
+
+
+def planar_ratio(points: np.ndarray) -> float | None:
+    """How far a window's landmark motion departs from a plane's, per unit of motion:
+    the median over frame pairs that moved enough of (homography residual / motion).
+    A head that moves shows parallax (nose against cheeks, the far eye); a photo or
+    a screen, however it is turned or tilted, moves as a plane and scores near 0.
+    None when too little moved to tell."""
+    p = np.asarray(points, np.float64)
+    if len(p) < 2:
+        return None
+    iod = np.linalg.norm(p[1:, 0, :2] - p[1:, 9, :2], axis=-1) + 1e-9
+    src, dst = p[:-1, :, :2], p[1:, :, :2]
+    moved = np.sqrt(((dst - src) ** 2).sum(axis=2).mean(axis=1)) / iod
+    keep = moved >= PLANAR_MIN_MOTION
+    if keep.sum() < max(2, len(moved) // 2):
+        return None
+    residual = _homography_residual(src[keep], dst[keep]) / iod[keep]
+    return float(np.median(residual / moved[keep]))

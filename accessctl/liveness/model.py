@@ -1,71 +1,77 @@
-"""The liveness model: a small CNN on each frame's context crop, a GRU over the clip.
+"""The liveness model: pretrained CNNs on each frame, a GRU over the clip.
 
-Split in two so the kiosk pays for the CNN once per frame: :meth:`frame_features`
-runs as frames arrive and its outputs are kept in each track's rolling window;
-:meth:`clip_logit` runs the GRU over the window (cheap) when a verdict is wanted.
-The geometric cues of :mod:`.features` join the CNN features at the GRU's input, so
-the GRU weighs texture and motion together over time; neither alone is trusted.
-Model definition only; weights are a plain state dict (see ``weights.py``).
+Split in two so the kiosk pays for the CNNs once per frame: :class:`FrameCNN` runs as
+frames arrive and its outputs are kept in each track's rolling window;
+:class:`SequenceHead` runs the GRU over the window (cheap) when a verdict is wanted.
+
+The head is a correction on top of the pretrained CNNs, not a replacement: its output
+is ``scale * mean_t(frame logit) + bias + gru_term``, and a fresh head (scale 1, bias
+0, a zero last layer) is exactly the CNNs' own score averaged over the window. What
+training adds has to beat that, measured across sources, or it is not shipped.
+Model definitions only; weights: :mod:`.weights`.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .features import CROP, N_CUES
+from .features import N_CUES
+from .minifasnet import EMBEDDING, LIVE_CLASS, MiniFASNet
 
-# Per-channel mean and spread of face crops (0..255), fixed so that a checkpoint
-# carries no data statistics of its own.
-_MEAN = (128.0, 110.0, 100.0)
-_STD = 64.0
-
-
-def _block(cin: int, cout: int) -> list[nn.Module]:
-    return [
-        nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, groups=cout, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-    ]
+N_CNNS = 2
+# Per frame: the combined live logit, each CNN's live logit, each CNN's embedding.
+FEATURE_DIM = 1 + N_CNNS + N_CNNS * EMBEDDING
+LOGIT_CLAMP = 10.0  # one overconfident frame must not outvote a window
 
 
-class LivenessNet(nn.Module):
-    feature_dim = 64
+def _live_logit(p: torch.Tensor) -> torch.Tensor:
+    p = p.clamp(1e-6, 1 - 1e-6)
+    return (torch.log(p) - torch.log1p(-p)).clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
 
-    def __init__(self, width: int = 16, hidden: int = 48, dropout: float = 0.3) -> None:
+
+class FrameCNN(nn.Module):
+    """Both MiniFASNets on a frame's two crops -> (N, FEATURE_DIM).
+
+    The combined score is the original code's rule: the mean of the two models' P(live).
+    """
+
+    def __init__(self, v2: MiniFASNet, v1se: MiniFASNet) -> None:
         super().__init__()
-        # Full resolution first layer (stride 1): halftone dots and moire live at the
-        # pixel scale and vanish after a strided convolution.
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
-        chans = [width, width * 2, width * 4, width * 4, self.feature_dim // 2]
-        layers: list[nn.Module] = []
-        for cin, cout in zip(chans, chans[1:]):
-            layers += _block(cin, cout)
-        self.cnn = nn.Sequential(*layers)
+        self.nets = nn.ModuleList([v2, v1se])
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        """(N, N_CNNS, 80, 80, 3) BGR uint8 -> features."""
+        x = crops.permute(0, 1, 4, 2, 3).float()  # 0..255, no normalisation: the models' convention
+        embs, probs = [], []
+        for i, net in enumerate(self.nets):
+            e, logits = net(x[:, i])
+            embs.append(e)
+            probs.append(torch.softmax(logits, dim=1)[:, LIVE_CLASS])
+        p = torch.stack(probs, 1)
+        return torch.cat([_live_logit(p.mean(1, keepdim=True)), _live_logit(p)] + embs, dim=1)
+
+
+class SequenceHead(nn.Module):
+    def __init__(self, hidden: int = 8, proj: int = 0, dropout: float = 0.2) -> None:
+        """``proj``: how many dimensions of the CNN embeddings the GRU sees (0: none,
+        only the CNNs' live logits and the landmark cues)."""
+        super().__init__()
+        self.proj: nn.Module | None = nn.Linear(N_CNNS * EMBEDDING, proj) if proj else None
         self.dropout = nn.Dropout(dropout)
-        self.gru = nn.GRU(self.feature_dim + N_CUES, hidden, batch_first=True)
-        self.frame_head = nn.Linear(self.feature_dim, 1)  # auxiliary per-frame score (training only)
-        self.head = nn.Linear(hidden, 1)
-        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1))
+        self.gru = nn.GRU(proj + 1 + N_CNNS + N_CUES, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.scale = nn.Parameter(torch.ones(()))
+        self.bias = nn.Parameter(torch.zeros(()))
 
-    def frame_features(self, crops: torch.Tensor) -> torch.Tensor:
-        """(N, CROP, CROP, 3) uint8 -> (N, feature_dim)."""
-        x = (crops.permute(0, 3, 1, 2).float() - self.mean) / _STD
-        x = self.cnn(self.stem(x))
-        return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], 1)  # how much, and how strong at its peak
-
-    def clip_logit(self, features: torch.Tensor, cues: torch.Tensor) -> torch.Tensor:
-        """(B, T, feature_dim) and (B, T, N_CUES) -> (B,) logits, higher = live."""
-        out, _ = self.gru(torch.cat([self.dropout(features), cues], dim=-1))
-        return self.head(out.mean(dim=1)).squeeze(-1)
-
-    def forward(self, crops: torch.Tensor, cues: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, CROP, CROP, 3) uint8 and (B, T, N_CUES) -> clip logits (B,), frame logits (B, T)."""
-        b, t = crops.shape[:2]
-        f = self.frame_features(crops.reshape(b * t, CROP, CROP, 3))
-        frame = self.frame_head(f).view(b, t)
-        return self.clip_logit(f.view(b, t, -1), cues), frame
-
-
-def probability(logit: torch.Tensor) -> torch.Tensor:
-    return F.sigmoid(logit)
+    def forward(self, features: torch.Tensor, cues: torch.Tensor) -> torch.Tensor:
+        """(B, T, FEATURE_DIM) and (B, T, N_CUES) -> (B,) logits, higher = live."""
+        logits = features[..., : 1 + N_CNNS]
+        parts = [logits / LOGIT_CLAMP, cues]
+        if self.proj is not None:
+            parts.insert(0, self.dropout(self.proj(features[..., 1 + N_CNNS:])))
+        out, _ = self.gru(torch.cat(parts, dim=-1))
+        base = logits[..., 0].mean(dim=1)
+        return self.scale * base + self.bias + self.out(out.mean(dim=1)).squeeze(-1)

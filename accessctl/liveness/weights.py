@@ -1,0 +1,69 @@
+"""Loading the liveness weights: the shipped MiniFASNet files and a trained head.
+
+Every file is checked by SHA-256 before torch reads it: the pretrained files against
+the digests published with them (``assets/liveness/SHA256SUMS``, which are also
+written here, so that an edited SHA256SUMS cannot vouch for an edited model), a
+trained head against the digest in its own ``liveness.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from .. import config
+from ..errors import AccessctlError
+from .minifasnet import MiniFASNet, minifasnet_v1se, minifasnet_v2
+from .model import FrameCNN
+
+# file, architecture, SHA-256 (Silent-Face-Anti-Spoofing b6d5f04, resources/anti_spoof_models/)
+PRETRAINED = (
+    ("2.7_80x80_MiniFASNetV2.pth", minifasnet_v2,
+     "a5eb02e1843f19b5386b953cc4c9f011c3f985d0ee2bb9819eea9a142099bec0"),
+    ("4_0_0_80x80_MiniFASNetV1SE.pth", minifasnet_v1se,
+     "84ee1d37d96894d5e82de5a57df044ef80a58be2b218b5ed7cdfd875ec2f5990"),
+)
+
+
+def shipped_dir() -> Path:
+    return config.assets_dir() / "liveness"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def checked_state(path: Path, digest: str) -> dict[str, torch.Tensor]:
+    """A state dict from ``path`` whose SHA-256 must be ``digest``; a clear error if not."""
+    try:
+        got = sha256(path)
+    except FileNotFoundError:
+        raise AccessctlError(f"no liveness model in {path.parent} ({path.name} missing)") from None
+    if got != digest:
+        raise AccessctlError(f"the liveness model file {path} is damaged or replaced (SHA-256 {got[:12]}..., "
+                             f"expected {digest[:12]}...)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # the digest matched, so this is a torch incompatibility
+        raise AccessctlError(f"the liveness model file {path} does not load: {exc}") from None
+    return {k.removeprefix("module."): v for k, v in state.items()}  # saved from nn.DataParallel
+
+
+def load_frame_cnn(folder: Path | None = None) -> FrameCNN:
+    """Both pretrained CNNs, checked and loaded, in eval mode."""
+    folder = folder or shipped_dir()
+    nets: list[MiniFASNet] = []
+    for name, build, digest in PRETRAINED:
+        net = build()
+        try:
+            net.load_state_dict(checked_state(folder / name, digest))
+        except RuntimeError as exc:
+            raise AccessctlError(f"the liveness model file {folder / name} does not fit its network: {exc}") from None
+        nets.append(net.eval())
+    return FrameCNN(*nets).eval()
