@@ -63,7 +63,8 @@ def test_a_frozen_track_is_still_and_a_moving_one_is_not() -> None:
 def test_pretrained_weights_load_match_their_checksums_and_a_changed_file_is_refused(tmp_path: Path) -> None:
     import shutil
 
-    from accessctl.liveness.weights import PRETRAINED, load_frame_cnn, sha256, shipped_dir
+    from accessctl.config import sha256_file as sha256
+    from accessctl.liveness.weights import PRETRAINED, load_frame_cnn, shipped_dir
 
     shipped = shipped_dir()
     sums = dict(line.split()[::-1] for line in (shipped / "SHA256SUMS").read_text().splitlines() if line.strip())

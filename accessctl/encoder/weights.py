@@ -8,7 +8,6 @@ SHA-256; a cache that fails the check (truncated, edited) is rebuilt from the so
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -69,14 +68,6 @@ def state_dict_from_dlib(params: list[LayerParams]) -> dict[str, torch.Tensor]:
     return state
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def pretrained_state_dict(cache: Path | None = None) -> dict[str, torch.Tensor]:
     """The pretrained weights as a state dict, converted once and then read from cache."""
     cache = cache or (config.cache_dir() / "encoder")
@@ -85,13 +76,13 @@ def pretrained_state_dict(cache: Path | None = None) -> dict[str, torch.Tensor]:
     if pt.is_file() and record.is_file():
         try:
             meta = json.loads(record.read_text())
-            if meta.get("format") == _CACHE_FORMAT and meta.get("sha256") == _sha256(pt):
+            if meta.get("format") == _CACHE_FORMAT and meta.get("sha256") == config.sha256_file(pt):
                 return torch.load(pt, map_location="cpu", weights_only=True)
         except (OSError, ValueError, RuntimeError):
             pass  # unreadable or damaged cache: rebuild it below
     source = dlib_weights_path()
     state = state_dict_from_dlib(read_dlib_metric_net(source))
     config.write_private(pt, lambda tmp: torch.save(state, tmp))
-    meta = {"format": _CACHE_FORMAT, "sha256": _sha256(pt), "source": source.name, "source_sha256": _sha256(source)}
+    meta = {"format": _CACHE_FORMAT, "sha256": config.sha256_file(pt), "source": source.name, "source_sha256": config.sha256_file(source)}
     config.write_private(record, json.dumps(meta, indent=1))
     return state

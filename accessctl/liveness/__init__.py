@@ -34,7 +34,7 @@ from ..tracing import trace_for_inference
 from .features import PLANAR_RATIO, CNN_SCALES, Observation, cues, is_still, planar_ratio, window_before
 from .minifasnet import INPUT
 from .model import FrameCNN, SequenceHead
-from .weights import checked_state, load_frame_cnn, sha256, shipped_dir
+from .weights import checked_state, load_frame_cnn, shipped_dir
 
 if TYPE_CHECKING:
     from .clips import ClipFrames
@@ -121,7 +121,7 @@ def save_model(head: SequenceHead, out: Path, threshold: float, extra: dict) -> 
     config.write_private(out / WEIGHTS_FILE, lambda tmp: torch.save(head.state_dict(), tmp))
     shape = {"hidden": head.gru.hidden_size, "proj": head.proj.out_features if isinstance(head.proj, torch.nn.Linear) else 0}
     meta = {"threshold": threshold, "window": WINDOW, "step_s": STEP_S, "head": shape,
-            "sha256": sha256(out / WEIGHTS_FILE), **extra}
+            "sha256": config.sha256_file(out / WEIGHTS_FILE), **extra}
     config.write_private(out / META_FILE, json.dumps(meta, indent=1))
 
 

@@ -8,7 +8,6 @@ trained head against the digest in its own ``liveness.json``.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -31,18 +30,10 @@ def shipped_dir() -> Path:
     return config.assets_dir() / "liveness"
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def checked_state(path: Path, digest: str) -> dict[str, torch.Tensor]:
     """A state dict from ``path`` whose SHA-256 must be ``digest``; a clear error if not."""
     try:
-        got = sha256(path)
+        got = config.sha256_file(path)
     except FileNotFoundError:
         raise AccessctlError(f"no liveness model in {path.parent} ({path.name} missing)") from None
     if got != digest:
