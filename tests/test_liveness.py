@@ -16,7 +16,8 @@ from accessctl.evaluate import pad_metrics, threshold_at_eer
 from accessctl.liveness import (CHECKING, LIVE, MIN_WINDOWS, SPOOF, LivenessMonitor, load_liveness,
                                 presentation_scores, score_clip)
 from accessctl.liveness.clips import extract, read_clip_list
-from accessctl.liveness.features import CNN_SCALES, N_CUES, N_POINTS, cues, is_still, observe, window_before
+from accessctl.liveness.features import (CNN_SCALES, N_CUES, N_POINTS, WINDOW, cues, is_still, observe,
+                                        window_before)
 from accessctl.liveness.minifasnet import INPUT
 from accessctl.sources import open_source
 from tests.conftest import save_rgb
@@ -89,10 +90,10 @@ def test_pretrained_weights_load_match_their_checksums_and_a_changed_file_is_ref
 
 def test_window_spans_half_a_second_whatever_the_frame_rate() -> None:
     t30, t15 = np.arange(60) / 30.0, np.arange(30) / 15.0
-    assert window_before(t30, 10) is None  # not enough history yet
+    assert window_before(t30, 5) is None  # not enough history yet
     idx = window_before(t30, 40)
-    assert len(idx) == 8 and idx[-1] == 40 and np.allclose(np.diff(t30[idx]), 1 / 15, atol=0.02)
-    assert list(window_before(t15, 20)) == list(range(13, 21))
+    assert len(idx) == WINDOW and idx[-1] == 40 and np.allclose(np.diff(t30[idx]), 1 / 15, atol=0.02)
+    assert list(window_before(t15, 20)) == list(range(21 - WINDOW, 21))
 
 
 def test_pad_metrics_by_hand() -> None:
@@ -274,7 +275,7 @@ def test_liveness_train_command(shared_data: Path, tmp_path: Path, capsys) -> No
     assert set(cv) == {"pretrained", "trained"} and set(cv["trained"]["sources"]) == {"nuaa-0002", "nuaa-0003",
                                                                                         "nuaa-0004"}
     assert meta["threshold"] == cv["trained"]["threshold"] and 0 < meta["threshold"] < 1
-    assert load_liveness(tmp_path / "model").window == 8
+    assert load_liveness(tmp_path / "model").window == WINDOW
     assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "m2"), "--steps", "2"]) == 2
     assert "--cv-by source, or --val-sources" in capsys.readouterr().err
     frames = extract(d / "nuaa_train/live/0002_01_00_01")

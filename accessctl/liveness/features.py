@@ -42,8 +42,8 @@ POINTS = LEFT_EYE + RIGHT_EYE + STRUCTURE
 N_POINTS = len(POINTS)
 N_CUES = 6
 
-WINDOW = 8  # frames per clip window
-STEP_S = 1 / 15  # seconds between the window's frames: 8 frames span about half a second
+WINDOW = 6  # frames per clip window
+STEP_S = 1 / 15  # seconds between the window's frames: 6 frames span a third of a second
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def is_still(points: np.ndarray) -> bool:
 
 
 PLANAR_MIN_MOTION = 0.02  # frame pairs moving less than this (inter-ocular distances) say nothing of shape
-PLANAR_RATIO = 0.06  # departure from a homography per unit of motion below which the face moved as a plane
+PLANAR_RATIO = 0.07  # departure from a homography per unit of motion below which the face moved as a plane
 
 
 def planar_ratio(points: np.ndarray) -> float | None:

@@ -97,7 +97,7 @@ class Sampler:
             if windows is not None:
                 self.pools[c.spec.live].setdefault(c.source, []).append(windows)
         if not self.pools[True] or not self.pools[False]:
-            raise AccessctlError("training needs live and attack clips with a face in at least 8 frames")
+            raise AccessctlError("training needs live and attack clips with a face in enough frames for a window")
 
     def _window(self, live: bool) -> tuple[np.ndarray, np.ndarray]:
         sources = list(self.pools[live].values())
