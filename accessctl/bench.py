@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from . import config
-from .encoder import load_encoder
+from .encoder import SFACE_ID, load_encoder
 from .errors import AccessctlError
 from .faces import align, analyzer
 from .gallery import TemplateIndex
@@ -158,6 +158,8 @@ def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int
     stages["encode_batch1_per_face"] = _stats(_time(lambda: encoder.encode(one), 30))
     b8 = _time(lambda: encoder.encode(eight), 10)
     stages["encode_batch8_per_face"] = _stats([t / 8 for t in b8])
+    sface = load_encoder(SFACE_ID)
+    stages["encode_sface_per_face"] = _stats(_time(lambda: sface.encode(one), 30))
     stages["liveness_per_frame"] = _stats(_liveness_times(observations))
     peak_pipeline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

@@ -29,11 +29,13 @@ def _gallery():
 
 
 def _eval_encoder(args: argparse.Namespace):
-    """The encoder an evaluation uses: a training run given with --encoder, else the gallery's."""
-    from .encoder import load_encoder, load_run_encoder
+    """The encoder an evaluation uses: --encoder (sface, dlib or a training run), else the gallery's."""
+    from .encoder import BUILTIN, load_encoder, load_run_encoder
     from .gallery import recorded_encoder
 
     run = getattr(args, "encoder", None)
+    if run in BUILTIN:
+        return load_encoder(BUILTIN[run])
     return load_run_encoder(run) if run else load_encoder(recorded_encoder())
 
 
@@ -199,6 +201,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 def cmd_eval_pairs(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .encoder import BUILTIN, builtin_threshold
     from .evaluate import evaluate_pairs, plot_roc
 
     settings = _settings(args)
@@ -211,6 +214,8 @@ def cmd_eval_pairs(args: argparse.Namespace) -> int:
     encoder = _eval_encoder(args)
     head = _head(args, encoder.encoder_id)
     threshold = settings.match.threshold if head is None else 1.0 - settings.match.min_probability
+    if head is None and args.threshold is None and getattr(args, "encoder", None) in BUILTIN:
+        threshold = builtin_threshold(BUILTIN[args.encoder])  # a built-in encoder at its own scale
     report, roc = evaluate_pairs(args.pairs, threshold, progress, encoder, head)
     bar.close()
     score = "distance" if head is None else "1 - P(same)"
@@ -297,13 +302,16 @@ def _confirm(args: argparse.Namespace, question: str) -> bool:
 
 
 def cmd_encoder_use(args: argparse.Namespace) -> int:
-    from .config import PRETRAINED_ENCODER_ID, MatchSettings, load_settings, save_settings
+    from .config import load_settings, save_settings
     from .encoder import load_encoder, load_run_encoder
     from .encoder.installed import install, read_run
 
+    from .encoder import BUILTIN, builtin_threshold
+
     settings = load_settings()
-    if args.run == "pretrained":
-        new_id, threshold, run_info = PRETRAINED_ENCODER_ID, MatchSettings().threshold, None
+    if args.run in BUILTIN:
+        new_id, run_info = BUILTIN[args.run], None
+        threshold = builtin_threshold(new_id)
     else:
         run_info = read_run(args.run)
         new_id, threshold = run_info.encoder_id, run_info.threshold
@@ -326,7 +334,7 @@ def cmd_encoder_use(args: argparse.Namespace) -> int:
         if not _confirm(args, "re-encode every enrolled person and switch?"):
             print("gallery unchanged")
             return EXIT_REFUSED
-        encoder = load_encoder(PRETRAINED_ENCODER_ID) if run_info is None else load_run_encoder(args.run)
+        encoder = load_encoder(new_id) if run_info is None else load_run_encoder(args.run)
         n = gallery.reencode(new_id, encoder.encode)
         if run_info is not None:
             install(args.run)  # after the gallery: a failed switch leaves no new files that matter
@@ -717,7 +725,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("pairs", metavar="PAIRS.csv")
     q.add_argument("--json", action="store_true", help="last line: the figures as one JSON object")
     q.add_argument("--plot", metavar="ROC.png", help="write the ROC curve")
-    q.add_argument("--encoder", metavar="RUN_DIR", help="evaluate a training run instead of the gallery's encoder")
+    q.add_argument("--encoder", metavar="sface|dlib|RUN_DIR",
+                   help="evaluate a built-in encoder or a training run instead of the gallery's encoder")
     method_opt(q)
     threshold_opt(q)
     q.set_defaults(func=cmd_eval_pairs)
@@ -760,8 +769,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the training steps run: cpu (default) or cuda on a machine with a GPU")
     q.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     q.set_defaults(func=cmd_encoder_train)
-    q = encsub.add_parser("use", help="switch the gallery to a trained encoder (or back), re-encoding everyone")
-    q.add_argument("run", metavar="RUN_DIR|pretrained", help="a finished `encoder train` folder, or 'pretrained'")
+    q = encsub.add_parser("use", help="switch the gallery to another encoder, re-encoding everyone")
+    q.add_argument("run", metavar="sface|dlib|RUN_DIR",
+                   help="a built-in pretrained encoder (sface, dlib; 'pretrained' is dlib) or a finished `encoder train` folder")
     q.add_argument("--yes", action="store_true", help="switch without asking")
     q.add_argument("--dry-run", action="store_true", help="only say what would change")
     q.set_defaults(func=cmd_encoder_use)

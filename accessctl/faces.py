@@ -86,6 +86,17 @@ class Face:
     quality: Quality
 
 
+def chip_batch(chips: np.ndarray) -> np.ndarray:
+    """One chip or a batch of them as (N, CHIP_SIZE, CHIP_SIZE, 3) uint8: what every
+    encoder takes; anything else is a programming error, said plainly."""
+    chips = np.asarray(chips)
+    if chips.ndim == 3:
+        chips = chips[None]
+    if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3) or chips.dtype != np.uint8:
+        raise ValueError(f"expected (N, {CHIP_SIZE}, {CHIP_SIZE}, 3) uint8 chips, got {chips.shape} {chips.dtype}")
+    return chips
+
+
 def _umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares similarity transform (2x3) mapping ``src`` points onto ``dst``."""
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)

@@ -78,3 +78,58 @@ def test_binary_head_fitted_on_site_pairs(home: Path, capsys, shared_data: Path,
     assert code == 0 and out.startswith("MATCH") and "P(same)" in out
     code, out, _ = run(capsys, "verify", "--method", "binary", "--employee-id", "E30", str(test / "s31" / "2.pgm"))
     assert code == 1 and out.startswith("NO MATCH")
+
+
+def test_switch_to_sface_and_back_through_the_stored_faces(home: Path, capsys, shared_data: Path) -> None:
+    """SFace is built in: the gallery is re-encoded from its stored faces, the threshold
+    moves to SFace's own scale, and a face seen again lands on its template; people
+    enrolled under SFace directly get the same templates as re-encoded ones."""
+    johns = sorted((shared_data / "faces" / "dlib_johns").iterdir())
+    a, b = sorted(johns[0].iterdir()), sorted(johns[1].iterdir())
+    assert run(capsys, "enroll", "--employee-id", "A", "--name", "Alpha", str(a[0]))[0] == 0
+    code, out, err = run(capsys, "encoder", "use", "sface", "--yes")
+    assert code == 0 and "dlib-resnet-v1 -> sface-2021dec" in out and "threshold 1.1287" in out, err
+    code, out, _ = run(capsys, "encoder", "show")
+    assert "gallery encoder: sface-2021dec" in out and "match threshold: 1.1287" in out
+    code, out, _ = run(capsys, "identify", "--json", str(a[0]))
+    row = json.loads(out.splitlines()[0])
+    assert row["accepted"] and row["employee_id"] == "A" and row["distance"] < 1e-3 and row["threshold"] == 1.1287
+    code, out, _ = run(capsys, "identify", "--json", str(a[3]))  # another photo of the same man
+    assert json.loads(out.splitlines()[0])["employee_id"] == "A"
+    code, out, _ = run(capsys, "identify", "--json", str(b[0]))  # somebody else
+    assert not json.loads(out.splitlines()[0])["accepted"]
+
+    from accessctl.gallery import Gallery
+
+    assert run(capsys, "enroll", "--employee-id", "B", "--name", "Bravo", str(b[0]))[0] == 0
+    with Gallery() as g:
+        fresh = g.embeddings("B")[0].copy()
+    assert run(capsys, "encoder", "use", "dlib", "--yes")[0] == 0
+    assert run(capsys, "encoder", "use", "sface", "--yes")[0] == 0
+    with Gallery() as g:
+        assert float(abs(g.embeddings("B")[0] - fresh).max()) < 1e-5  # re-encoded == enrolled
+
+
+def test_sface_is_checked_by_its_hash_and_gives_unit_descriptors(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    import numpy as np
+
+    from accessctl import config
+    from accessctl.encoder.sface import MODEL_FILE, SFaceEncoder
+    from accessctl.errors import EncoderError
+
+    enc = SFaceEncoder()
+    chips = np.random.default_rng(0).integers(0, 255, (3, 150, 150, 3), dtype=np.uint8)
+    e = enc.encode(chips)
+    assert e.shape == (3, 128) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
+    (tmp_path / "sface").mkdir()
+    shutil.copyfile(config.assets_dir() / "sface" / MODEL_FILE, tmp_path / "sface" / MODEL_FILE)
+    with open(tmp_path / "sface" / MODEL_FILE, "r+b") as f:
+        f.seek(5000)
+        byte = f.read(1)
+        f.seek(5000)
+        f.write(bytes([byte[0] ^ 1]))
+    monkeypatch.setattr(config, "assets_dir", lambda: tmp_path)
+    with pytest.raises(EncoderError, match="damaged or replaced"):
+        SFaceEncoder()

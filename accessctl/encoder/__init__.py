@@ -1,8 +1,9 @@
 """The Siamese encoder f(x): aligned face chip -> 128-D descriptor.
 
-Two faces are the same person when ||f(a) - f(b)|| <= tau (0.6 for the pretrained
-network). :func:`load_encoder` gives the process-wide instance of an encoder id: the
-pretrained one, or a trained run installed with ``accessctl encoder use``.
+Two faces are the same person when ||f(a) - f(b)|| <= tau (0.6 for dlib's pretrained
+network, 1.1287 for SFace's unit-length descriptors). :func:`load_encoder` gives the
+process-wide instance of an encoder id: one of the two pretrained ones, or a trained
+run installed with ``accessctl encoder use``.
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ import torch
 import torch.nn.functional as F
 
 from .. import config
+from ..faces import chip_batch
 from ..tracing import trace_for_inference
 from .resnet import DlibResNet, input_mean
+from .sface import SFACE_ID, SFaceEncoder
 from .weights import PRETRAINED_ID, pretrained_state_dict
 
 if TYPE_CHECKING:
     from .installed import EncoderInfo
 
-__all__ = ["Encoder", "load_encoder", "load_run_encoder", "DlibResNet", "PRETRAINED_ID"]
+__all__ = ["Encoder", "SFaceEncoder", "load_encoder", "load_run_encoder", "DlibResNet", "PRETRAINED_ID", "SFACE_ID",
+           "BUILTIN", "builtin_threshold"]
 
 
 class Encoder:
@@ -44,11 +48,7 @@ class Encoder:
 
     def encode(self, chips: np.ndarray) -> np.ndarray:
         """(N, 150, 150, 3) uint8 RGB chips -> (N, 128) float32 descriptors."""
-        chips = np.asarray(chips)
-        if chips.ndim == 3:
-            chips = chips[None]
-        if chips.ndim != 4 or chips.shape[1:] != (150, 150, 3) or chips.dtype != np.uint8:
-            raise ValueError(f"expected (N, 150, 150, 3) uint8 chips, got {chips.shape} {chips.dtype}")
+        chips = chip_batch(chips)
         out = np.empty((len(chips), self.dim), np.float32)
         with torch.inference_mode():
             for start in range(0, len(chips), self.batch_size):
@@ -82,10 +82,23 @@ def _optimise(model: torch.nn.Module) -> torch.nn.Module:
     return trace_for_inference(fused, torch.zeros(2, 3, 150, 150).contiguous(memory_format=torch.channels_last))
 
 
-@functools.lru_cache(maxsize=2)
-def load_encoder(encoder_id: str = PRETRAINED_ID) -> Encoder:
+# Built-in encoders by the names `encoder use` and `--encoder` take.
+BUILTIN = {"dlib": PRETRAINED_ID, "pretrained": PRETRAINED_ID, "sface": SFACE_ID}
+
+
+def builtin_threshold(encoder_id: str) -> float:
+    """The distance threshold a built-in encoder ships with (its authors' or dlib's 0.6)."""
+    from .sface import THRESHOLD
+
+    return THRESHOLD if encoder_id == SFACE_ID else config.MatchSettings().threshold
+
+
+@functools.lru_cache(maxsize=3)
+def load_encoder(encoder_id: str = PRETRAINED_ID) -> "Encoder | SFaceEncoder":
     """An encoder by id, loaded once per process with threads set for the kiosk."""
     torch.set_num_threads(config.cpu_threads(config.load_settings()))
+    if encoder_id == SFACE_ID:
+        return SFaceEncoder()
     if encoder_id == PRETRAINED_ID:
         model: torch.nn.Module = DlibResNet()
         model.load_state_dict(pretrained_state_dict())
