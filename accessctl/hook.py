@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import os
 import queue
+import select
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,24 +52,58 @@ def hook_env(decision: Decision, kiosk: str) -> dict[str, str]:
     return env
 
 
+OUTPUT_KEPT = 4096  # bytes of a hook's output kept for the audit log (the last ones)
+EXIT_GRACE_S = 0.2  # after the hook exits, how long its output may still trickle in
+
+
 def run_hook(executable: str | Path, decision: Decision, *, kiosk: str = "kiosk", timeout_s: float = 5.0) -> HookResult:
-    """Run the hook once and say how it went; never raises."""
+    """Run the hook once and say how it went; never raises, never outlives its timeout.
+
+    The timeout bounds the whole run, reading included: a hook that leaves a helper
+    holding its output pipe (a daemon started with setsid) is not waited for, and a
+    hook that prints without end costs at most :data:`OUTPUT_KEPT` bytes of memory.
+    """
     argv = [str(executable), decision.event, decision.person_id or "", decision.name or ""]
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env=hook_env(decision, kiosk), start_new_session=True)
-    except OSError as exc:
-        return HookResult(decision, None, False, "", f"cannot run {executable}: {exc.strerror or exc}")
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument or the environment
+        return HookResult(decision, None, False, "", f"cannot run {executable}: {getattr(exc, 'strerror', None) or exc}")
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    kept = b""
+    exited_at: float | None = None
+    fd = proc.stdout.fileno()
     try:
-        out, _ = proc.communicate(timeout=timeout_s)
-        return HookResult(decision, proc.returncode, False, out.decode("utf-8", "replace")[-4096:], None)
+        while True:
+            now_s = time.monotonic()
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now_s
+            if now_s >= deadline or (exited_at is not None and now_s - exited_at >= EXIT_GRACE_S):
+                break
+            ready, _, _ = select.select([fd], [], [], min(0.05, deadline - now_s))
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:  # every writer closed the pipe
+                    break
+                kept = (kept + chunk)[-OUTPUT_KEPT:]
+    finally:
+        proc.stdout.close()  # a helper still writing gets EPIPE, not our memory
+    try:  # the pipe can close a moment before the exit status is there
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        timed_out = False
     except subprocess.TimeoutExpired:
+        timed_out = True
+    if timed_out:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             pass
-        out, _ = proc.communicate()
-        return HookResult(decision, None, True, out.decode("utf-8", "replace")[-4096:], f"killed after {timeout_s:g} s")
+        proc.wait()
+    out = kept.decode("utf-8", "replace")
+    if timed_out:
+        return HookResult(decision, None, True, out, f"killed after {timeout_s:g} s")
+    return HookResult(decision, proc.returncode, False, out, None)
 
 
 class HookRunner:
@@ -85,12 +121,24 @@ class HookRunner:
         if decision.event == "granted" or self.on_deny:
             self._queue.put(decision)
 
+    @property
+    def alive(self) -> bool:
+        """False if the worker is gone: then no door opens, and the kiosk must say so."""
+        return self._thread.is_alive()
+
     def _work(self) -> None:
         while True:
             decision = self._queue.get()
             if decision is None:
                 return
-            self.on_result(run_hook(self.executable, decision, kiosk=self.kiosk, timeout_s=self.timeout_s))
+            try:
+                result = run_hook(self.executable, decision, kiosk=self.kiosk, timeout_s=self.timeout_s)
+            except Exception as exc:  # the worker must outlive any one hook: the next grant still opens
+                result = HookResult(decision, None, False, "", f"the hook failed: {exc}")
+            try:
+                self.on_result(result)
+            except Exception:  # a failing listener (a full audit log) is reported by the listener itself
+                pass
 
     def close(self, wait_s: float = 30.0) -> None:
         """Finish the hooks already queued, then stop."""

@@ -105,6 +105,8 @@ class Runner:
         return {"snapshot": path.name}
 
     def step(self, frame: Frame) -> tuple[FrameResult, list[Decision]]:
+        if self.hooks is not None and not self.hooks.alive:  # fail closed: a grant would open nothing
+            raise AccessctlError("the door hook's worker has stopped, so no door can open")
         result = self.pipeline.process(frame)
         for face in result.faces:
             if self._states.get(face.track_id) != face.liveness.state:

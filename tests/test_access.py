@@ -46,6 +46,48 @@ def test_hook_gets_arguments_and_environment_never_through_a_shell(tmp_path: Pat
     assert env["ACCESSCTL_TIME"].endswith("Z")
 
 
+def test_a_misbehaving_hook_cannot_hang_flood_or_kill_the_door(tmp_path: Path) -> None:
+    """A NUL byte in a name, a helper that keeps the hook's output pipe open (setsid),
+    a hook that prints without end, and a listener that raises: every one is reported
+    as a hook result within the timeout, and the worker goes on to the next grant."""
+    import threading
+
+    from accessctl.hook import OUTPUT_KEPT, HookRunner
+
+    ok = tmp_path / "ok.sh"
+    ok.write_text("#!/bin/sh\necho opened\n")
+    ok.chmod(0o755)
+    r = run_hook(ok, decision("Eve\x00Mallory"))
+    assert r.returncode is None and "cannot run" in r.error  # refused cleanly, not raised
+    helper = tmp_path / "helper.sh"
+    helper.write_text("#!/bin/sh\necho door open\nsetsid sleep 30 &\nexit 0\n")
+    helper.chmod(0o755)
+    t = time.monotonic()
+    r = run_hook(helper, decision(), timeout_s=2.0)
+    assert time.monotonic() - t < 1.5 and r.returncode == 0 and not r.timed_out and "door open" in r.output
+    flood = tmp_path / "flood.sh"
+    flood.write_text("#!/bin/sh\nwhile :; do echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done\n")
+    flood.chmod(0o755)
+    t = time.monotonic()
+    r = run_hook(flood, decision(), timeout_s=1.0)
+    assert r.timed_out and time.monotonic() - t < 3 and 0 < len(r.output) <= OUTPUT_KEPT
+
+    results, done = [], threading.Event()
+
+    def listener(result) -> None:
+        results.append(result)
+        if len(results) == 1:
+            raise RuntimeError("audit log full")
+        done.set()
+
+    runner = HookRunner(ok, listener, timeout_s=2.0)
+    runner.submit(decision("Eve\x00Mallory"))
+    runner.submit(decision())
+    assert done.wait(10) and runner.alive
+    assert results[0].error and results[1].returncode == 0 and "opened" in results[1].output
+    runner.close()
+
+
 def test_a_hanging_hook_is_killed_and_a_missing_one_is_reported(tmp_path: Path) -> None:
     hang = tmp_path / "hang.sh"
     hang.write_text("#!/bin/sh\necho starting\nsleep 60 & sleep 60\n")
@@ -273,3 +315,24 @@ def test_a_hanging_hook_does_not_hold_up_the_kiosk(tmp_path: Path, astronaut_vid
     assert len(hook) == 1 and hook[0]["timed_out"] and hook[0]["returncode"] is None
     row = next(r for r in rows if r["event"] == "hook")
     assert json.loads(row["detail"])["timed_out"]
+
+
+def test_a_kiosk_whose_hook_worker_is_gone_stops_deciding(tmp_path: Path, astronaut_video: Path) -> None:
+    from accessctl.capture import FrameFeed
+    from accessctl.config import Settings
+    from accessctl.errors import AccessctlError
+    from accessctl.gallery import Gallery
+    from accessctl.runner import Runner
+
+    ok = tmp_path / "ok.sh"
+    ok.write_text("#!/bin/sh\nexit 0\n")
+    ok.chmod(0o755)
+    settings = Settings()
+    settings.hook.path = str(ok)
+    with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
+        runner = Runner(g, settings, audit, lambda line: None)
+        frame = next(iter(FrameFeed(str(astronaut_video)).frames()))
+        runner.step(frame)
+        runner.hooks.close()  # the worker is gone
+        with pytest.raises(AccessctlError, match="hook's worker has stopped"):
+            runner.step(frame)
