@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from struct import error as struct_error
 
 import cv2
 import numpy as np
@@ -32,7 +33,11 @@ _ORIENTATION = {
 
 
 def _probe(path: Path) -> tuple[int, int, int]:
-    """Size and EXIF orientation from the header, without decoding the pixels."""
+    """Size and EXIF orientation from the header, without decoding the pixels.
+
+    Nothing is decoded whose size is not known first: a header Pillow cannot read, or
+    one it calls a decompression bomb itself, is refused here (a 219 KB PNG can claim
+    15000x15000 pixels, 3.9 GB once decoded)."""
     import warnings
 
     from PIL import Image, UnidentifiedImageError
@@ -48,8 +53,11 @@ def _probe(path: Path) -> tuple[int, int, int]:
                 except Exception:  # malformed EXIF must not make a good image unreadable
                     orientation = 1
                 return width, height, orientation
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return 0, 0, 1
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path}: image is over {2 * (Image.MAX_IMAGE_PIXELS or 0) // 1_000_000} megapixels; "
+                         f"images over {MAX_PIXELS // 1_000_000} megapixels are refused") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct_error):
+        raise ImageError(f"{path}: not an image, or a damaged or unsupported one (its size cannot be read)") from None
 
 
 def to_rgb8(image: np.ndarray, *, channel_order: str = "RGB") -> np.ndarray:
@@ -124,7 +132,10 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        decoded = None
     if decoded is None:
         raise ImageError(f"{path}: not an image, or a damaged or unsupported one")
     image = to_rgb8(decoded, channel_order="BGR")

@@ -84,6 +84,41 @@ def test_huge_image_is_refused_before_decoding(tmp_path: Path) -> None:
         load_image(tmp_path / "huge.png")
 
 
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims ``width`` x ``height`` pixels in a few dozen bytes (a bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [15_000, 100_000])
+def test_a_bomb_header_pillow_itself_refuses_is_never_decoded(tmp_path: Path, side: int) -> None:
+    """Pillow raises its own bomb error above ~179 MP; that must mean "refused", not
+    "size unknown, decode it anyway" (3.9 GB for a 15000x15000 claim)."""
+    import resource
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_header(side, side))
+    assert bomb.stat().st_size < 200
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ImageError, match="megapixels"):
+        load_image(bomb)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing was decoded
+
+
+def test_a_format_whose_size_cannot_be_read_is_refused(tmp_path: Path) -> None:
+    hdr = tmp_path / "x.hdr"  # Radiance HDR: OpenCV decodes it, Pillow cannot size it
+    cv2.imwrite(str(hdr), np.ones((64, 64, 3), np.float32))
+    assert cv2.imread(str(hdr), cv2.IMREAD_UNCHANGED) is not None
+    with pytest.raises(ImageError, match="size cannot be read"):
+        load_image(hdr)
+
+
 def test_tiny_image_is_refused(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "t.png"), np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(ImageError, match="too small"):
