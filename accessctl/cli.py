@@ -585,11 +585,12 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .config import load_settings, save_settings
+    from .config import check_threshold, load_settings, save_settings
     from .evaluate import pair_distances, threshold_for_far
 
     settings = load_settings()
-    cal = threshold_for_far(pair_distances(args.pairs, encoder=_eval_encoder(args)), args.far)
+    encoder = _eval_encoder(args)
+    cal = threshold_for_far(pair_distances(args.pairs, encoder=encoder), args.far)
     print(f"pairs: {cal.genuine_pairs} same-person, {cal.impostor_pairs} different-person")
     print(f"threshold for FAR <= {args.far:g}: {cal.threshold:.4f} (now {settings.match.threshold:.4f})")
     print(f"at that threshold on these pairs: FAR {cal.far:.4%}, expected false-reject rate {cal.frr:.2%}")
@@ -601,6 +602,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         )
     if args.dry_run:
         return 0
+    check_threshold(cal.threshold, encoder.encoder_id)  # never written above the encoder's ceiling
     if not _confirm(args, "write this threshold to the configuration?"):
         print("configuration unchanged")
         return EXIT_REFUSED

@@ -33,6 +33,24 @@ CONFIG_FILE = "config.toml"
 # The template space of the pretrained encoder; a gallery records which space it is in,
 # and templates of two encoders never mix. Kept here so that gallery tools need no torch.
 PRETRAINED_ENCODER_ID = "dlib-resnet-v1"
+SFACE_ENCODER_ID = "sface-2021dec"
+# The largest match threshold each built-in encoder may run at: past it, different
+# people start to match each other. Measured on the shared pair lists, the worst of
+# ORL and dlib's johns: dlib at 0.63 accepts about 4% of ORL's different-person pairs
+# (1.9% at its default 0.6, 22% at 0.7); SFace at 1.17 about 2% (0.3% at its default
+# 1.1287, 12% at 1.25). One bad setting must not let a stranger in as somebody.
+SAFE_THRESHOLD = {PRETRAINED_ENCODER_ID: 0.63, SFACE_ENCODER_ID: 1.17}
+
+
+def check_threshold(threshold: float, encoder_id: str) -> None:
+    """Refuse, by name, a match threshold above the encoder's safe ceiling."""
+    ceiling = SAFE_THRESHOLD.get(encoder_id)
+    if not threshold > 0 or (ceiling is not None and threshold > ceiling):
+        from .errors import AccessctlError
+
+        raise AccessctlError(f"[match] threshold {threshold:g} is above {ceiling:g}, the most encoder "
+                             f"{encoder_id} may run at (strangers would match); lower it or run `accessctl calibrate`"
+                             if ceiling is not None else f"[match] threshold {threshold:g} must be above 0")
 
 
 def private_dir(path: Path) -> Path:

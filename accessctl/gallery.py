@@ -372,7 +372,9 @@ class Gallery:
 
     # -- matching -------------------------------------------------------------------
     def identify(self, embedding: np.ndarray, threshold: float) -> Match:
-        """1:N: the enrolled person closest to ``embedding`` if within ``threshold``."""
+        """1:N: the enrolled person closest to ``embedding`` if within ``threshold``
+        (refused above the encoder's safe ceiling: see :func:`config.check_threshold`)."""
+        config.check_threshold(threshold, self.encoder_id)
         index = self.index()
         row, distance = index.nearest(embedding)
         if row < 0:
@@ -383,6 +385,7 @@ class Gallery:
 
     def verify(self, employee_id: str, embedding: np.ndarray, threshold: float) -> Match:
         """1:1: is this the claimed person? Distance to the claimant's nearest template."""
+        config.check_threshold(threshold, self.encoder_id)
         person = self.get(employee_id)
         if not person.active:
             raise GalleryError(f"employee id {employee_id!r} ({person.name}) is disabled")

@@ -43,6 +43,30 @@ def test_enroll_identify_verify(home: Path, capsys, photos, cat_path: Path) -> N
     assert code == 1 and out.startswith("NO MATCH")
 
 
+def test_a_threshold_above_the_encoders_ceiling_lets_nobody_in(home: Path, capsys, photos, astronaut_video: Path) -> None:
+    """`--threshold 3.9` or `[match] threshold = 5.0` would make the nearest enrolled
+    person match anyone: refused by name, and the kiosk's pipeline fails closed."""
+    assert run(capsys, "enroll", "--employee-id", "E1", "--name", "Eileen Collins", str(photos["eileen"]))[0] == 0
+    code, _, err = run(capsys, "identify", "--threshold", "3.9", str(photos["eileen2"]))
+    assert code == 2 and "threshold 3.9 is above 0.63" in err and "dlib-resnet-v1" in err
+    code, _, err = run(capsys, "verify", "--employee-id", "E1", "--threshold", "0.64", str(photos["eileen2"]))
+    assert code == 2 and "above 0.63" in err
+    home.joinpath("config.toml").write_text("[match]\nthreshold = 5.0\n")
+    assert run(capsys, "identify", str(photos["eileen2"]))[0] == 2
+
+    from accessctl.config import load_settings
+    from accessctl.gallery import Gallery
+    from accessctl.liveness import load_liveness
+    from accessctl.pipeline import Pipeline
+    from accessctl.sources import open_source
+
+    with Gallery() as g, open_source(astronaut_video) as src:
+        pipe = Pipeline(g, load_settings(), load_liveness())
+        results = [pipe.process(f) for f in src]
+    assert all(face.match is None for r in results for face in r.faces)
+    assert any("above 0.63" in e for r in results for e in r.errors)
+
+
 def test_errors_are_one_line_with_exit_2(home: Path, capsys, photos, cat_path: Path, tmp_path: Path) -> None:
     code, out, err = run(capsys, "enroll", "--employee-id", "E1", "--name", "X", str(tmp_path / "missing.jpg"))
     assert code == 2 and err.strip().count("\n") == 0 and "no such file" in err

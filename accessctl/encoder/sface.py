@@ -25,7 +25,7 @@ from .. import config
 from ..faces import chip_batch
 from ..errors import EncoderError
 
-SFACE_ID = "sface-2021dec"
+SFACE_ID = config.SFACE_ENCODER_ID
 MODEL_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 MODEL_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
 COSINE_THRESHOLD = 0.363  # the authors' "same person" rule
