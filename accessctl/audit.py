@@ -133,11 +133,19 @@ class AuditLog:
         return out[::-1] if last is not None else out
 
 
+def _cell(value: object) -> object:
+    """A spreadsheet must not run what a name says: text starting with = + - @ (or a
+    tab or carriage return) is prefixed with an apostrophe (OWASP's CSV injection rule)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(COLUMNS))
     w.writeheader()
-    w.writerows(rows)
+    w.writerows([{k: _cell(v) for k, v in row.items()} for row in rows])
     return buf.getvalue()
 
 

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -163,6 +164,28 @@ def recorded_encoder(path: str | os.PathLike[str] | None = None) -> str:
     except sqlite3.Error as exc:
         raise GalleryError(f"gallery {path}: {exc}") from None
     return row[0] if row else config.PRETRAINED_ENCODER_ID
+
+
+MAX_ID_CHARS, MAX_NAME_CHARS = 64, 128
+MAX_TEMPLATE_NORM = 100.0  # far above any encoder's descriptors; +-3e38 or NaN never reach the search
+
+
+def clean_text(value: object, what: str, max_chars: int) -> str:
+    """An employee id or name as it may be stored: a string, stripped, not empty, at most
+    ``max_chars`` long, and free of control and format characters (a newline forges a
+    log line, an ANSI escape rewrites a terminal, a NUL byte breaks the door hook, a
+    bidi override disguises a name). Checked where text enters: enroll, rename, import."""
+    if not isinstance(value, str):
+        raise GalleryError(f"{what} must be text, not {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        raise GalleryError(f"{what} must not be empty")
+    if len(text) > max_chars:
+        raise GalleryError(f"{what} is {len(text)} characters long; at most {max_chars} are allowed")
+    bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")), None)
+    if bad is not None:
+        raise GalleryError(f"{what} {text!r} holds a control character (U+{ord(bad):04X}); use printable text only")
+    return text
 
 
 def _encode_embedding(vec: np.ndarray) -> bytes:
@@ -410,11 +433,8 @@ class Gallery:
 
         An existing employee id is refused unless ``append``, which adds templates to it.
         """
-        employee_id, name = employee_id.strip(), name.strip()
-        if not employee_id:
-            raise GalleryError("employee id must not be empty")
-        if not name:
-            raise GalleryError("name must not be empty")
+        employee_id = clean_text(employee_id, "employee id", MAX_ID_CHARS)
+        name = clean_text(name, "name", MAX_NAME_CHARS)
         if not templates:
             raise GalleryError("at least one face template is needed to enroll")
         blobs = [(_encode_embedding(t.embedding), float(t.quality), str(t.source), encode_chip(t.chip)) for t in templates]
@@ -445,9 +465,7 @@ class Gallery:
         return person
 
     def rename(self, employee_id: str, name: str) -> Person:
-        name = name.strip()
-        if not name:
-            raise GalleryError("name must not be empty")
+        name = clean_text(name, "name", MAX_NAME_CHARS)
         person = self.get(employee_id)
         with self._write() as conn:
             conn.execute("UPDATE people SET name = ? WHERE id = ?", (name, person.id))
@@ -601,21 +619,32 @@ def _read_export(path: Path) -> dict[str, Any]:
         raise bad("no encoder or people")
     seen = set()
     for i, p in enumerate(doc["people"]):
-        if not isinstance(p, dict) or not isinstance(p.get("employee_id"), str) or not p["employee_id"].strip():
-            raise bad(f"person {i + 1} has no employee id")
+        if not isinstance(p, dict):
+            raise bad(f"person {i + 1} is not an object")
+        try:
+            p["employee_id"] = clean_text(p.get("employee_id"), f"person {i + 1}'s employee id", MAX_ID_CHARS)
+            p["name"] = clean_text(p.get("name"), f"the name of {p['employee_id']!r}", MAX_NAME_CHARS)
+        except GalleryError as exc:
+            raise bad(str(exc)) from None
         if p["employee_id"] in seen:
             raise bad(f"employee id {p['employee_id']!r} appears twice")
         seen.add(p["employee_id"])
-        if not isinstance(p.get("name"), str) or not p["name"].strip():
-            raise bad(f"person {p['employee_id']!r} has no name")
         p.setdefault("active", True)
+        if not isinstance(p["active"], bool):  # "yes" or 2 would be listed yet never matched, or worse
+            raise bad(f"person {p['employee_id']!r}: active must be true or false, not {p['active']!r}")
         p.setdefault("created", now())
+        if not isinstance(p["created"], str):
+            raise bad(f"person {p['employee_id']!r}: created must be a date string")
         if not isinstance(p.get("templates"), list) or not p["templates"]:
             raise bad(f"person {p['employee_id']!r} has no templates")
         for t in p["templates"]:
             try:
-                blob = base64.b64decode(t["embedding"], validate=True)
-                t["blob"] = _encode_embedding(np.frombuffer(blob, dtype="<f4"))
+                vec = np.frombuffer(base64.b64decode(t["embedding"], validate=True), dtype="<f4")
+                if vec.shape != (EMBEDDING_DIM,) or not np.isfinite(vec).all():
+                    raise ValueError(f"expected {EMBEDDING_DIM} finite numbers")
+                if not 0 < float(np.linalg.norm(vec)) <= MAX_TEMPLATE_NORM:
+                    raise ValueError(f"its length {float(np.linalg.norm(vec)):.3g} is outside (0, {MAX_TEMPLATE_NORM:g}]")
+                t["blob"] = _encode_embedding(vec)
                 t["quality"] = float(t.get("quality", 0.0))
                 t["source"] = str(t.get("source", "import"))
                 t["created"] = str(t.get("created", now()))

@@ -175,6 +175,79 @@ def test_import_is_all_or_nothing_and_checks_the_encoder(gallery: Gallery, tmp_p
             other.import_(tmp_path / "bad.json")
 
 
+@pytest.mark.parametrize("bad", ["Eve\nGRANTED E1", "\x1b[2Jroot", "Eve\x00", "Ev\u202ee", "x" * 200, "   "])
+def test_names_and_ids_with_control_characters_are_refused_everywhere(gallery: Gallery, tmp_path: Path,
+                                                                       bad: str) -> None:
+    """A newline forges a log line, an escape rewrites a terminal, a NUL breaks the door
+    hook, a bidi override disguises a name: refused at enroll, rename and import alike."""
+    with pytest.raises(GalleryError):
+        gallery.add_person("E9", bad, [NewTemplate(vec(9), 0.9, "a.jpg")])
+    with pytest.raises(GalleryError):
+        gallery.add_person(bad, "Eve", [NewTemplate(vec(9), 0.9, "a.jpg")])
+    gallery.add_person(" E1 ", "  Ada Lovelace ", [NewTemplate(vec(1), 0.9, "a.jpg")])
+    assert gallery.get("E1").name == "Ada Lovelace"  # stripped where it enters
+    with pytest.raises(GalleryError):
+        gallery.rename("E1", bad)
+    out = tmp_path / "export.json"
+    gallery.export(out)
+    doc = json.loads(out.read_text())
+    doc["people"][0]["name"] = bad
+    out.write_text(json.dumps(doc))
+    with Gallery(tmp_path / "y.db", encoder_id=ENC) as other:
+        with pytest.raises(GalleryError, match="not a valid gallery export"):
+            other.import_(out)
+        assert other.people() == []
+
+
+def test_crafted_imports_cannot_take_the_gallery_down(gallery: Gallery, tmp_path: Path) -> None:
+    """Templates of +-3e38, NaN or the wrong length, `"active": "yes"`, and " E1 "
+    beside "E1": each refused, nothing imported."""
+    import base64
+
+    gallery.add_person("E1", "Ada", [NewTemplate(vec(1), 0.9, "a.jpg")])
+    out = tmp_path / "export.json"
+    gallery.export(out)
+    good = json.loads(out.read_text())
+
+    def crafted(edit) -> Path:
+        doc = json.loads(json.dumps(good))
+        edit(doc["people"][0])
+        path = tmp_path / "crafted.json"
+        path.write_text(json.dumps(doc))
+        return path
+
+    def emb(values: np.ndarray) -> str:
+        return base64.b64encode(values.astype("<f4").tobytes()).decode()
+
+    edits = [
+        lambda p: p["templates"][0].update(embedding=emb(np.full(128, 3e38))),
+        lambda p: p["templates"][0].update(embedding=emb(np.full(128, np.nan))),
+        lambda p: p["templates"][0].update(embedding=emb(np.zeros(128))),
+        lambda p: p["templates"][0].update(embedding=emb(np.ones(64))),
+        lambda p: p.update(active="yes"),
+        lambda p: p.update(active=2),
+    ]
+    with Gallery(tmp_path / "z.db", encoder_id=ENC) as other:
+        for edit in edits:
+            with pytest.raises(GalleryError, match="not a valid gallery export"):
+                other.import_(crafted(edit))
+        assert other.people() == []
+        twin = json.loads(json.dumps(good))
+        twin["people"].append(json.loads(json.dumps(good["people"][0])))
+        twin["people"][1]["employee_id"] = " E1 "
+        (tmp_path / "twin.json").write_text(json.dumps(twin))
+        with pytest.raises(GalleryError, match="appears twice"):
+            other.import_(tmp_path / "twin.json")
+        assert other.people() == []
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_escaped() -> None:
+    from accessctl.audit import to_csv
+
+    text = to_csv([{"name": "=HYPERLINK(\"http://x\")", "event": "granted", "reason": "-1+1", "kiosk": "@SUM(A1)"}])
+    assert "'=HYPERLINK" in text and "'-1+1" in text and "'@SUM" in text and ",granted," in text
+
+
 def test_template_index_matches_brute_force() -> None:
     rng = np.random.default_rng(3)
     emb = rng.standard_normal((5000, 128)).astype(np.float32) * 0.1
