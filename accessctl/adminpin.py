@@ -10,11 +10,14 @@ file so a restart does not reset it.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,14 +48,24 @@ def _hash(pin: str, salt: bytes, params: dict[str, int]) -> bytes:
                           maxmem=128 * 1024 * 1024, dklen=32)
 
 
+# PINs printed in this project's own documentation: public, so never a real PIN.
+KNOWN_PINS = frozenset({"246810"})
+
+
 def pin_problem(pin: str) -> str | None:
     """Why a new PIN is refused, or None."""
-    if not pin.isdigit():
-        return "the PIN must be digits only"
+    if not (pin.isascii() and pin.isdigit()):  # "١٢٣٤٥٦" is digits to Python, not on a keypad
+        return "the PIN must be digits 0-9 only"
     if not MIN_LENGTH <= len(pin) <= MAX_LENGTH:
         return f"the PIN must have {MIN_LENGTH} to {MAX_LENGTH} digits"
-    if len(set(pin)) == 1 or pin in "0123456789012345678901234567890" or pin in "9876543210987654321098765432109":
-        return "the PIN is too easy to guess (repeated or consecutive digits)"
+    if pin in KNOWN_PINS:
+        return "that PIN is published in accessctl's documentation; choose another"
+    steps = {(int(b) - int(a)) % 10 for a, b in zip(pin, pin[1:])}
+    if len(steps) == 1:  # 111111, 123456, 975319, 024680: one step repeated
+        return "the PIN is too easy to guess (repeated digits or a sequence)"
+    for cycle in range(2, len(pin) // 2 + 1):  # 121212, 123123, 12341234: a short block repeated
+        if pin == (pin[:cycle] * (len(pin) // cycle + 1))[: len(pin)]:
+            return "the PIN is too easy to guess (a short block repeated)"
     return None
 
 
@@ -80,7 +93,12 @@ class AdminPin:
     def set(self, new_pin: str, current_pin: str | None = None) -> None:
         """Set the PIN; changing an existing one needs the current one."""
         if self.is_set():
-            if current_pin is None or not self.check(current_pin).ok:
+            if current_pin is None:
+                raise PinError("the current PIN is wrong")
+            result = self.check(current_pin)
+            if result.locked_for_s > 0 and not result.ok:
+                raise PinError(f"too many wrong PINs: the PIN is locked for {result.locked_for_s:.0f} s")
+            if not result.ok:
                 raise PinError("the current PIN is wrong")
         problem = pin_problem(new_pin)
         if problem:
@@ -96,7 +114,24 @@ class AdminPin:
             "locked_until": 0.0,
         })
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One check at a time, across threads and processes: twenty simultaneous wrong
+        guesses count twenty (a lock file beside the PIN file, flock)."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        config.private_dir(lock_path.parent)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
     def check(self, pin: str) -> PinCheck:
+        with self._locked():
+            return self._check(pin)
+
+    def _check(self, pin: str) -> PinCheck:
         data = self._read()
         if data is None:
             raise PinError("no admin PIN is set yet")

@@ -511,12 +511,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
 
     from .config import load_settings
-    from .demo import DEMO_PIN, prepare_demo
+    from .demo import prepare_demo
 
     with tempfile.TemporaryDirectory(prefix="accessctl-demo-") as home:
-        sources = prepare_demo(Path(home))
+        sources, pin = prepare_demo(Path(home))
         print(f"accessctl demo: a throwaway home in {home} (deleted afterwards); Pair One is enrolled from one frame "
-              f"of {Path(sources[0]).name}; the admin PIN is {DEMO_PIN}", file=sys.stderr)
+              f"of {Path(sources[0]).name}; the admin PIN is {pin}", file=sys.stderr)
         settings = load_settings()
         if not args.headless:
             from .gui.app import run_kiosk
@@ -626,7 +626,7 @@ def cmd_bench_kiosk(args: argparse.Namespace) -> int:
         else:
             from .demo import prepare_demo
 
-            sources = prepare_demo(Path(tmp))
+            sources, _ = prepare_demo(Path(tmp))
         r = run_kiosk_bench(sources)
     print(f"sources: {', '.join(r['sources'])}")
     print(f"ran {r['seconds']} s: camera {r['capture_fps']} fps, preview {r['preview_fps']} fps, "

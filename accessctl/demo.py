@@ -20,7 +20,19 @@ from .gallery import Gallery
 from .identity import enroll
 from .sources import open_source
 
-DEMO_PIN = "246810"  # the throwaway home's admin PIN, printed by `accessctl demo`
+
+
+def new_demo_pin() -> str:
+    """A fresh random PIN for the throwaway home (printed by `accessctl demo`): a fixed
+    one would be a published PIN, and a published PIN is no PIN."""
+    import secrets
+
+    from .adminpin import pin_problem
+
+    while True:
+        pin = "".join(secrets.choice("0123456789") for _ in range(8))
+        if pin_problem(pin) is None:
+            return pin
 ENROLL_FRAME = 210  # of pair2/live.mp4: the person looking at the camera
 
 
@@ -38,9 +50,10 @@ def demo_videos() -> dict[str, Path]:
     return videos
 
 
-def prepare_demo(home: Path) -> list[str]:
-    """Point this process at ``home``, enroll the demo person there, set the demo PIN;
-    returns the playlist (live, replay, stranger)."""
+def prepare_demo(home: Path) -> tuple[list[str], str | None]:
+    """Point this process at ``home``, enroll the demo person there, set a random admin
+    PIN; returns the playlist (live, replay, stranger) and the PIN (None if one was set
+    before)."""
     videos = demo_videos()
     os.environ["ACCESSCTL_HOME"] = str(home)
     with open_source(videos["live"]) as src:
@@ -52,6 +65,8 @@ def prepare_demo(home: Path) -> list[str]:
             enroll(gallery, [(f"{videos['live'].name} frame {ENROLL_FRAME}", frame.image)], "P1", "Pair One",
                    Settings())
     pin = AdminPin()
+    new_pin = None
     if not pin.is_set():
-        pin.set(DEMO_PIN)
-    return [str(videos["live"]), str(videos["replay"]), str(videos["stranger"])]
+        new_pin = new_demo_pin()
+        pin.set(new_pin)
+    return [str(videos["live"]), str(videos["replay"]), str(videos["stranger"])], new_pin

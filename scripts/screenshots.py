@@ -17,7 +17,7 @@ from pathlib import Path
 from PyQt6.QtWidgets import QApplication, QCheckBox, QLineEdit
 
 from accessctl.config import load_settings
-from accessctl.demo import DEMO_PIN, prepare_demo
+from accessctl.demo import prepare_demo
 from accessctl.gui.app import application
 from accessctl.gui.kiosk_window import KioskWindow
 from accessctl.kiosk import KioskSession
@@ -44,7 +44,7 @@ def grab(app: QApplication, widget, path: Path) -> None:
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="accessctl-shots-") as home:
-        sources = prepare_demo(Path(home))
+        sources, demo_pin = prepare_demo(Path(home))
         app = application()
         if app.platformName() != "xcb":
             raise SystemExit(f"screenshots: needs a real X display (Xvfb), not {app.platformName()!r}")
@@ -97,7 +97,7 @@ def main(out: Path) -> None:
         wizard.reject()
         admin.close()
         window.close()
-    print(f"demo admin PIN was {DEMO_PIN}")
+    print(f"demo admin PIN was {demo_pin}")
 
 
 if __name__ == "__main__":

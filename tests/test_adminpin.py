@@ -28,7 +28,10 @@ def test_pin_is_stored_as_a_salted_hash_in_a_private_file(tmp_path: Path) -> Non
 
 def test_weak_pins_are_refused_and_changing_needs_the_current_one(tmp_path: Path) -> None:
     pin = AdminPin(tmp_path / "admin.json")
-    for weak, why in (("12345", "6 to 32"), ("12ab56", "digits only"), ("111111", "too easy"), ("234567", "too easy")):
+    for weak, why in (("12345", "6 to 32"), ("12ab56", "digits 0-9 only"), ("111111", "too easy"),
+                      ("234567", "too easy"), ("121212", "too easy"), ("123123", "too easy"), ("987654", "too easy"),
+                      ("02468024", "too easy"), ("12341234", "too easy"), ("246810", "published"),
+                      ("\u0661\u0662\u0663\u0664\u0665\u0666", "digits 0-9 only")):
         with pytest.raises(PinError, match=why):
             pin.set(weak)
     pin.set("482913")
@@ -48,6 +51,24 @@ def test_repeated_wrong_pins_lock_it_even_across_restarts(tmp_path: Path) -> Non
     assert not check.ok and check.locked_for_s >= 60
     locked = AdminPin(path).check("482913")  # a new process: still locked, even with the right PIN
     assert not locked.ok and locked.locked_for_s > 50
+
+
+def test_simultaneous_wrong_guesses_all_count_and_a_lockout_says_so(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "admin.json"
+    AdminPin(path).set("482913")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(AdminPin(path).check("000000")))
+               for _ in range(MAX_FAILURES)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.failures for r in results) == [0, 1, 2, 3, 4]  # exact: the fifth locked it (and reset)
+    assert AdminPin(path).check("482913").locked_for_s > 0
+    with pytest.raises(PinError, match="locked for"):
+        AdminPin(path).set("730165", "482913")
 
 
 def test_a_damaged_pin_file_says_so(tmp_path: Path) -> None:
