@@ -504,6 +504,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     fps = stats.frames / stats.seconds if stats.seconds else 0.0
     dropped = f", {feed.stats.dropped} dropped to stay current" if feed.stats.dropped else ""
     print(f"accessctl: {stats.frames} frames, {stats.decisions} decisions, {fps:.1f} frames/s{dropped}", file=sys.stderr)
+    if stats.frames == 0:  # a source that yields nothing is a failure, not a quiet success
+        print("accessctl: error: no frame could be read from the source", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -136,8 +136,10 @@ class CameraSource(FrameSource):
 
 def open_source(spec: str | int | Path) -> FrameSource:
     """A camera index ("0"), a video file or a folder of frames."""
-    if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.isascii() and spec.isdigit()):
         return CameraSource(int(spec))
+    if isinstance(spec, str) and not spec.strip():  # Path("") is the current folder: never meant
+        raise VideoError("an empty source: give a camera index, a video file or a folder of frames")
     path = Path(spec)
     if path.is_dir():
         return FolderSource(path)

@@ -67,6 +67,15 @@ def test_a_threshold_above_the_encoders_ceiling_lets_nobody_in(home: Path, capsy
     assert any("above 0.63" in e for r in results for e in r.errors)
 
 
+def test_run_fails_on_an_empty_source_or_one_that_yields_no_frame(home: Path, capsys, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "run", "--headless", "--source", "")
+    assert code == 2 and "empty source" in err and "Traceback" not in err
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00" * 4096)
+    code, _, err = run(capsys, "run", "--headless", "--source", str(junk))
+    assert code == 2 and "Traceback" not in err
+
+
 def test_errors_are_one_line_with_exit_2(home: Path, capsys, photos, cat_path: Path, tmp_path: Path) -> None:
     code, out, err = run(capsys, "enroll", "--employee-id", "E1", "--name", "X", str(tmp_path / "missing.jpg"))
     assert code == 2 and err.strip().count("\n") == 0 and "no such file" in err
