@@ -21,6 +21,7 @@ from ..faces import chip_batch
 from ..tracing import trace_for_inference
 from .resnet import DlibResNet, input_mean
 from .sface import SFACE_ID, SFaceEncoder
+from .sface import THRESHOLD as SFACE_THRESHOLD
 from .weights import PRETRAINED_ID, pretrained_state_dict
 
 if TYPE_CHECKING:
@@ -88,9 +89,7 @@ BUILTIN = {"dlib": PRETRAINED_ID, "pretrained": PRETRAINED_ID, "sface": SFACE_ID
 
 def builtin_threshold(encoder_id: str) -> float:
     """The distance threshold a built-in encoder ships with (its authors' or dlib's 0.6)."""
-    from .sface import THRESHOLD
-
-    return THRESHOLD if encoder_id == SFACE_ID else config.MatchSettings().threshold
+    return SFACE_THRESHOLD if encoder_id == SFACE_ID else config.MatchSettings().threshold
 
 
 @functools.lru_cache(maxsize=3)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -35,8 +36,8 @@ CHIP = 112
 FROM_DLIB_CHIP = np.array([[0.70904, 0.00277, 3.3112], [-0.00277, 0.70904, 18.5629]])
 
 
-def model_path() -> str:
-    return str(config.assets_dir() / "sface" / MODEL_FILE)
+def model_path() -> Path:
+    return config.assets_dir() / "sface" / MODEL_FILE
 
 
 class SFaceEncoder:
@@ -49,12 +50,12 @@ class SFaceEncoder:
     def __init__(self) -> None:
         path = model_path()
         try:
-            digest = config.sha256_file(config.assets_dir() / "sface" / MODEL_FILE)
+            digest = config.sha256_file(path)
         except FileNotFoundError:
             raise EncoderError(f"the SFace model is missing ({path})") from None
         if digest != MODEL_SHA256:
             raise EncoderError(f"the SFace model {path} is damaged or replaced (SHA-256 {digest[:12]}...)")
-        self._path = path
+        self._path = str(path)
         self._local = threading.local()  # an OpenCV net is not safe to share between threads
         self.encode(np.zeros((1, 150, 150, 3), np.uint8))  # fail here, not at the door
 

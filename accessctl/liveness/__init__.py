@@ -4,7 +4,7 @@
 :class:`LivenessMonitor` keeps one rolling window per tracked face and turns the
 model's window scores into the states the kiosk shows: checking, live, spoof.
 
-Two rules sit above the scores, because no score should be able to overrule them:
+Three rules sit above the scores, because no score should be able to overrule them:
 
 - **Stillness is not evidence.** A track whose latest windows show no motion at all
   (a frozen image, a photo or a paused screen held perfectly still) is a spoof,
@@ -33,7 +33,7 @@ from ..errors import AccessctlError
 from ..tracing import trace_for_inference
 from .features import PLANAR_RATIO, CNN_SCALES, Observation, cues, is_still, planar_ratio, window_before
 from .minifasnet import INPUT
-from .model import FrameCNN, SequenceHead
+from .model import FEATURE_DIM, FrameCNN, SequenceHead
 from .weights import checked_state, load_frame_cnn, shipped_dir
 
 if TYPE_CHECKING:
@@ -73,14 +73,14 @@ def _shared_cnn() -> torch.nn.Module:
     return traced_cnn(load_frame_cnn())
 
 
-def frame_features(crops: np.ndarray, cnn: torch.nn.Module | None = None, batch: int = 64) -> torch.Tensor:
+def frame_features(crops: np.ndarray, batch: int = 64) -> np.ndarray:
     """(N, 2, 80, 80, 3) crops -> (N, FEATURE_DIM) per-frame features (the shipped CNNs)."""
-    cnn = cnn or _shared_cnn()
-    out = []
+    cnn = _shared_cnn()
+    out = [np.zeros((0, FEATURE_DIM), np.float32)]
     with torch.inference_mode():
         for i in range(0, len(crops), batch):
-            out.append(cnn(torch.from_numpy(np.ascontiguousarray(crops[i:i + batch]))))
-    return torch.cat(out) if out else torch.zeros(0)
+            out.append(cnn(torch.from_numpy(np.ascontiguousarray(crops[i:i + batch]))).numpy())
+    return np.concatenate(out)
 
 
 def model_from_head(head: SequenceHead, threshold: float, window: int, step_s: float, source: Path) -> LivenessModel:
@@ -162,13 +162,16 @@ class LivenessMonitor:
             return self.verdict(track_id, t)
         with torch.inference_mode():
             feat = self.model.cnn(torch.from_numpy(obs.crops[None]))[0]
-        return self.update_features(track_id, t, feat, obs.points)
+        return self._add(track_id, t, feat, obs.points)
 
     def update_features(self, track_id: int, t: float, feature: torch.Tensor, points: np.ndarray) -> LivenessVerdict:
         """:meth:`update` for a frame whose CNN features are already known (evaluation);
         the same frames are skipped, so that a score means the same thing."""
         if not self._due(track_id, t):
             return self.verdict(track_id, t)
+        return self._add(track_id, t, feature, points)
+
+    def _add(self, track_id: int, t: float, feature: torch.Tensor, points: np.ndarray) -> LivenessVerdict:
         buf = self._tracks.setdefault(track_id, _TrackBuffer(self.model.window))
         buf.add(t, feature, points)
         idx = window_before(np.array(buf.t), len(buf.t) - 1, self.model.window, self.model.step_s)
@@ -243,11 +246,10 @@ def presentation_scores(model: LivenessModel, frames: "ClipFrames") -> list[floa
     """Door decisions for a clip, fed frame by frame to a :class:`LivenessMonitor` as the
     kiosk feeds it: one per :data:`PRESENTATION_S` of the clip (each a new track, like a
     person stepping up again), see :func:`decision_score`."""
-    feats = (torch.from_numpy(frames.features) if frames.features is not None
-             else frame_features(frames.crops, model.cnn))
-    monitor = LivenessMonitor(model, keep_scores=True)
     if len(frames) == 0:
         return [None]
+    feats = torch.from_numpy(frames.features)
+    monitor = LivenessMonitor(model, keep_scores=True)
     start = float(frames.t[0])
     track = 0
     out: list[float | None] = []

@@ -23,7 +23,6 @@ from ..lists import list_path, read_rows
 from ..sources import open_source
 from .features import BOX_CORRECTION, CNN_SCALES, N_POINTS, observe
 from .minifasnet import INPUT
-from .model import FEATURE_DIM
 
 LABELS = ("live", "spoof")
 _CACHE_FORMAT = 2
@@ -49,7 +48,7 @@ class ClipFrames:
     points: np.ndarray = field(repr=False)  # (T, N_POINTS, 3) float32
     t: np.ndarray = field(repr=False)  # (T,) seconds since the start of the clip
     frames: int  # frames read, with or without a face
-    features: np.ndarray | None = field(default=None, repr=False)  # (T, FEATURE_DIM): the shipped CNNs' outputs
+    features: np.ndarray = field(repr=False)  # (T, FEATURE_DIM): the shipped CNNs' outputs
 
     def __len__(self) -> int:
         return len(self.t)
@@ -126,7 +125,7 @@ def extract(path: str | Path, *, use_cache: bool = True) -> ClipFrames:
         np.stack(points).astype(np.float32) if points else np.zeros((0, N_POINTS, 3), np.float32),
         np.array(times, np.float64),
         n,
-        frame_features(stacked).numpy() if len(stacked) else np.zeros((0, FEATURE_DIM), np.float32),
+        frame_features(stacked),
     )
     if use_cache:
         cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -17,8 +17,9 @@ the geometric cues fed to the GRU beside the CNN's features:
 - how much the face moved (the plane test means little when nothing moves),
 - how far the nose tip stands out of the face plane in the mesh's depth.
 
-:func:`stillness` says when a window holds no motion at all: a frozen image, a photo
-or a paused screen held perfectly still. Stillness is never evidence of life.
+:func:`is_still` says when a window holds no motion at all (a frozen image, a photo
+or a paused screen held perfectly still), and :func:`planar_ratio` whether what moved
+moved as a plane (a photo or a screen turned in front of the camera).
 """
 
 from __future__ import annotations
@@ -169,17 +170,23 @@ def window_ends(t: np.ndarray, length: int = WINDOW, step_s: float = STEP_S) -> 
 STILL_MOTION = 0.004  # landmark motion per frame pair, in inter-ocular distances: below it, nothing moved
 
 
+def _pair_motion(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For each frame pair of a window: its points before and after, how far they moved
+    (RMS, in inter-ocular distances of the later frame), and that distance."""
+    p = np.asarray(points, np.float64)
+    iod = np.linalg.norm(p[1:, 0, :2] - p[1:, 9, :2], axis=-1) + 1e-9
+    src, dst = p[:-1, :, :2], p[1:, :, :2]
+    return src, dst, np.sqrt(((dst - src) ** 2).sum(axis=2).mean(axis=1)) / iod, iod
+
+
 def motion(points: np.ndarray) -> float:
     """The largest frame-to-frame landmark motion in a window, in inter-ocular
     distances (RMS over the points). A live face is never perfectly still for half a
     second: breathing, blinks and sway move it; a frozen frame gives exactly 0, and a
     photo or a paused screen held still gives only the detector's jitter."""
-    p = np.asarray(points, np.float64)
-    if len(p) < 2:
+    if len(points) < 2:
         return 0.0
-    iod = np.linalg.norm(p[:, 0, :2] - p[:, 9, :2], axis=-1) + 1e-9
-    step = np.sqrt(((p[1:, :, :2] - p[:-1, :, :2]) ** 2).sum(axis=2).mean(axis=1)) / iod[1:]
-    return float(step.max())
+    return float(_pair_motion(points)[2].max())
 
 
 def is_still(points: np.ndarray) -> bool:
@@ -196,12 +203,9 @@ def planar_ratio(points: np.ndarray) -> float | None:
     A head that moves shows parallax (nose against cheeks, the far eye); a photo or
     a screen, however it is turned or tilted, moves as a plane and scores near 0.
     None when too little moved to tell."""
-    p = np.asarray(points, np.float64)
-    if len(p) < 2:
+    if len(points) < 2:
         return None
-    iod = np.linalg.norm(p[1:, 0, :2] - p[1:, 9, :2], axis=-1) + 1e-9
-    src, dst = p[:-1, :, :2], p[1:, :, :2]
-    moved = np.sqrt(((dst - src) ** 2).sum(axis=2).mean(axis=1)) / iod
+    src, dst, moved, iod = _pair_motion(points)
     keep = moved >= PLANAR_MIN_MOTION
     if keep.sum() < max(2, len(moved) // 2):
         return None

@@ -16,6 +16,7 @@ pretrained CNNs alone; the threshold is chosen on those held-out scores.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -57,21 +58,19 @@ class Clip:
     spec: ClipSpec
     frames: ClipFrames
 
-    _windows: tuple[np.ndarray, np.ndarray] | None = None
-
     @property
     def source(self) -> str:
         return self.spec.source
 
+    @functools.cached_property
     def windows(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """Every window's CNN features (W, WINDOW, FEATURE_DIM) and cues, gathered once."""
-        if self._windows is None:
-            idx = [window_before(self.frames.t, e) for e in window_ends(self.frames.t)]
-            if not idx or self.frames.features is None:
-                return None
-            self._windows = (np.stack([self.frames.features[i] for i in idx]).astype(np.float32),
-                             np.stack([cues(self.frames.points[i]) for i in idx]))
-        return self._windows
+        """Every window's CNN features (W, WINDOW, FEATURE_DIM) and cues, gathered once
+        (cross-validation trains 36 times on the same clips)."""
+        idx = [window_before(self.frames.t, e) for e in window_ends(self.frames.t)]
+        if not idx:
+            return None
+        return (np.stack([self.frames.features[i] for i in idx]).astype(np.float32),
+                np.stack([cues(self.frames.points[i]) for i in idx]))
 
 
 def load_clips(lists: list[str], progress: Callable[[str], None] | None = None) -> list[Clip]:
@@ -93,7 +92,7 @@ class Sampler:
         self.rng = rng
         self.pools: dict[bool, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {True: {}, False: {}}
         for c in clips:
-            windows = c.windows()
+            windows = c.windows
             if windows is not None:
                 self.pools[c.spec.live].setdefault(c.source, []).append(windows)
         if not self.pools[True] or not self.pools[False]:
