@@ -60,8 +60,19 @@ def _settings(args: argparse.Namespace):
     if getattr(args, "threshold", None) is not None:
         if not 0 < args.threshold < 4:
             raise AccessctlError(f"threshold {args.threshold} is out of range (0, 4)")
-        settings.match.threshold = args.threshold
+        settings.match.threshold, settings.match.encoder = args.threshold, ""  # for this command, any encoder
     return settings
+
+
+def _threshold_text(settings, encoder_id: str) -> str:
+    """The threshold a gallery of ``encoder_id`` runs at, or why it cannot run, for people to read."""
+    from .config import match_threshold
+
+    try:
+        value = match_threshold(settings, encoder_id)
+    except AccessctlError as exc:
+        return f"none usable ({exc})"
+    return f"{value:.4f}" + (" (the encoder's default)" if settings.match.threshold == 0 else "")
 
 
 def _images(paths: Sequence[str]):
@@ -201,6 +212,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 def cmd_eval_pairs(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .config import match_threshold
     from .encoder import BUILTIN, builtin_threshold
     from .evaluate import evaluate_pairs, plot_roc
 
@@ -213,9 +225,19 @@ def cmd_eval_pairs(args: argparse.Namespace) -> int:
 
     encoder = _eval_encoder(args)
     head = _head(args, encoder.encoder_id)
-    threshold = settings.match.threshold if head is None else 1.0 - settings.match.min_probability
-    if head is None and args.threshold is None and getattr(args, "encoder", None) in BUILTIN:
-        threshold = builtin_threshold(BUILTIN[args.encoder])  # a built-in encoder at its own scale
+    run = getattr(args, "encoder", None)
+    if head is not None:
+        threshold = 1.0 - settings.match.min_probability
+    elif args.threshold is not None:
+        threshold = args.threshold
+    elif run in BUILTIN:
+        threshold = builtin_threshold(BUILTIN[run])  # a built-in encoder at its own scale
+    elif run:
+        from .encoder.installed import read_run
+
+        threshold = read_run(run).threshold  # chosen on the run's own training people
+    else:
+        threshold = match_threshold(settings, encoder.encoder_id)
     report, roc = evaluate_pairs(args.pairs, threshold, progress, encoder, head)
     bar.close()
     score = "distance" if head is None else "1 - P(same)"
@@ -223,7 +245,8 @@ def cmd_eval_pairs(args: argparse.Namespace) -> int:
         f"encoder: {encoder.encoder_id}, score: {score}",
         f"pairs: {report.pairs}",
         f"pairs where no face was found: {report.failed} ({len(report.failed_images)} images)",
-        f"accuracy at threshold {report.threshold:.3f}: {report.accuracy:.4f}",
+        f"accuracy at threshold {report.threshold:.3f}: {report.accuracy:.4f} "
+        f"(different people accepted: FAR {report.far:.2%}; same person refused: FRR {report.frr:.2%})",
         f"best accuracy: {report.best_accuracy:.4f} at threshold {report.best_threshold:.3f}",
         f"EER: {report.eer:.4f}",
     ] + [f"TAR at FAR {k}: {v:.4f}" for k, v in report.tar_at_far.items()]
@@ -237,9 +260,15 @@ def cmd_eval_pairs(args: argparse.Namespace) -> int:
 
 
 def cmd_make_pairs(args: argparse.Namespace) -> int:
-    from .evaluate import pairs_from_folders
+    from .evaluate import pairs_from_clips, pairs_from_folders
 
-    genuine, impostor = pairs_from_folders(args.folder, args.out, max_impostors_per_image=args.max_impostors)
+    if (args.folder is None) == (not args.clips):
+        raise AccessctlError("give either a folder of people or --clips LIST, not both")
+    if args.clips:
+        genuine, impostor = pairs_from_clips(args.clips, args.out, frames_per_clip=args.frames_per_clip,
+                                             exclude_sources=args.exclude_source, max_impostors_per_image=args.max_impostors)
+    else:
+        genuine, impostor = pairs_from_folders(args.folder, args.out, max_impostors_per_image=args.max_impostors)
     print(f"wrote {genuine} same-person and {impostor} different-person pairs to {args.out}")
     return 0
 
@@ -318,7 +347,7 @@ def cmd_encoder_use(args: argparse.Namespace) -> int:
     with _gallery() as gallery:
         people = gallery.people()
         print(f"gallery encoder: {gallery.encoder_id} -> {new_id}; {len(people)} people to re-encode")
-        print(f"match threshold: {settings.match.threshold:.4f} -> {threshold:.4f}"
+        print(f"match threshold: {_threshold_text(settings, gallery.encoder_id)} -> {threshold:.4f}"
               + ("" if run_info is None else " (chosen on the training people; calibrate it on your own pairs)"))
         missing = gallery.without_chips()
         if missing:
@@ -338,9 +367,9 @@ def cmd_encoder_use(args: argparse.Namespace) -> int:
         n = gallery.reencode(new_id, encoder.encode)
         if run_info is not None:
             install(args.run)  # after the gallery: a failed switch leaves no new files that matter
-    settings.match.threshold = round(threshold, 4)
+    settings.match.threshold, settings.match.encoder = (0.0, "") if run_info is None else (round(threshold, 4), new_id)
     save_settings(settings)
-    print(f"re-encoded {n} template(s) of {len(people)} people with {new_id}; threshold {settings.match.threshold}")
+    print(f"re-encoded {n} template(s) of {len(people)} people with {new_id}; threshold {threshold:.4f}")
     print("restart running kiosks: they refuse everyone until they load the new encoder")
     return 0
 
@@ -371,7 +400,7 @@ def cmd_encoder_show(args: argparse.Namespace) -> int:
     active = recorded_encoder()
     installed = sorted(d.name for d in encoders_dir().iterdir() if d.is_dir()) if encoders_dir().is_dir() else []
     print(f"gallery encoder: {active}")
-    print(f"match threshold: {load_settings().match.threshold}")
+    print(f"match threshold: {_threshold_text(load_settings(), active)}")
     print(f"binary head: {'yes' if head_path(active).is_file() else 'none (accessctl encoder fit-head)'}")
     if installed:
         print("installed: " + ", ".join(installed))
@@ -595,7 +624,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     encoder = _eval_encoder(args)
     cal = threshold_for_far(pair_distances(args.pairs, encoder=encoder), args.far)
     print(f"pairs: {cal.genuine_pairs} same-person, {cal.impostor_pairs} different-person")
-    print(f"threshold for FAR <= {args.far:g}: {cal.threshold:.4f} (now {settings.match.threshold:.4f})")
+    print(f"threshold for FAR <= {args.far:g}: {cal.threshold:.4f} (now {_threshold_text(settings, encoder.encoder_id)})")
     print(f"at that threshold on these pairs: FAR {cal.far:.4%}, expected false-reject rate {cal.frr:.2%}")
     if not cal.reliable:
         print(
@@ -609,9 +638,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if not _confirm(args, "write this threshold to the configuration?"):
         print("configuration unchanged")
         return EXIT_REFUSED
-    settings.match.threshold = round(cal.threshold, 4)
+    settings.match.threshold, settings.match.encoder = round(cal.threshold, 4), encoder.encoder_id
     path = save_settings(settings)
-    print(f"threshold {settings.match.threshold} written to {path}")
+    print(f"threshold {settings.match.threshold} for encoder {encoder.encoder_id} written to {path}")
     return 0
 
 
@@ -674,7 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def threshold_opt(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--threshold", type=float, help="match threshold (Euclidean distance; default from config, 0.6)")
+        p.add_argument("--threshold", type=float, help="match threshold (Euclidean distance; default from config, else the encoder's: SFace 1.0, dlib 0.6)")
 
     def method_opt(p: argparse.ArgumentParser) -> None:
         p.add_argument("--method", choices=["distance", "binary"], default="distance",
@@ -736,8 +765,14 @@ def build_parser() -> argparse.ArgumentParser:
     threshold_opt(q)
     q.set_defaults(func=cmd_eval_pairs)
 
-    q = esub.add_parser("make-pairs", help="write a pair list from a folder with one folder of images per person")
-    q.add_argument("folder")
+    q = esub.add_parser("make-pairs", help="write a pair list from a folder with one folder of images per person, "
+                        "or from the live frame folders of clip lists (one person per source)")
+    q.add_argument("folder", nargs="?")
+    q.add_argument("--clips", action="append", default=[], metavar="CLIPS.csv",
+                   help="a liveness clip list (repeatable): its live frame folders, one person per source")
+    q.add_argument("--frames-per-clip", type=int, default=3, metavar="N", help="frames taken from each live clip")
+    q.add_argument("--exclude-source", action="append", default=[], metavar="SOURCE",
+                   help="leave out a source whose clips show more than one person (repeatable)")
     q.add_argument("--out", required=True, metavar="PAIRS.csv")
     q.add_argument("--max-impostors", type=int, default=0, metavar="N", help="at most N different-person pairs per image")
     q.set_defaults(func=cmd_make_pairs)

@@ -34,12 +34,23 @@ CONFIG_FILE = "config.toml"
 # and templates of two encoders never mix. Kept here so that gallery tools need no torch.
 PRETRAINED_ENCODER_ID = "dlib-resnet-v1"
 SFACE_ENCODER_ID = "sface-2021dec"
+# A new gallery's template space: SFace, the encoder whose default threshold is safe on
+# every shared pair set (see DEFAULT_THRESHOLD). A gallery keeps the encoder it records.
+NEW_GALLERY_ENCODER = SFACE_ENCODER_ID
+# The distance threshold each built-in encoder runs at while [match] threshold is 0
+# (not set). Chosen for a door on the shared pair lists (README, "Identity figures"):
+# the lowest false-accept rate that keeps single-photo false rejects reasonable. SFace
+# at its authors' 1.1287 let 4.4% of different-person pairs of laptop-webcam frames
+# match (32% of strangers 1:N against 13 people); at 1.0: 0.18% of pairs, 1.5% 1:N,
+# 0% on ORL and NUAA's East-Asian subjects. dlib keeps its own 0.6 so that old
+# galleries work as before: it is not safe for everyone (74% of NUAA's different-person
+# pairs match at 0.6) and `accessctl encoder use sface` switches.
+DEFAULT_THRESHOLD = {PRETRAINED_ENCODER_ID: 0.6, SFACE_ENCODER_ID: 1.0}
 # The largest match threshold each built-in encoder may run at: past it, different
-# people start to match each other. Measured on the shared pair lists, the worst of
-# ORL and dlib's johns: dlib at 0.63 accepts about 4% of ORL's different-person pairs
-# (1.9% at its default 0.6, 22% at 0.7); SFace at 1.17 about 2% (0.3% at its default
-# 1.1287, 12% at 1.25). One bad setting must not let a stranger in as somebody.
-SAFE_THRESHOLD = {PRETRAINED_ENCODER_ID: 0.63, SFACE_ENCODER_ID: 1.17}
+# people start to match each other. dlib at 0.63 accepts about 4% of ORL's
+# different-person pairs (1.9% at 0.6, 22% at 0.7); SFace at 1.10 2% of the webcam
+# pairs (0.06% of ORL's). One bad setting must not let a stranger in as somebody.
+SAFE_THRESHOLD = {PRETRAINED_ENCODER_ID: 0.63, SFACE_ENCODER_ID: 1.10}
 
 
 def check_threshold(threshold: float, encoder_id: str) -> None:
@@ -51,6 +62,28 @@ def check_threshold(threshold: float, encoder_id: str) -> None:
         raise AccessctlError(f"[match] threshold {threshold:g} is above {ceiling:g}, the most encoder "
                              f"{encoder_id} may run at (strangers would match); lower it or run `accessctl calibrate`"
                              if ceiling is not None else f"[match] threshold {threshold:g} must be above 0")
+
+
+def match_threshold(settings: "Settings", encoder_id: str) -> float:
+    """The distance threshold a gallery of ``encoder_id`` runs at under ``settings``.
+
+    Distances of two encoders are on different scales, so a threshold set for one is
+    never used for another: 0 means the encoder's own default, and a threshold that
+    names the encoder it was chosen for ([match] encoder, written by `calibrate` and
+    `encoder use`) is refused for any other. Fails closed, with one line saying why.
+    """
+    m = settings.match
+    if m.threshold == 0:
+        default = DEFAULT_THRESHOLD.get(encoder_id)
+        if default is None:
+            raise AccessctlError(f"[match] threshold is not set for encoder {encoder_id}; "
+                                 "run `accessctl calibrate` or `accessctl encoder use` again")
+        return default
+    if m.encoder and m.encoder != encoder_id:
+        raise AccessctlError(f"[match] threshold {m.threshold:g} was chosen for encoder {m.encoder}, but the gallery "
+                             f"uses {encoder_id}; run `accessctl calibrate`, or set the threshold to 0 for the default")
+    check_threshold(m.threshold, encoder_id)
+    return m.threshold
 
 
 def private_dir(path: Path) -> Path:
@@ -108,6 +141,18 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def check_model_file(path: Path, digest: str, what: str, error: type[Exception] = AccessctlError,
+                     missing: str | None = None) -> None:
+    """Refuse a model file that is missing or whose SHA-256 is not ``digest``, before
+    any library parses it: a replaced file is code that decides who gets in."""
+    try:
+        got = sha256_file(path)
+    except FileNotFoundError:
+        raise error(missing or f"the {what} is missing ({path})") from None
+    if got != digest:
+        raise error(f"the {what} {path} is damaged or replaced (SHA-256 {got[:12]}..., expected {digest[:12]}...)")
+
+
 def data_dir() -> Path:
     """Folder for the gallery, the configuration and the audit log."""
     home = os.environ.get("ACCESSCTL_HOME")
@@ -145,8 +190,11 @@ def shared_data_dir() -> Path | None:
 
 @dataclass
 class MatchSettings:
-    # dlib's own operating point for this network: same person below 0.6 Euclidean.
-    threshold: float = 0.6
+    # Same person at or below this descriptor distance; 0: the gallery encoder's own
+    # default (DEFAULT_THRESHOLD). See match_threshold.
+    threshold: float = 0.0
+    # The encoder the threshold was chosen for ("": any; calibrate and encoder use set it).
+    encoder: str = ""
     # verify --method binary: accept when the fitted head gives P(same) at least this.
     min_probability: float = 0.5
 
@@ -156,9 +204,9 @@ class EnrollSettings:
     # Faces smaller than this (shorter side of the detector box, pixels in the original
     # image) carry too little detail for a template that must last for years.
     min_face_px: int = 64
-    # Variance of the Laplacian of the grey 150x150 chip; calibrated on ../shared/data:
-    # sharp photos score 150-2000, a 4 px Gaussian blur falls under 40.
-    min_sharpness: float = 40.0
+    # faces.sharpness(): focus, independent of light and contrast. Calibrated on
+    # ../shared/data: live webcam faces 53 and up, photos 56 and up, 4 px blurs under 51.
+    min_sharpness: float = 51.0
     max_yaw_deg: float = 30.0
     max_pitch_deg: float = 30.0
     max_roll_deg: float = 30.0
@@ -223,7 +271,7 @@ class Settings:
 
 # The range each numeric setting must lie in (inclusive); others: 0 to DEFAULT_LIMIT.
 LIMITS: dict[tuple[str, str], tuple[float, float]] = {
-    ("match", "threshold"): (0.0001, 1000.0),  # a trained encoder's unnormalised space can be small or large
+    ("match", "threshold"): (0.0, 1000.0),  # 0: the encoder's default; a trained space can be small or large
     ("match", "min_probability"): (0.01, 0.99),
     ("enroll", "min_face_px"): (16, 4096),
     ("enroll", "max_yaw_deg"): (1, 90),

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .capture import CAMERA_LOST, RUNNING, FeedStatus, FrameFeed
-from .config import Settings
+from .config import Settings, match_threshold
 from .errors import AccessctlError
 from .gallery import Gallery
 from .identity import EncodedFace, quality_problem, quality_score
@@ -87,7 +87,7 @@ class EnrollmentCapture:
         assert face.face is not None
         emb = self.pipeline.encoder.encode(face.face.chip[None])[0]
         first = next(iter(self._taken.values()))[1]
-        return float(np.linalg.norm(emb - first.embedding)) <= self.settings.match.threshold
+        return float(np.linalg.norm(emb - first.embedding)) <= match_threshold(self.settings, self.pipeline.encoder.encoder_id)
 
     def step(self, frame: Frame) -> CaptureState:
         result = self.pipeline.process(frame)

@@ -8,6 +8,7 @@ what the door does with it (a genuine user left outside, an impostor kept out).
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +45,8 @@ class PairReport:
     best_threshold: float
     eer: float
     tar_at_far: dict[str, float]
+    far: float = 0.0  # at the threshold: different-person pairs accepted (a missed face is a rejection)
+    frr: float = 0.0  # at the threshold: same-person pairs refused
     failed_images: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -67,20 +70,55 @@ def read_pairs(path: str | Path) -> list[Pair]:
 
 
 def pairs_from_folders(root: str | Path, out: str | Path, *, max_impostors_per_image: int = 0) -> tuple[int, int]:
-    """Write every same-person pair and the different-person pairs of a folder-per-person tree.
-
-    ``root`` holds one folder per person with their images. All genuine pairs are kept;
-    impostor pairs are all pairs of images of different people, or at most
-    ``max_impostors_per_image`` per image (deterministic, spread over the others) when
-    that is non-zero. Paths are written relative to the CSV's folder. Returns
-    (genuine, impostor) counts.
-    """
-    root, out = Path(root), Path(out)
+    """Write the pairs of a folder-per-person tree (see :func:`write_pairs`)."""
+    root = Path(root)
     people = {d.name: sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
               for d in sorted(root.iterdir()) if d.is_dir()}
-    people = {k: v for k, v in people.items() if v}
-    if len(people) < 2:
+    if sum(1 for v in people.values() if v) < 2:
         raise AccessctlError(f"{root}: need folders of at least two people with images")
+    return write_pairs(people, out, max_impostors_per_image=max_impostors_per_image)
+
+
+def pairs_from_clips(lists: Sequence[str | Path], out: str | Path, *, frames_per_clip: int = 3,
+                     exclude_sources: Sequence[str] = (), max_impostors_per_image: int = 0) -> tuple[int, int]:
+    """Write pairs of webcam frames from clip lists: the live frame folders, one person per source.
+
+    These are the faces a door sees (real webcams, rooms and light), unlike posed photos.
+    ``frames_per_clip`` frames are taken evenly spread over each live clip, so that
+    same-person pairs span the clip (and, where a source has two clips, two takes).
+    Video clips are skipped: a pair list names image files. A source whose clips show
+    more than one person (seen by eye) must be named in ``exclude_sources``: its pairs
+    would be mislabelled.
+    """
+    from .liveness.clips import read_clip_list
+
+    if frames_per_clip < 2:
+        raise AccessctlError("--frames-per-clip must be at least 2")
+    people: dict[str, list[Path]] = {}
+    for path in lists:
+        for clip in read_clip_list(path):
+            if not clip.live or not clip.path.is_dir() or clip.source in exclude_sources:
+                continue
+            frames = sorted(f for f in clip.path.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not frames:
+                continue
+            picks = sorted({round(i * (len(frames) - 1) / (frames_per_clip - 1)) for i in range(frames_per_clip)})
+            people.setdefault(clip.source, []).extend(frames[i] for i in picks)
+    if len(people) < 2:
+        raise AccessctlError(f"{', '.join(map(str, lists))}: need live frame folders of at least two sources")
+    return write_pairs(people, out, max_impostors_per_image=max_impostors_per_image)
+
+
+def write_pairs(people: dict[str, list[Path]], out: str | Path, *, max_impostors_per_image: int = 0) -> tuple[int, int]:
+    """Write every same-person pair and the different-person pairs of ``people`` (name -> images).
+
+    All genuine pairs are kept; impostor pairs are all pairs of images of different
+    people, or at most ``max_impostors_per_image`` per image (deterministic, spread
+    over the others) when that is non-zero. Paths are written relative to the CSV's
+    folder. Returns (genuine, impostor) counts.
+    """
+    out = Path(out)
+    people = {k: v for k, v in people.items() if v}
     images = [(name, f) for name, files in people.items() for f in files]
     genuine = [(a, b) for files in people.values() for i, a in enumerate(files) for b in files[i + 1 :]]
     impostor = []
@@ -93,10 +131,10 @@ def pairs_from_folders(root: str | Path, out: str | Path, *, max_impostors_per_i
     out.parent.mkdir(parents=True, exist_ok=True)
     base = out.resolve().parent
 
-    def rel(p: Path) -> str:
+    def rel(p: Path) -> str:  # relative, so the list still works from another clone beside ../shared
         try:
-            return str(p.resolve().relative_to(base))
-        except ValueError:
+            return os.path.relpath(p.resolve(), base)
+        except ValueError:  # another drive on Windows
             return str(p.resolve())
 
     with open(out, "w", newline="", encoding="utf-8") as f:
@@ -171,6 +209,8 @@ def verification_metrics(distances: np.ndarray, same: np.ndarray, failed: np.nda
         tar_at[f"{target:g}"] = float(tar[ok].max()) if ok.any() else 0.0
     return {
         "accuracy": accuracy_at(threshold),
+        "far": float((impostor <= threshold).mean()) if len(impostor) else 0.0,
+        "frr": float((genuine > threshold).mean()) if len(genuine) else 0.0,
         "best_accuracy": best_accuracy,
         "best_threshold": best_threshold,
         "eer": eer,
@@ -266,6 +306,8 @@ def evaluate_pairs(
         best_threshold=m["best_threshold"],
         eer=m["eer"],
         tar_at_far=m["tar_at_far"],
+        far=m["far"],
+        frr=m["frr"],
         failed_images=pd.failed_images,
     )
     return report, {"far": m["roc"][0], "tar": m["roc"][1]}

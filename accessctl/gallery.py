@@ -154,7 +154,7 @@ def recorded_encoder(path: str | os.PathLike[str] | None = None) -> str:
     """The encoder whose templates a gallery holds, read without creating or changing it."""
     path = Path(path) if path is not None else default_path()
     if not path.is_file():
-        return config.PRETRAINED_ENCODER_ID
+        return config.NEW_GALLERY_ENCODER
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
         try:
@@ -225,14 +225,14 @@ def decode_chip(blob: bytes) -> np.ndarray:
 class Gallery:
     """People and templates in SQLite, for one encoder's template space.
 
-    ``encoder_id`` None means: whichever encoder the file records (the pretrained one
-    for a new file). Given, it must be the one the file records.
+    ``encoder_id`` None means: whichever encoder the file records
+    (``config.NEW_GALLERY_ENCODER`` for a new file). Given, it must be the one the file records.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, encoder_id: str | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
         self._expected_encoder = encoder_id
-        self.encoder_id = encoder_id or config.PRETRAINED_ENCODER_ID
+        self.encoder_id = encoder_id or config.NEW_GALLERY_ENCODER
         self._index: TemplateIndex | None = None
         self._index_version: tuple[int, int] | None = None
         self._writes = 0
@@ -316,7 +316,9 @@ class Gallery:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={step + 1}")
-            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('encoder', ?)", (self.encoder_id,))
+            # An existing file without a record can only hold the first encoder's templates.
+            recorded = self.encoder_id if version == 0 or self._expected_encoder else config.PRETRAINED_ENCODER_ID
+            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('encoder', ?)", (recorded,))
             conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('created', ?)", (now(),))
             conn.execute("COMMIT")
         except BaseException:

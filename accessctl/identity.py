@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import Settings
+from .config import Settings, match_threshold
 from .encoder import Encoder, load_encoder
 from .errors import FaceQualityError, MultipleFacesError, NoFaceError
 from .faces import Face, Quality, analyzer
@@ -64,13 +64,19 @@ def select_face(faces: Sequence[EncodedFace], source: str, face_number: int | No
     return faces[0]
 
 
+DIM = 70  # mean grey of the face below which a blurry face is more likely a dark one
+
+
 def quality_problem(q: Quality, settings: Settings) -> str | None:
     """Why a face would make a poor template, or None when it is good enough."""
     e = settings.enroll
     if q.size_px < e.min_face_px:
         return f"face too small: {q.size_px:.0f} px (at least {e.min_face_px} px needed; step closer or use a larger photo)"
     if q.sharpness < e.min_sharpness:
-        return f"face too blurry: sharpness {q.sharpness:.0f} (at least {e.min_sharpness:.0f} needed)"
+        advice = ("add light in front of the face" if q.brightness < DIM else
+                  "come closer to the camera" if q.size_px < 1.5 * e.min_face_px else
+                  "hold still, and check the lens is clean and in focus")
+        return f"face too blurry: sharpness {q.sharpness:.0f} (at least {e.min_sharpness:.0f} needed); {advice}"
     for name, value, limit in (("yaw", q.yaw, e.max_yaw_deg), ("pitch", q.pitch, e.max_pitch_deg), ("roll", q.roll, e.max_roll_deg)):
         if abs(value) > limit:
             return f"head turned too far: {name} {value:+.0f} degrees (limit {limit:.0f}); look straight at the camera"
@@ -80,7 +86,7 @@ def quality_problem(q: Quality, settings: Settings) -> str | None:
 def quality_score(q: Quality) -> float:
     """One number in [0, 1] to rank templates: size, sharpness and frontality together."""
     size = min(1.0, q.size_px / 150.0)
-    sharp = min(1.0, q.sharpness / 200.0)
+    sharp = min(1.0, q.sharpness / 80.0)
     pose = math.cos(math.radians(min(abs(q.yaw), 90))) * math.cos(math.radians(min(abs(q.pitch), 90)))
     return round(size * sharp * pose, 4)
 
@@ -143,7 +149,7 @@ def enroll(
     """
     encoder = load_encoder(gallery.encoder_id)
     samples = [(source, sample_from_image(image, source, settings, encoder, face_number)) for source, image in images]
-    warnings = enrollment_warnings(gallery, samples, employee_id, settings.match.threshold)
+    warnings = enrollment_warnings(gallery, samples, employee_id, match_threshold(settings, gallery.encoder_id))
     person = save_enrollment(gallery, employee_id, name, samples, append=append)
     return EnrollResult(person, len(samples), warnings)
 
@@ -151,7 +157,8 @@ def enroll(
 def identify(gallery: Gallery, image: np.ndarray, settings: Settings) -> list[tuple[EncodedFace, Match]]:
     """1:N for every face in the image."""
     faces = encode_faces(image, load_encoder(gallery.encoder_id))
-    return [(f, gallery.identify(f.embedding, settings.match.threshold)) for f in faces]
+    threshold = match_threshold(settings, gallery.encoder_id)
+    return [(f, gallery.identify(f.embedding, threshold)) for f in faces]
 
 
 def verify(
@@ -171,7 +178,7 @@ def verify(
     1 - min_probability as its threshold, so lower still means "more alike".
     """
     face = select_face(encode_faces(image, load_encoder(gallery.encoder_id)), source, face_number)
-    match = gallery.verify(employee_id, face.embedding, settings.match.threshold)
+    match = gallery.verify(employee_id, face.embedding, match_threshold(settings, gallery.encoder_id))
     if head is None:
         return face, match
     from .pairhead import same_probability

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 
 from . import config
-from .config import Settings
+from .config import Settings, match_threshold
 from .encoder import load_encoder
 from .errors import AccessctlError
 from .faces import Face, analyzer
@@ -97,7 +97,7 @@ class Pipeline:
         emb = self.encoder.encode(face.chip[None])[0]
         ident.last_t, ident.on_live = t, live
         try:
-            match = self.gallery.identify(emb, self.settings.match.threshold)
+            match = self.gallery.identify(emb, match_threshold(self.settings, self.gallery.encoder_id))
         except AccessctlError as exc:  # fail closed: no match this time, and say why
             errors.append(str(exc))
             ident.match, ident.streak, ident.unknown = None, 0, 0

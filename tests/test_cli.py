@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -48,9 +49,9 @@ def test_a_threshold_above_the_encoders_ceiling_lets_nobody_in(home: Path, capsy
     person match anyone: refused by name, and the kiosk's pipeline fails closed."""
     assert run(capsys, "enroll", "--employee-id", "E1", "--name", "Eileen Collins", str(photos["eileen"]))[0] == 0
     code, _, err = run(capsys, "identify", "--threshold", "3.9", str(photos["eileen2"]))
-    assert code == 2 and "threshold 3.9 is above 0.63" in err and "dlib-resnet-v1" in err
-    code, _, err = run(capsys, "verify", "--employee-id", "E1", "--threshold", "0.64", str(photos["eileen2"]))
-    assert code == 2 and "above 0.63" in err
+    assert code == 2 and "threshold 3.9 is above 1.1" in err and "sface-2021dec" in err
+    code, _, err = run(capsys, "verify", "--employee-id", "E1", "--threshold", "1.11", str(photos["eileen2"]))
+    assert code == 2 and "above 1.1" in err
     home.joinpath("config.toml").write_text("[match]\nthreshold = 5.0\n")
     assert run(capsys, "identify", str(photos["eileen2"]))[0] == 2
 
@@ -64,7 +65,7 @@ def test_a_threshold_above_the_encoders_ceiling_lets_nobody_in(home: Path, capsy
         pipe = Pipeline(g, load_settings(), load_liveness())
         results = [pipe.process(f) for f in src]
     assert all(face.match is None for r in results for face in r.faces)
-    assert any("above 0.63" in e for r in results for e in r.errors)
+    assert any("above 1.1" in e for r in results for e in r.errors)
 
 
 def test_run_fails_on_an_empty_source_or_one_that_yields_no_frame(home: Path, capsys, tmp_path: Path) -> None:
@@ -126,6 +127,7 @@ def test_eval_pairs_json_and_plot(home: Path, capsys, photos, cat_path: Path, tm
     assert set(report) >= {"pairs", "failed", "threshold", "accuracy", "best_accuracy", "eer", "tar_at_far"}
     assert report["pairs"] == 3 and report["failed"] == 1 and set(report["tar_at_far"]) == {"0.01", "0.001"}
     assert report["accuracy"] == pytest.approx(2 / 3)  # the no-face pair counts as an error
+    assert report["far"] == 0 and report["frr"] == 0  # the no-face impostor pair is a rejection, as at the door
 
 
 def test_make_pairs(home: Path, capsys, tmp_path: Path, astronaut: np.ndarray) -> None:
@@ -181,3 +183,23 @@ def test_calibrate_writes_the_threshold_after_confirmation(home: Path, capsys, p
     from accessctl.config import load_settings
 
     assert 0 < load_settings().match.threshold < 0.6
+
+
+@pytest.mark.shared
+def test_make_pairs_from_webcam_clips_one_person_per_source(home: Path, capsys, shared_data: Path, tmp_path: Path) -> None:
+    clips = shared_data / "liveness_web" / "clips.csv"
+    out = tmp_path / "sub" / "webcam.csv"
+    left_out = "Rounakdeepsingh__Face_Anti_Spoofing_System"  # two different men in its two live clips
+    code, text, _ = run(capsys, "eval", "make-pairs", "--clips", str(clips), "--out", str(out), "--frames-per-clip", "2",
+                        "--exclude-source", left_out)
+    assert code == 0 and "same-person" in text
+    rows = list(csv.DictReader(out.open()))
+    source = lambda p: Path(p).parts[-3]  # noqa: E731 - SOURCE/CLIP/FRAME
+    assert all(not Path(r["a"]).is_absolute() and (out.parent / r["a"]).is_file() for r in rows)
+    assert all((source(r["a"]) == source(r["b"])) == (r["same"] == "1") for r in rows)
+    assert not any(left_out in r["a"] or left_out in r["b"] for r in rows)
+    assert {source(r["a"]) for r in rows} | {source(r["b"]) for r in rows} == {
+        c.split("/")[0] for c in clips.read_text().splitlines()[1:] if ",live," in c and left_out not in c
+        and (clips.parent / c.split(",")[0]).is_dir()}
+    code, _, err = run(capsys, "eval", "make-pairs", str(tmp_path), "--clips", str(clips), "--out", str(out))
+    assert code == 2 and "not both" in err

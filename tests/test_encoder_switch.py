@@ -33,7 +33,7 @@ def test_switch_to_a_trained_encoder_and_back(home: Path, capsys, shared_data: P
     assert code == 0
 
     code, out, _ = run(capsys, "encoder", "use", str(run_dir), "--dry-run")
-    assert code == 0 and "dlib-resnet-v1 -> small-" in out and "1 people to re-encode" in out
+    assert code == 0 and "sface-2021dec -> small-" in out and "1 people to re-encode" in out
     code, out, err = run(capsys, "encoder", "use", str(run_dir))
     assert code == 2 and "--yes" in err  # never switches without a yes
     code, out, err = run(capsys, "encoder", "use", str(run_dir), "--yes")
@@ -80,20 +80,25 @@ def test_binary_head_fitted_on_site_pairs(home: Path, capsys, shared_data: Path,
     assert code == 1 and out.startswith("NO MATCH")
 
 
-def test_switch_to_sface_and_back_through_the_stored_faces(home: Path, capsys, shared_data: Path) -> None:
-    """SFace is built in: the gallery is re-encoded from its stored faces, the threshold
-    moves to SFace's own scale, and a face seen again lands on its template; people
+def test_a_new_gallery_is_sface_and_switches_to_dlib_and_back_through_the_stored_faces(
+        home: Path, capsys, shared_data: Path) -> None:
+    """A new gallery uses SFace at its door threshold (1.0); `encoder use dlib` re-encodes
+    from the stored faces and moves the threshold to dlib's scale, and back; people
     enrolled under SFace directly get the same templates as re-encoded ones."""
     johns = sorted((shared_data / "faces" / "dlib_johns").iterdir())
     a, b = sorted(johns[0].iterdir()), sorted(johns[1].iterdir())
     assert run(capsys, "enroll", "--employee-id", "A", "--name", "Alpha", str(a[0]))[0] == 0
-    code, out, err = run(capsys, "encoder", "use", "sface", "--yes")
-    assert code == 0 and "dlib-resnet-v1 -> sface-2021dec" in out and "threshold 1.1287" in out, err
     code, out, _ = run(capsys, "encoder", "show")
-    assert "gallery encoder: sface-2021dec" in out and "match threshold: 1.1287" in out
+    assert "gallery encoder: sface-2021dec" in out and "match threshold: 1.0000 (the encoder's default)" in out
     code, out, _ = run(capsys, "identify", "--json", str(a[0]))
     row = json.loads(out.splitlines()[0])
-    assert row["accepted"] and row["employee_id"] == "A" and row["distance"] < 1e-3 and row["threshold"] == 1.1287
+    assert row["accepted"] and row["employee_id"] == "A" and row["distance"] < 1e-3 and row["threshold"] == 1.0
+    code, out, err = run(capsys, "encoder", "use", "dlib", "--yes")
+    assert code == 0 and "sface-2021dec -> dlib-resnet-v1" in out and "threshold 0.6000" in out, err
+    code, out, _ = run(capsys, "identify", "--json", str(a[0]))
+    row = json.loads(out.splitlines()[0])
+    assert row["accepted"] and row["employee_id"] == "A" and row["threshold"] == 0.6
+    assert run(capsys, "encoder", "use", "sface", "--yes")[0] == 0
     code, out, _ = run(capsys, "identify", "--json", str(a[3]))  # another photo of the same man
     assert json.loads(out.splitlines()[0])["employee_id"] == "A"
     code, out, _ = run(capsys, "identify", "--json", str(b[0]))  # somebody else
@@ -133,3 +138,47 @@ def test_sface_is_checked_by_its_hash_and_gives_unit_descriptors(tmp_path: Path,
     monkeypatch.setattr(config, "assets_dir", lambda: tmp_path)
     with pytest.raises(EncoderError, match="damaged or replaced"):
         SFaceEncoder()
+
+
+def test_an_old_dlib_gallery_keeps_working_until_switched(home: Path, capsys, shared_data: Path) -> None:
+    """A gallery that records dlib's templates stays dlib at dlib's threshold; nothing
+    is re-encoded behind the admin's back."""
+    from accessctl.config import PRETRAINED_ENCODER_ID
+    from accessctl.gallery import Gallery
+
+    home.mkdir(parents=True, exist_ok=True)
+    Gallery(encoder_id=PRETRAINED_ENCODER_ID).close()  # made by an accessctl that only had dlib
+    johns = sorted((shared_data / "faces" / "dlib_johns").iterdir())
+    a = sorted(johns[0].iterdir())
+    assert run(capsys, "enroll", "--employee-id", "A", "--name", "Alpha", str(a[0]))[0] == 0
+    code, out, _ = run(capsys, "encoder", "show")
+    assert "gallery encoder: dlib-resnet-v1" in out and "match threshold: 0.6000 (the encoder's default)" in out
+    code, out, _ = run(capsys, "identify", "--json", str(a[3]))
+    row = json.loads(out.splitlines()[0])
+    assert row["accepted"] and row["employee_id"] == "A" and row["threshold"] == 0.6
+
+
+def test_a_threshold_chosen_for_one_encoder_is_never_used_for_another(home: Path, capsys, shared_data: Path) -> None:
+    """Distances of two encoders are on different scales: a dlib threshold on an SFace
+    gallery would refuse everyone, an SFace one on dlib would let strangers in. It is
+    refused by name, and the door fails closed."""
+    from accessctl.config import Settings, match_threshold
+    from accessctl.errors import AccessctlError
+
+    s = Settings()
+    assert match_threshold(s, "sface-2021dec") == 1.0 and match_threshold(s, "dlib-resnet-v1") == 0.6
+    with pytest.raises(AccessctlError, match="not set for encoder small-1"):
+        match_threshold(s, "small-1")
+    s.match.threshold, s.match.encoder = 0.55, "dlib-resnet-v1"
+    assert match_threshold(s, "dlib-resnet-v1") == 0.55
+    with pytest.raises(AccessctlError, match="chosen for encoder dlib-resnet-v1, but the gallery uses sface-2021dec"):
+        match_threshold(s, "sface-2021dec")
+
+    johns = sorted((shared_data / "faces" / "dlib_johns").iterdir())
+    a = sorted(johns[0].iterdir())
+    assert run(capsys, "enroll", "--employee-id", "A", "--name", "Alpha", str(a[0]))[0] == 0  # an SFace gallery
+    home.joinpath("config.toml").write_text('[match]\nthreshold = 0.55\nencoder = "dlib-resnet-v1"\n')
+    code, _, err = run(capsys, "identify", str(a[0]))
+    assert code == 2 and "chosen for encoder dlib-resnet-v1" in err
+    code, out, _ = run(capsys, "encoder", "show")
+    assert "match threshold: none usable" in out

@@ -123,3 +123,44 @@ def test_real_photos_all_sizes_and_formats(shared_data) -> None:
     # ORL: 92x112 grey tight crops; dlib_johns: 150x150 chips. Both need the padded retry.
     orl = sorted((shared_data / "faces" / "orl").glob("s*/1.pgm"))[:10]
     assert sum(len(analyzer().analyze(load_image(p))) == 1 for p in orl) >= 9
+
+
+def _tight_side_lit(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """A badge-style crop: cut inside the face box (forehead, cheeks, chin), lit from one side."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    crop = image[int(y0 + 0.3 * h): int(y1 - 0.12 * h), int(x0 + 0.12 * w): int(x1 - 0.12 * w)]
+    light = np.linspace(0.08, 1.3, crop.shape[1])[None, :, None]
+    return np.ascontiguousarray(np.clip(crop * light, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.shared
+def test_yunet_finds_the_tight_side_lit_crop_mediapipe_misses(shared_data, monkeypatch) -> None:
+    from accessctl import faces
+
+    photo = load_image(shared_data / "faces" / "public" / "knn_examples" / "train" / "biden" / "biden2.jpg")
+    crop = _tight_side_lit(photo, analyzer().analyze(photo)[0].box)
+    with monkeypatch.context() as m:
+        m.setattr(faces.YuNet, "detect", lambda self, image, max_side: [])
+        assert analyzer().analyze(crop) == []  # MediaPipe alone, even on the padded copy
+    (face,) = analyzer().analyze(crop)
+    assert face.quality.eye_distance_px > 0.4 * crop.shape[1]  # the mesh's landmarks, on the face
+
+
+def test_yunet_is_checked_by_its_hash(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    from accessctl import config, faces
+    from accessctl.errors import AccessctlError
+
+    (tmp_path / "yunet").mkdir()
+    shutil.copy(config.assets_dir() / "yunet" / faces.YUNET_FILE, tmp_path / "yunet" / faces.YUNET_FILE)
+    with open(tmp_path / "yunet" / faces.YUNET_FILE, "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00" * 8)
+    monkeypatch.setattr(config, "assets_dir", lambda: tmp_path)
+    with pytest.raises(AccessctlError, match="damaged or replaced"):
+        faces.YuNet()
+    (tmp_path / "yunet" / faces.YUNET_FILE).unlink()
+    with pytest.raises(AccessctlError, match="missing"):
+        faces.YuNet()

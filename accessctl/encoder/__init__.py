@@ -1,7 +1,8 @@
 """The Siamese encoder f(x): aligned face chip -> 128-D descriptor.
 
 Two faces are the same person when ||f(a) - f(b)|| <= tau (0.6 for dlib's pretrained
-network, 1.1287 for SFace's unit-length descriptors). :func:`load_encoder` gives the
+network; 1.0 for SFace's unit-length descriptors, stricter than its authors' 1.1287:
+see ``config.DEFAULT_THRESHOLD``). :func:`load_encoder` gives the
 process-wide instance of an encoder id: one of the two pretrained ones, or a trained
 run installed with ``accessctl encoder use``.
 """
@@ -21,7 +22,6 @@ from ..faces import chip_batch
 from ..tracing import trace_for_inference
 from .resnet import DlibResNet, input_mean
 from .sface import SFACE_ID, SFaceEncoder
-from .sface import THRESHOLD as SFACE_THRESHOLD
 from .weights import PRETRAINED_ID, pretrained_state_dict
 
 if TYPE_CHECKING:
@@ -88,8 +88,8 @@ BUILTIN = {"dlib": PRETRAINED_ID, "pretrained": PRETRAINED_ID, "sface": SFACE_ID
 
 
 def builtin_threshold(encoder_id: str) -> float:
-    """The distance threshold a built-in encoder ships with (its authors' or dlib's 0.6)."""
-    return SFACE_THRESHOLD if encoder_id == SFACE_ID else config.MatchSettings().threshold
+    """The distance threshold a built-in encoder runs at by default (``config.DEFAULT_THRESHOLD``)."""
+    return config.DEFAULT_THRESHOLD[encoder_id]
 
 
 @functools.lru_cache(maxsize=3)

@@ -49,12 +49,7 @@ class SFaceEncoder:
 
     def __init__(self) -> None:
         path = model_path()
-        try:
-            digest = config.sha256_file(path)
-        except FileNotFoundError:
-            raise EncoderError(f"the SFace model is missing ({path})") from None
-        if digest != MODEL_SHA256:
-            raise EncoderError(f"the SFace model {path} is damaged or replaced (SHA-256 {digest[:12]}...)")
+        config.check_model_file(path, MODEL_SHA256, "SFace model", EncoderError)
         self._path = str(path)
         self._local = threading.local()  # an OpenCV net is not safe to share between threads
         self.encode(np.zeros((1, 150, 150, 3), np.uint8))  # fail here, not at the door

@@ -21,7 +21,7 @@ from PyQt6.QtWidgets import (
 )
 
 from ..adminpin import AdminPin
-from ..config import Settings
+from ..config import Settings, match_threshold
 from ..encoder import load_encoder
 from ..enrollment import POSES, CaptureSession
 from ..errors import AccessctlError, GalleryError
@@ -333,11 +333,11 @@ class ReviewPage(QWizardPage):
         self.confirm.setChecked(False)
         self.confirm.setVisible(False)
         self.warnings.setText("Checking the gallery for duplicates…")
-        samples, threshold, gallery_path = list(w.samples), w.settings.match.threshold, w.gallery_path
+        samples, settings, gallery_path = list(w.samples), w.settings, w.gallery_path
 
         def work() -> list[str]:
             with Gallery(gallery_path) as g:
-                return enrollment_warnings(g, samples, eid, threshold)
+                return enrollment_warnings(g, samples, eid, match_threshold(settings, g.encoder_id))
 
         def show(warnings: list[str]) -> None:
             self.checked, self.has_warnings = True, bool(warnings)

@@ -32,13 +32,8 @@ def shipped_dir() -> Path:
 
 def checked_state(path: Path, digest: str) -> dict[str, torch.Tensor]:
     """A state dict from ``path`` whose SHA-256 must be ``digest``; a clear error if not."""
-    try:
-        got = config.sha256_file(path)
-    except FileNotFoundError:
-        raise AccessctlError(f"no liveness model in {path.parent} ({path.name} missing)") from None
-    if got != digest:
-        raise AccessctlError(f"the liveness model file {path} is damaged or replaced (SHA-256 {got[:12]}..., "
-                             f"expected {digest[:12]}...)")
+    config.check_model_file(path, digest, "liveness model file",
+                            missing=f"no liveness model in {path.parent} ({path.name} missing)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the digest matched, so this is a torch incompatibility
