@@ -23,7 +23,7 @@ import numpy as np
 
 from . import config
 from .errors import AccessctlError
-from .gallery import now
+from .gallery import Person, now
 
 AUDIT_FILE = "events.db"
 SNAPSHOT_DIR = "snapshots"
@@ -190,3 +190,24 @@ def prune_snapshots(days: float) -> int:
         except FileNotFoundError:
             pass
     return gone
+
+
+def os_user() -> str:
+    """Who is logged in to the machine: the admin of a CLI change, beside any PIN."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name and no passwd entry (a bare container)
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def log_admin(action: str, person: Person | None = None, detail: dict | None = None,
+              audit_path: Path | None = None, kiosk: str = "kiosk", *, via: str = "gui") -> None:
+    """One ``admin`` event, with the OS user and where it came from (the GUI or the CLI).
+
+    Raises AuditError when it cannot be written: callers log before they change anything,
+    so an admin change that cannot be logged does not happen."""
+    with AuditLog(audit_path, kiosk=kiosk) as audit:
+        audit.append(Event("admin", action, person.employee_id if person else None, person.name if person else None,
+                           detail={**(detail or {}), "os_user": os_user(), "via": via}))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,6 +63,24 @@ def _settings(args: argparse.Namespace):
             raise AccessctlError(f"threshold {args.threshold} is out of range (0, 4)")
         settings.match.threshold, settings.match.encoder = args.threshold, ""  # for this command, any encoder
     return settings
+
+
+def _own_face_check(gallery, source: str):
+    """An import check: each template must be the encoding of its own stored face
+    (within the match threshold), so a crafted template cannot stand in for a person."""
+    from .config import load_settings, match_threshold
+    from .encoder import load_encoder
+    from .errors import GalleryError
+
+    threshold = match_threshold(load_settings(), gallery.encoder_id)
+
+    def check(templates: np.ndarray, chips: np.ndarray) -> None:
+        d = np.linalg.norm(load_encoder(gallery.encoder_id).encode(chips) - templates, axis=1)
+        worst = int(np.argmax(d))
+        if d[worst] > threshold:
+            raise GalleryError(f"{source}: template {worst + 1} is not the encoding of its own stored face (distance "
+                               f"{d[worst]:.3f}, threshold {threshold:.3f}); nothing was imported")
+    return check
 
 
 def _threshold_text(settings, encoder_id: str) -> str:
@@ -204,7 +223,8 @@ def cmd_gallery(args: argparse.Namespace) -> int:
             n = gallery.export(args.file)
             print(f"exported {n} people to {args.file} (it holds biometric templates: keep it private)")
         elif args.gallery_cmd == "import":
-            added, skipped = gallery.import_(args.file, skip_existing=args.skip_existing)
+            added, skipped = gallery.import_(args.file, skip_existing=args.skip_existing,
+                                             check=_own_face_check(gallery, args.file), without_faces=args.without_faces)
             print(f"imported {added} people from {args.file}" + (f", skipped {skipped} already enrolled" if skipped else ""))
     return 0
 
@@ -331,7 +351,7 @@ def _confirm(args: argparse.Namespace, question: str) -> bool:
 
 
 def cmd_encoder_use(args: argparse.Namespace) -> int:
-    from .config import load_settings, save_settings
+    from .config import check_settings, check_trained_threshold, load_settings, save_settings
     from .encoder import load_encoder, load_run_encoder
     from .encoder.installed import install, read_run
 
@@ -364,9 +384,16 @@ def cmd_encoder_use(args: argparse.Namespace) -> int:
             print("gallery unchanged")
             return EXIT_REFUSED
         encoder = load_encoder(new_id) if run_info is None else load_run_encoder(args.run)
-        n = gallery.reencode(new_id, encoder.encode)
+        check = None
         if run_info is not None:
-            install(args.run)  # after the gallery: a failed switch leaves no new files that matter
+            settings.match.threshold, settings.match.encoder = round(threshold, 4), new_id
+            check_settings(settings)  # the configuration it will write, before anything is written
+            unit = bool(run_info.normalize)
+
+            def check(embeddings: np.ndarray, person_ids: np.ndarray) -> None:
+                check_trained_threshold(threshold, embeddings, person_ids, unit=unit)
+                install(args.run)  # validated, before the gallery's write: a failed write leaves only unused files
+        n = gallery.reencode(new_id, encoder.encode, check)
     settings.match.threshold, settings.match.encoder = (0.0, "") if run_info is None else (round(threshold, 4), new_id)
     save_settings(settings)
     print(f"re-encoded {n} template(s) of {len(people)} people with {new_id}; threshold {threshold:.4f}")
@@ -618,7 +645,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .config import check_threshold, load_settings, save_settings
-    from .evaluate import pair_distances, threshold_for_far
+    from .evaluate import Calibration, pair_distances, threshold_for_far
 
     settings = load_settings()
     encoder = _eval_encoder(args)
@@ -626,14 +653,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"pairs: {cal.genuine_pairs} same-person, {cal.impostor_pairs} different-person")
     print(f"threshold for FAR <= {args.far:g}: {cal.threshold:.4f} (now {_threshold_text(settings, encoder.encoder_id)})")
     print(f"at that threshold on these pairs: FAR {cal.far:.4%}, expected false-reject rate {cal.frr:.2%}")
+    needed = Calibration.min_impostor_pairs(args.far)
     if not cal.reliable:
         print(
             f"accessctl: warning: {cal.impostor_pairs} different-person pairs cannot measure a FAR of {args.far:g} "
-            f"(at least {int(np.ceil(1 / args.far))} are needed); the threshold is optimistic",
+            f"(at least {needed} are needed); the threshold is optimistic",
             file=sys.stderr,
         )
     if args.dry_run:
         return 0
+    if not cal.reliable and not args.accept_risk:
+        raise AccessctlError(f"not written: {cal.impostor_pairs} different-person pairs, at least {needed} needed for "
+                             f"a FAR of {args.far:g}; add pairs, or pass --accept-risk to write it anyway")
     check_threshold(cal.threshold, encoder.encoder_id)  # never written above the encoder's ceiling
     if not _confirm(args, "write this threshold to the configuration?"):
         print("configuration unchanged")
@@ -751,6 +782,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = gsub.add_parser("import", help="add people and templates from an exported file")
     q.add_argument("file")
     q.add_argument("--skip-existing", action="store_true", help="skip employee ids already enrolled instead of refusing")
+    q.add_argument("--without-faces", action="store_true",
+                   help="import templates that carry no stored face (old exports), which nothing can check")
     g.set_defaults(func=cmd_gallery)
 
     e = sub.add_parser("eval", help="measure accuracy")
@@ -886,6 +919,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--far", type=float, required=True, help="target false-accept rate, e.g. 0.001")
     p.add_argument("--yes", action="store_true", help="write the threshold without asking")
     p.add_argument("--dry-run", action="store_true", help="only show the threshold")
+    p.add_argument("--accept-risk", action="store_true",
+                   help="write it even from too few different-person pairs to measure the target FAR")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("bench", help="per-stage timings on real frames")
@@ -898,10 +933,86 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+ADMIN_DETAIL_ARGS = ("employee_id", "name", "file", "run", "pairs", "far", "threshold", "images", "skip_existing",
+                     "append", "yes", "accept_risk", "source", "without_faces")
+
+
+def admin_action(args: argparse.Namespace) -> str | None:
+    """The admin change a command line makes, or None for one that only reads."""
+    func, dry = args.func, getattr(args, "dry_run", False)
+    if func is cmd_enroll:
+        return "enroll"
+    if func is cmd_gallery and args.gallery_cmd in ("remove", "rename", "enable", "disable", "export", "import"):
+        return f"gallery {args.gallery_cmd}"  # export too: it copies every template out
+    if func is cmd_encoder_use and not dry:
+        return "encoder use"
+    if func is cmd_encoder_fit_head:
+        return "encoder fit-head"
+    if func is cmd_calibrate and not dry:
+        return "calibrate"
+    if func is cmd_admin_set_pin:
+        return "set-pin"
+    if func is cmd_run and args.threshold is not None:
+        return "run --threshold"
+    return None
+
+
+def _admin_gate(args: argparse.Namespace, action: str) -> None:
+    """Before a CLI change: the PIN where ``[admin] require_pin_for_cli``, then an
+    ``admin`` event naming the OS user. An unloggable change is not made."""
+    import getpass
+
+    from .audit import log_admin
+    from .config import load_settings
+
+    settings = load_settings()
+    if settings.admin.require_pin_for_cli and action != "set-pin":  # set-pin asks for the current PIN itself
+        from .adminpin import AdminPin
+
+        pin = AdminPin()
+        if not pin.is_set():
+            raise AccessctlError("[admin] require_pin_for_cli is on but no admin PIN is set; run `accessctl admin set-pin`")
+        given = os.environ.get("ACCESSCTL_ADMIN_PIN")
+        if given is None:
+            if not sys.stdin.isatty():
+                raise AccessctlError(f"{action} needs the admin PIN ([admin] require_pin_for_cli): run it at a terminal "
+                                     "or set ACCESSCTL_ADMIN_PIN")
+            given = getpass.getpass("admin PIN: ")
+        check = pin.check(given)
+        if not check.ok:
+            log_admin(f"{action} refused", None, {"why": "wrong PIN"}, kiosk=settings.kiosk.name, via="cli")
+            raise AccessctlError(f"too many wrong PINs: try again in {check.locked_for_s:.0f} s"
+                                 if check.locked_for_s > 0 else "wrong admin PIN; nothing changed")
+    detail = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+              if k in ADMIN_DETAIL_ARGS and v not in (None, False, [])}
+    try:
+        log_admin(action, None, detail, kiosk=settings.kiosk.name, via="cli")
+    except AccessctlError as exc:
+        raise AccessctlError(f"{action} not done: the audit log cannot record it ({exc})") from None
+
+
+def _admin_failed(action: str, why: str) -> None:
+    """The change logged as begun did not happen: say so in the log too (best effort)."""
+    from .audit import log_admin
+
+    try:
+        log_admin(f"{action} failed", None, {"error": why}, via="cli")
+    except AccessctlError:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        action = admin_action(args)
+        if action is None:
+            return args.func(args)
+        _admin_gate(args, action)
+        try:
+            return args.func(args)
+        except AccessctlError as exc:
+            _admin_failed(action, str(exc))
+            raise
     except AccessctlError as exc:
         print(f"accessctl: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

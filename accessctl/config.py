@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -62,6 +63,35 @@ def check_threshold(threshold: float, encoder_id: str) -> None:
         raise AccessctlError(f"[match] threshold {threshold:g} is above {ceiling:g}, the most encoder "
                              f"{encoder_id} may run at (strangers would match); lower it or run `accessctl calibrate`"
                              if ceiling is not None else f"[match] threshold {threshold:g} must be above 0")
+
+
+def check_trained_threshold(threshold: float, embeddings: Any, person_ids: Any, *, unit: bool) -> None:
+    """Refuse a trained encoder's threshold that would let strangers in, measured on the
+    gallery's own templates under that encoder (a trained space has no fixed ceiling).
+
+    Refused: not a positive finite number; on the unit sphere, above sqrt(2) (orthogonal
+    descriptors would match); at or above the largest distance any two templates can
+    have (twice the largest norm: everyone matches everyone); at or above the distance
+    between the two closest templates of different enrolled people (they would match
+    each other)."""
+    import numpy as np
+
+    why = None
+    e = np.asarray(embeddings, np.float64)
+    if not (np.isfinite(threshold) and threshold > 0):
+        why = "it is not a positive number"
+    elif unit and threshold > math.sqrt(2):
+        why = f"above {math.sqrt(2):.4f}, where unrelated unit descriptors match"
+    elif len(e) and threshold >= 2 * float(np.linalg.norm(e, axis=1).max()):
+        why = "every template would match every face"
+    elif len(set(person_ids.tolist())) >= 2:
+        d = np.linalg.norm(e[:, None] - e[None], axis=2)
+        d[person_ids[:, None] == person_ids[None]] = np.inf
+        closest = float(d.min())
+        if threshold >= closest:
+            why = f"two different enrolled people are only {closest:.4f} apart under this encoder"
+    if why:
+        raise AccessctlError(f"threshold {threshold:g} refused: {why}; nothing was changed")
 
 
 def match_threshold(settings: "Settings", encoder_id: str) -> float:
@@ -259,6 +289,14 @@ class AuditSettings:
 
 
 @dataclass
+class AdminSettings:
+    # Ask for the admin PIN before a command-line change (enroll, gallery changes,
+    # calibrate, encoder use): off by default, since the CLI already needs a login on
+    # the machine, and every CLI change is audited with the OS user either way.
+    require_pin_for_cli: bool = False
+
+
+@dataclass
 class Settings:
     match: MatchSettings = field(default_factory=MatchSettings)
     enroll: EnrollSettings = field(default_factory=EnrollSettings)
@@ -267,6 +305,7 @@ class Settings:
     hook: HookSettings = field(default_factory=HookSettings)
     kiosk: KioskSettings = field(default_factory=KioskSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
 
 
 # The range each numeric setting must lie in (inclusive); others: 0 to DEFAULT_LIMIT.
@@ -324,6 +363,8 @@ def _apply(section_obj: Any, values: dict[str, Any], section: str) -> None:
                 raise AccessctlError(f"{config_path()}: [{section}] {key} must be a string, got {value!r}")
         elif not isinstance(value, (int, float)) or isinstance(value, bool):
             raise AccessctlError(f"{config_path()}: [{section}] {key} must be a number, got {value!r}")
+        elif isinstance(default, int) and not float(value).is_integer():  # 1.9 must not become 1 unseen
+            raise AccessctlError(f"{config_path()}: [{section}] {key} must be a whole number, got {value!r}")
         setattr(section_obj, key, type(default)(value))
 
 
@@ -335,7 +376,7 @@ def load_settings(path: Path | None = None) -> Settings:
         return settings
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise AccessctlError(f"cannot read configuration {path}: {exc}") from None
     for section, values in raw.items():
         if not hasattr(settings, section) or not isinstance(values, dict):

@@ -315,12 +315,25 @@ def evaluate_pairs(
 
 @dataclass(frozen=True)
 class Calibration:
+    """A threshold chosen on pairs, and whether they were enough to choose it."""
+
     threshold: float
     far: float  # measured on the pairs at that threshold
     frr: float  # genuine pairs refused, faces not found included
     impostor_pairs: int
     genuine_pairs: int
-    reliable: bool  # enough impostor pairs to measure the target FAR at all
+    reliable: bool  # at least min_impostor_pairs(target) different-person pairs
+
+    @staticmethod
+    def min_impostor_pairs(target_far: float) -> int:
+        """Different-person pairs needed before a threshold may be written: enough to see
+        one false accept at the target rate, and never fewer than MIN_IMPOSTOR_PAIRS."""
+        return max(MIN_IMPOSTOR_PAIRS, int(np.ceil(1 / target_far - 1e-9)))
+
+
+# Below this many different-person pairs, no false-accept rate is measured at all: 3
+# pairs once calibrated a threshold that let anyone in.
+MIN_IMPOSTOR_PAIRS = 100
 
 
 def threshold_for_far(pd: PairDistances, target_far: float) -> Calibration:
@@ -337,6 +350,8 @@ def threshold_for_far(pd: PairDistances, target_far: float) -> Calibration:
     genuine = d[pd.same]
     if impostor.size == 0 or genuine.size == 0:
         raise AccessctlError("calibration needs both same-person and different-person pairs")
+    if not np.isfinite(d).any():
+        raise AccessctlError("no face was found in any pair: nothing to calibrate on")
     allowed = int(np.floor(target_far * impostor.size + 1e-9))
     if allowed >= impostor.size or not np.isfinite(impostor[allowed]):
         limit = float(d[np.isfinite(d)].max())
@@ -344,7 +359,8 @@ def threshold_for_far(pd: PairDistances, target_far: float) -> Calibration:
         limit = float(np.nextafter(impostor[allowed], 0.0))
     far = float((impostor <= limit).mean())
     frr = float((genuine > limit).mean())
-    return Calibration(limit, far, frr, int(impostor.size), int(genuine.size), impostor.size * target_far >= 1.0)
+    return Calibration(limit, far, frr, int(impostor.size), int(genuine.size),
+                       impostor.size >= Calibration.min_impostor_pairs(target_far))
 
 
 def plot_roc(roc: dict, report: PairReport, out: str | Path, title: str) -> None:

@@ -489,8 +489,12 @@ class Gallery:
         ids = {r[0] for r in rows}
         return [p for p in self.people() if p.id in ids]
 
-    def reencode(self, encoder_id: str, encode: Callable[[np.ndarray], np.ndarray]) -> int:
+    def reencode(self, encoder_id: str, encode: Callable[[np.ndarray], np.ndarray],
+                 check: Callable[[np.ndarray, np.ndarray], None] | None = None) -> int:
         """Move the whole gallery to another encoder, in one transaction; returns templates.
+
+        ``check(embeddings, person_ids)`` sees the new templates before anything is
+        written and may refuse them by raising (so a switch is all or nothing).
 
         ``encode`` maps (N, 150, 150, 3) chips to (N, 128) descriptors. Every template is
         recomputed from its stored chip, so the two encoders' templates never mix; if
@@ -505,13 +509,15 @@ class Gallery:
                 "re-enroll or remove them first (nothing was changed)"
             )
         with self._errors():
-            rows = self._conn.execute("SELECT id, chip FROM templates ORDER BY id").fetchall()
+            rows = self._conn.execute("SELECT id, person_id, chip FROM templates ORDER BY id").fetchall()
         embeddings = (
             np.asarray(encode(np.stack([decode_chip(r["chip"]) for r in rows])), np.float32)
             if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
         )
         if embeddings.shape != (len(rows), EMBEDDING_DIM):
             raise GalleryError(f"the new encoder gave {embeddings.shape} descriptors for {len(rows)} chips")
+        if check is not None:
+            check(embeddings, np.array([r["person_id"] for r in rows], np.int64))
         updates = [(_encode_embedding(e), encoder_id, r["id"]) for e, r in zip(embeddings, rows)]
         with self._write() as conn:
             now_ids = [r[0] for r in conn.execute("SELECT id FROM templates ORDER BY id")]
@@ -562,11 +568,17 @@ class Gallery:
         config.write_private(path, json.dumps(doc, indent=1))
         return len(people)
 
-    def import_(self, path: str | os.PathLike[str], *, skip_existing: bool = False) -> tuple[int, int]:
+    def import_(self, path: str | os.PathLike[str], *, skip_existing: bool = False,
+                check: Callable[[np.ndarray, np.ndarray], None] | None = None,
+                without_faces: bool = False) -> tuple[int, int]:
         """Add the people of an exported file, all or nothing; returns (added, skipped).
 
         A file from another encoder is refused: its templates live in another space.
-        Employee ids already enrolled are refused unless ``skip_existing``.
+        Employee ids already enrolled are refused unless ``skip_existing``. A template
+        without its stored face is refused unless ``without_faces``: nothing can show
+        it is a face at all (a crafted "centroid" matched 89% of ORL). ``check(templates,
+        chips)`` sees every template with its face before anything is written, to
+        refuse a template that is not the encoding of its own face.
         """
         path = Path(path)
         doc = _read_export(path)
@@ -575,6 +587,15 @@ class Gallery:
                 f"{path} holds templates of encoder {doc['encoder']!r}; this gallery uses {self.encoder_id!r} "
                 "(templates of two encoders never mix)"
             )
+        templates = [(p["employee_id"], t) for p in doc["people"] for t in p["templates"]]
+        faceless = [eid for eid, t in templates if t["chip"] is None]
+        if faceless and not without_faces:
+            raise GalleryError(f"{path}: {len(faceless)} template(s) without their stored face (first: "
+                               f"{faceless[0]!r}); nothing was imported (--without-faces imports them unchecked)")
+        with_faces = [t for _, t in templates if t["chip"] is not None]
+        if check is not None and with_faces:
+            check(np.stack([_decode_embedding(t["blob"]) for t in with_faces]),
+                  np.stack([decode_chip(t["chip"]) for t in with_faces]))
         added = skipped = 0
         with self._write() as conn:
             for p in doc["people"]:
@@ -607,8 +628,8 @@ def _read_export(path: Path) -> dict[str, Any]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise GalleryError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise GalleryError(f"{path}: not a gallery export ({exc})") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise GalleryError(f"{path}: not a gallery export ({type(exc).__name__}: {str(exc)[:200]})") from None
 
     def bad(why: str) -> GalleryError:
         return GalleryError(f"{path}: not a valid gallery export: {why}")

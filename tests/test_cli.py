@@ -106,6 +106,17 @@ def test_gallery_commands(home: Path, capsys, photos, tmp_path: Path) -> None:
     assert run(capsys, "gallery", "remove", "E2", "--yes")[0] == 0
     code, _, err = run(capsys, "gallery", "import", str(export))
     assert code == 2 and "already enrolled" in err
+    # A crafted export: E2's stored face carrying another template (someone else let in as E2).
+    import base64
+
+    doc = json.loads(export.read_text())
+    crafted = tmp_path / "crafted.json"
+    by_id = {p["employee_id"]: p for p in doc["people"]}
+    template = np.frombuffer(base64.b64decode(by_id["E2"]["templates"][0]["embedding"]), "<f4")
+    by_id["E2"]["templates"][0]["embedding"] = base64.b64encode((-template).astype("<f4").tobytes()).decode()
+    crafted.write_text(json.dumps(doc))
+    code, _, err = run(capsys, "gallery", "import", str(crafted), "--skip-existing")
+    assert code == 2 and "is not the encoding of its own stored face" in err and "nothing was imported" in err
     code, out, _ = run(capsys, "gallery", "import", str(export), "--skip-existing")
     assert code == 0 and "imported 1" in out
     code, out, _ = run(capsys, "gallery", "list")
@@ -176,13 +187,20 @@ def test_calibrate_writes_the_threshold_after_confirmation(home: Path, capsys, p
     pairs.write_text("a,b,same\neileen.jpg,eileen2.jpg,1\ntwo.jpg,eileen.jpg,1\neileen.jpg,two.jpg,0\n")
     code, out, err = run(capsys, "calibrate", "--pairs", str(pairs), "--far", "0.001", "--dry-run")
     assert code == 0 and "threshold for FAR <= 0.001" in out and "cannot measure" in err
-    code, _, err = run(capsys, "calibrate", "--pairs", str(pairs), "--far", "0.001")
+    code, _, err = run(capsys, "calibrate", "--pairs", str(pairs), "--far", "0.001", "--accept-risk")
     assert code == 2 and "--yes" in err
-    code, out, _ = run(capsys, "calibrate", "--pairs", str(pairs), "--far", "0.001", "--yes")
+    code, out, err = run(capsys, "calibrate", "--pairs", str(pairs), "--far", "0.001", "--yes")
+    assert code == 2 and "not written: 1 different-person pairs, at least 1000 needed" in err
+    assert not (home / "config.toml").exists()
+    code, out, _ = run(capsys, "calibrate", "--pairs", str(pairs), "--far", "0.001", "--yes", "--accept-risk")
     assert code == 0 and "written to" in out
     from accessctl.config import load_settings
 
-    assert 0 < load_settings().match.threshold < 0.6
+    assert 0 < load_settings().match.threshold < 1.1 and load_settings().match.encoder == "sface-2021dec"
+    nofaces = tmp_path / "nofaces.csv"
+    nofaces.write_text(f"a,b,same\n{cat_path},{cat_path},1\n{cat_path},{cat_path},0\n")
+    code, _, err = run(capsys, "calibrate", "--pairs", str(nofaces), "--far", "0.01", "--dry-run")
+    assert code == 2 and "no face was found in any pair" in err
 
 
 @pytest.mark.shared
@@ -203,3 +221,57 @@ def test_make_pairs_from_webcam_clips_one_person_per_source(home: Path, capsys, 
         and (clips.parent / c.split(",")[0]).is_dir()}
     code, _, err = run(capsys, "eval", "make-pairs", str(tmp_path), "--clips", str(clips), "--out", str(out))
     assert code == 2 and "not both" in err
+
+
+def _admin_events() -> list[dict]:
+    from accessctl.audit import AuditLog
+
+    with AuditLog() as audit:
+        return [e for e in audit.query() if e["event"] == "admin"]
+
+
+def test_every_cli_change_is_audited_with_the_os_user_and_reads_are_not(home: Path, capsys, photos, tmp_path: Path) -> None:
+    from accessctl.audit import os_user
+
+    assert run(capsys, "enroll", "--employee-id", "E1", "--name", "Eileen Collins", str(photos["eileen"]))[0] == 0
+    assert run(capsys, "gallery", "list")[0] == 0 and run(capsys, "identify", str(photos["eileen2"]))[0] == 0
+    assert run(capsys, "gallery", "export", str(tmp_path / "out.json"))[0] == 0
+    assert run(capsys, "gallery", "rename", "E1", "Eileen M. Collins")[0] == 0
+    assert run(capsys, "gallery", "remove", "E9", "--yes")[0] == 2  # no such person: logged as failed
+    events = _admin_events()
+    assert [e["reason"] for e in events] == ["enroll", "gallery export", "gallery rename", "gallery remove",
+                                             "gallery remove failed"]
+    first = json.loads(events[0]["detail"])
+    assert first["os_user"] == os_user() and first["via"] == "cli" and first["employee_id"] == "E1"
+    assert first["name"] == "Eileen Collins"
+
+
+def test_a_cli_change_the_audit_log_cannot_record_is_not_made(home: Path, capsys, photos) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "events.db").mkdir()  # not a database: nothing can be appended
+    code, _, err = run(capsys, "enroll", "--employee-id", "E1", "--name", "Eileen Collins", str(photos["eileen"]))
+    assert code == 2 and "enroll not done: the audit log cannot record it" in err
+    from accessctl.gallery import Gallery
+
+    with Gallery() as g:
+        assert g.people() == []
+
+
+def test_require_pin_for_cli(home: Path, capsys, photos, monkeypatch) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text("[admin]\nrequire_pin_for_cli = true\n")
+    enroll = ("enroll", "--employee-id", "E1", "--name", "Eileen Collins", str(photos["eileen"]))
+    code, _, err = run(capsys, *enroll)
+    assert code == 2 and "no admin PIN is set" in err
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("582914\n"))
+    assert run(capsys, "admin", "set-pin", "--stdin")[0] == 0
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(""))
+    code, _, err = run(capsys, *enroll)
+    assert code == 2 and "needs the admin PIN" in err
+    monkeypatch.setenv("ACCESSCTL_ADMIN_PIN", "000000")
+    code, _, err = run(capsys, *enroll)
+    assert code == 2 and "wrong admin PIN; nothing changed" in err
+    assert run(capsys, "gallery", "list")[0] == 0  # reading needs no PIN
+    monkeypatch.setenv("ACCESSCTL_ADMIN_PIN", "582914")
+    assert run(capsys, *enroll)[0] == 0
+    assert [e["reason"] for e in _admin_events()] == ["set-pin", "enroll refused", "enroll"]

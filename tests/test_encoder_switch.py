@@ -36,6 +36,20 @@ def test_switch_to_a_trained_encoder_and_back(home: Path, capsys, shared_data: P
     assert code == 0 and "sface-2021dec -> small-" in out and "1 people to re-encode" in out
     code, out, err = run(capsys, "encoder", "use", str(run_dir))
     assert code == 2 and "--yes" in err  # never switches without a yes
+
+    # A run whose config says 999 would let anyone in: refused before anything is written.
+    import shutil
+
+    bad_run = tmp_path / "bad_run"
+    shutil.copytree(run_dir, bad_run)
+    doc = json.loads((bad_run / "config.json").read_text())
+    doc["threshold"] = 999.0
+    (bad_run / "config.json").write_text(json.dumps(doc))
+    code, _, err = run(capsys, "encoder", "use", str(bad_run), "--yes")
+    assert code == 2 and "threshold 999 refused" in err and "nothing was changed" in err, err
+    code, out, _ = run(capsys, "encoder", "show")
+    assert "gallery encoder: sface-2021dec" in out and not (home / "encoders").exists()
+    assert not (home / "config.toml").exists() or "999" not in (home / "config.toml").read_text()
     code, out, err = run(capsys, "encoder", "use", str(run_dir), "--yes")
     assert code == 0 and "re-encoded 1 template(s)" in out, err
     new_id = json.loads((run_dir / "config.json").read_text())["encoder_id"]

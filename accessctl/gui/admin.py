@@ -21,21 +21,13 @@ from PyQt6.QtWidgets import (
 
 from .. import config
 from ..adminpin import AdminPin, PinError
-from ..audit import AuditLog, Event, to_csv
+from ..audit import AuditLog, log_admin, to_csv
 from ..config import Settings
 from ..gallery import Gallery, Person
 from .tasks import Tasks
 
 EDITABLE_SECTIONS = ("match", "access", "enroll", "hook", "kiosk", "audit")
 AUDIT_ROWS = 500  # newest events shown; the whole log is in `accessctl events`
-
-
-def log_admin(action: str, person: Person | None = None, detail: dict | None = None,
-              audit_path: Path | None = None, kiosk: str = "kiosk") -> None:
-    """One ``admin`` event (call off the GUI thread)."""
-    with AuditLog(audit_path, kiosk=kiosk) as audit:
-        audit.append(Event("admin", action, person.employee_id if person else None, person.name if person else None,
-                           detail=detail))
 
 
 def error_label() -> QLabel:
