@@ -8,6 +8,7 @@ script can branch on it.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -599,8 +600,11 @@ def cmd_events(args: argparse.Namespace) -> int:
         import datetime as dt
 
         seconds = int(since[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[since[-1]]
-        since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)).isoformat(timespec="seconds")
-        since = since.replace("+00:00", "Z")
+        try:
+            since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)).isoformat(timespec="seconds")
+            since = since.replace("+00:00", "Z")
+        except OverflowError:  # further back than the calendar goes: everything
+            since = None
     with AuditLog() as audit:
         rows = audit.query(since=since, person=args.person)
     if args.csv:
@@ -1006,13 +1010,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         action = admin_action(args)
         if action is None:
-            return args.func(args)
-        _admin_gate(args, action)
-        try:
-            return args.func(args)
-        except AccessctlError as exc:
-            _admin_failed(action, str(exc))
-            raise
+            code = args.func(args)
+        else:
+            _admin_gate(args, action)
+            try:
+                code = args.func(args)
+            except AccessctlError as exc:
+                _admin_failed(action, str(exc))
+                raise
+        sys.stdout.flush()  # a full disk or closed pipe shows here, not as a traceback at exit
+        return code
     except AccessctlError as exc:
         print(f"accessctl: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -1020,7 +1027,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("accessctl: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the reader left; nothing more goes there
         return 0
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            raise
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more can be written there
+        print(f"accessctl: error: cannot write: {exc.strerror}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

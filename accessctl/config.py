@@ -145,10 +145,19 @@ def write_private(path: Path, content: str | Callable[[str], None]) -> None:
 
     ``content`` is text, or a function that writes the file at the temporary path it is
     given. Readers see the old file or the new one, never half of it; what accessctl
-    writes (templates, face chips, weights, settings) is private.
+    writes (templates, face chips, weights, settings) is private. Only a regular file
+    is ever replaced: not a folder, a device (an export to ``/dev/full`` would replace
+    it) or a symbolic link. A full or read-only disk is one clear error, and the old
+    file stays as it was.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        kind = "a symbolic link" if path.is_symlink() else "a folder" if path.is_dir() else "not a regular file"
+        raise AccessctlError(f"{path} is {kind}; give the path of a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise AccessctlError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     try:
         if isinstance(content, str):
@@ -157,6 +166,9 @@ def write_private(path: Path, content: str | Callable[[str], None]) -> None:
             content(tmp)
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise AccessctlError(f"cannot write {path}: {exc.strerror or exc}; it was left as it was") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -275,3 +275,37 @@ def test_require_pin_for_cli(home: Path, capsys, photos, monkeypatch) -> None:
     monkeypatch.setenv("ACCESSCTL_ADMIN_PIN", "582914")
     assert run(capsys, *enroll)[0] == 0
     assert [e["reason"] for e in _admin_events()] == ["set-pin", "enroll refused", "enroll"]
+
+
+def test_one_line_errors_for_bad_output_places(home: Path, capsys, photos, tmp_path: Path, monkeypatch) -> None:
+    assert run(capsys, "enroll", "--employee-id", "E1", "--name", "Eileen Collins", str(photos["eileen"]))[0] == 0
+    code, _, err = run(capsys, "gallery", "export", str(tmp_path))
+    assert code == 2 and "is a folder" in err
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (tmp_path / "link.json").symlink_to(target)
+    code, _, err = run(capsys, "gallery", "export", str(tmp_path / "link.json"))
+    assert code == 2 and "is a symbolic link" in err and target.read_text() == "keep me"
+    code, out, _ = run(capsys, "events", "--since", "99999999999d")
+    assert code == 0 and "enroll" in out
+
+    class Full(__import__("io").StringIO):
+        def write(self, s: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("sys.stdout", Full())
+    assert main(["events", "--csv"]) == 2
+    assert "cannot write: No space left on device" in capsys.readouterr().err
+
+
+def test_a_truncated_video_is_an_error_not_a_quiet_success(home: Path, capsys, tmp_path: Path) -> None:
+    full = tmp_path / "full.avi"
+    w = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
+    for i in range(60):
+        w.write(np.full((240, 320, 3), i * 4, np.uint8))
+    w.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    assert run(capsys, "run", "--headless", "--every-frame", "--source", str(full))[0] == 0
+    code, _, err = run(capsys, "run", "--headless", "--every-frame", "--source", str(cut))
+    assert code == 2 and "of its 60 frames (truncated or damaged)" in err
