@@ -15,6 +15,7 @@ import math
 import os
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,24 @@ DEFAULT_THRESHOLD = {PRETRAINED_ENCODER_ID: 0.6, SFACE_ENCODER_ID: 1.0}
 # different-person pairs (1.9% at 0.6, 22% at 0.7); SFace at 1.10 2% of the webcam
 # pairs (0.06% of ORL's). One bad setting must not let a stranger in as somebody.
 SAFE_THRESHOLD = {PRETRAINED_ENCODER_ID: 0.63, SFACE_ENCODER_ID: 1.10}
+
+
+def check_text(value: object, what: str, max_chars: int, error: type[Exception] = AccessctlError, *,
+               allow_empty: bool = False) -> str:
+    """Text as it may be stored or passed on: a string, stripped, bounded, and free of
+    control and format characters (a newline forges a log line, an ANSI escape rewrites
+    a terminal, a NUL byte breaks the door hook, a bidi override disguises a name)."""
+    if not isinstance(value, str):
+        raise error(f"{what} must be text, not {type(value).__name__}")
+    text = value.strip()
+    if not text and not allow_empty:
+        raise error(f"{what} must not be empty")
+    if len(text) > max_chars:
+        raise error(f"{what} is {len(text)} characters long; at most {max_chars} are allowed")
+    bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")), None)
+    if bad is not None:
+        raise error(f"{what} {text!r} holds a control character (U+{ord(bad):04X}); use printable text only")
+    return text
 
 
 def check_threshold(threshold: float, encoder_id: str) -> None:
@@ -131,10 +150,22 @@ def private_file(path: Path) -> Path:
     make it so if it does: for SQLite files, which SQLite would create world-readable
     (it gives -wal/-shm files the main file's mode)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.is_symlink():  # a planted link would make us chmod, and write, its target
+        raise AccessctlError(f"{path} is a symbolic link; accessctl does not follow links for its data files")
+    if path.exists() and not path.is_file():
+        raise AccessctlError(f"{path} is not a regular file")
     if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600))
+        except FileExistsError:  # created meanwhile by another process: checked below like any other
+            if path.is_symlink():
+                raise AccessctlError(f"{path} is a symbolic link; accessctl does not follow links for its data files") from None
+        except OSError as exc:
+            raise AccessctlError(f"cannot create {path}: {exc.strerror or exc}") from None
     try:
-        os.chmod(path, 0o600)
+        # Group and others lose access; the owner's own bits stay, so a gallery made
+        # read-only stays read-only and changes to it fail clearly.
+        os.chmod(path, path.stat().st_mode & 0o700)
     except PermissionError:  # someone else's file: leave it as it is
         pass
     return path
@@ -199,7 +230,26 @@ def data_dir() -> Path:
     """Folder for the gallery, the configuration and the audit log."""
     home = os.environ.get("ACCESSCTL_HOME")
     base = Path(home).expanduser() if home else Path(platformdirs.user_data_dir(APP_NAME))
-    return private_dir(base)
+    folder = private_dir(base)
+    _warn_unsafe_folder(folder)
+    return folder
+
+
+_warned: set[Path] = set()
+
+
+def _warn_unsafe_folder(folder: Path) -> None:
+    """Say once when the data folder is someone else's or others may write in it: they
+    could replace the gallery, the configuration or the audit log."""
+    if folder in _warned or not hasattr(os, "getuid"):
+        return
+    st = folder.stat()
+    problem = (f"is owned by user id {st.st_uid}, not you ({os.getuid()})" if st.st_uid != os.getuid() else
+               "can be written by other users" if st.st_mode & 0o022 else None)
+    if problem:
+        _warned.add(folder)
+        print(f"accessctl: warning: the data folder {folder} {problem}; anyone who can write there can change "
+              "who gets in", file=sys.stderr)
 
 
 def cache_dir() -> Path:
@@ -298,6 +348,10 @@ class AuditSettings:
     # default: it is a photo of someone who was not let in.
     snapshots: bool = False
     snapshot_days: float = 30.0  # snapshots older than this are deleted
+    # Events that cannot be written are kept in memory and retried; past backlog_s (or
+    # AUDIT_BACKLOG events) the kiosk goes OUT OF SERVICE rather than grant unlogged.
+    fail_closed: bool = True
+    backlog_s: float = 10.0
 
 
 @dataclass
@@ -346,12 +400,15 @@ def limits(section: str, key: str) -> tuple[float, float]:
 
 
 def check_settings(settings: Settings) -> None:
-    """Refuse a setting outside its range, naming it (AccessctlError)."""
+    """Refuse a setting outside its range, or text with control characters (the kiosk
+    name reaches hooks, logs and terminals), naming it (AccessctlError)."""
     for section in dataclasses.fields(settings):
         values = getattr(settings, section.name)
         for f in dataclasses.fields(values):
             value = getattr(values, f.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, str):
+                check_text(value, f"[{section.name}] {f.name}", 4096, allow_empty=True)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 lo, hi = limits(section.name, f.name)
                 if not lo <= value <= hi:
                     raise AccessctlError(f"[{section.name}] {f.name} = {value:g} is out of range ({lo:g} to {hi:g})")

@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import os
 import sqlite3
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -175,17 +174,7 @@ def clean_text(value: object, what: str, max_chars: int) -> str:
     ``max_chars`` long, and free of control and format characters (a newline forges a
     log line, an ANSI escape rewrites a terminal, a NUL byte breaks the door hook, a
     bidi override disguises a name). Checked where text enters: enroll, rename, import."""
-    if not isinstance(value, str):
-        raise GalleryError(f"{what} must be text, not {type(value).__name__}")
-    text = value.strip()
-    if not text:
-        raise GalleryError(f"{what} must not be empty")
-    if len(text) > max_chars:
-        raise GalleryError(f"{what} is {len(text)} characters long; at most {max_chars} are allowed")
-    bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")), None)
-    if bad is not None:
-        raise GalleryError(f"{what} {text!r} holds a control character (U+{ord(bad):04X}); use printable text only")
-    return text
+    return config.check_text(value, what, max_chars, GalleryError)
 
 
 def _encode_embedding(vec: np.ndarray) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +27,9 @@ from .hook import HookResult, HookRunner
 from .liveness import load_liveness
 from .pipeline import FrameResult, Pipeline
 from .sources import Frame
+
+
+AUDIT_BACKLOG = 1000  # events held in memory while the audit log cannot be written
 
 
 @dataclass
@@ -60,6 +64,9 @@ class Runner:
         self._camera_lost = False
         self._feed: FrameFeed | None = None
         self.stopped = threading.Event()
+        self._backlog: deque[tuple[float, Event]] = deque()  # (when it failed, event), oldest first
+        self._backlog_lock = threading.Lock()  # the hook thread logs too
+        self._audit_error: str | None = None
         if settings.audit.snapshots:
             prune_snapshots(settings.audit.snapshot_days)
 
@@ -68,10 +75,35 @@ class Runner:
             self._emit(obj)
 
     def _log(self, event: Event) -> None:
-        try:
-            self.audit.append(event)
-        except AuditError as exc:  # the door keeps working; the operator is told
-            self.emit({"event": "error", "reason": "audit", "detail": str(exc)})
+        """Write ``event`` after any held back; what cannot be written is held and retried."""
+        with self._backlog_lock:
+            self._backlog.append((time.monotonic(), event))
+            try:
+                while self._backlog:
+                    self.audit.append(self._backlog[0][1])
+                    self._backlog.popleft()
+            except AuditError as exc:
+                if self._audit_error is None:
+                    self.emit({"event": "error", "reason": "audit", "detail": str(exc)})
+                self._audit_error = str(exc)
+                while len(self._backlog) > AUDIT_BACKLOG and not self.settings.audit.fail_closed:
+                    self._backlog.popleft()  # fail open was chosen: the oldest are lost, memory is bounded
+                return
+            if self._audit_error is not None:
+                self._audit_error = None
+                self.emit({"event": "error", "reason": "audit", "detail": "the audit log is written again"})
+
+    def _check_audit(self) -> None:
+        """Fail closed: events unwritten for too long (or too many) stop the door."""
+        if not self.settings.audit.fail_closed:
+            return
+        with self._backlog_lock:
+            if not self._backlog:
+                return
+            age = time.monotonic() - self._backlog[0][0]
+            if age > self.settings.audit.backlog_s or len(self._backlog) >= AUDIT_BACKLOG:
+                raise AccessctlError(f"the audit log cannot be written ({self._audit_error}); {len(self._backlog)} "
+                                     f"event(s) held for {age:.0f} s, and nothing is granted unlogged")
 
     def _hook_done(self, r: HookResult) -> None:
         d = r.decision
@@ -107,6 +139,7 @@ class Runner:
     def step(self, frame: Frame) -> tuple[FrameResult, list[Decision]]:
         if self.hooks is not None and not self.hooks.alive:  # fail closed: a grant would open nothing
             raise AccessctlError("the door hook's worker has stopped, so no door can open")
+        self._check_audit()
         result = self.pipeline.process(frame)
         for face in result.faces:
             if self._states.get(face.track_id) != face.liveness.state:
@@ -126,6 +159,7 @@ class Runner:
             detail = self._snapshot(frame, result, d)
             self.emit(d.to_json() | (detail or {}))
             self._log(Event(d.event, d.reason, d.person_id, d.name, d.distance, d.liveness, d.t, d.frame, detail))
+            self._check_audit()  # before the door opens: a grant that cannot be logged in time opens nothing
             if self.hooks is not None:
                 self.hooks.submit(d)
         if self.on_frame is not None:

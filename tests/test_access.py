@@ -336,3 +336,42 @@ def test_a_kiosk_whose_hook_worker_is_gone_stops_deciding(tmp_path: Path, astron
         runner.hooks.close()  # the worker is gone
         with pytest.raises(AccessctlError, match="hook's worker has stopped"):
             runner.step(frame)
+
+
+def test_an_audit_log_that_cannot_be_written_holds_events_then_stops_the_door(tmp_path: Path,
+                                                                             astronaut_video: Path) -> None:
+    """Nothing granted goes unlogged: failed events are held and retried; past
+    [audit] backlog_s the kiosk stops deciding (OUT OF SERVICE) instead."""
+    from accessctl.audit import AuditError
+    from accessctl.capture import FrameFeed
+    from accessctl.config import Settings
+    from accessctl.errors import AccessctlError
+    from accessctl.gallery import Gallery
+    from accessctl.runner import Runner
+
+    class Flaky(AuditLog):
+        broken = False
+
+        def append(self, e):  # type: ignore[override]
+            if self.broken:
+                raise AuditError("disk full")
+            return super().append(e)
+
+    settings = Settings()
+    settings.audit.backlog_s = 3600.0
+    lines: list[dict] = []
+    with Gallery(tmp_path / "g.db") as g, Flaky(tmp_path / "events.db") as audit:
+        runner = Runner(g, settings, audit, lines.append)
+        frame = next(iter(FrameFeed(str(astronaut_video)).frames()))
+        audit.broken = True
+        runner._log(Event("granted", "match", "E1", "Ada"))
+        runner.step(frame)  # held, within the grace: the door still works
+        assert [x["detail"] for x in lines if x.get("reason") == "audit"] == ["disk full"]
+        audit.broken = False
+        runner._log(Event("camera", "back"))  # the held event is written first, then this one
+        assert [r["event"] for r in audit.query()] == ["granted", "camera"]
+        settings.audit.backlog_s = 0.0
+        audit.broken = True
+        runner._log(Event("granted", "match", "E1", "Ada"))
+        with pytest.raises(AccessctlError, match="audit log cannot be written .disk full.*nothing is granted unlogged"):
+            runner.step(frame)

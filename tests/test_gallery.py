@@ -336,3 +336,40 @@ def test_export_carries_the_faces_and_version_1_exports_still_import(gallery: Ga
     with Gallery(tmp_path / "old.db", encoder_id=ENC) as old:
         old.import_(out, without_faces=True)
         assert [p.employee_id for p in old.without_chips()] == ["E1"]
+
+
+def test_data_files_are_never_links_and_keep_their_owners_read_only_bit(tmp_path: Path, monkeypatch, capsys) -> None:
+    import os
+    import stat as st
+
+    from accessctl import config
+    from accessctl.audit import AuditLog
+    from accessctl.errors import AccessctlError
+
+    target = tmp_path / "target.txt"
+    target.write_text("not yours")
+    target.chmod(0o644)
+    (tmp_path / "events.db").symlink_to(target)
+    with pytest.raises(AccessctlError, match="symbolic link"):
+        AuditLog(tmp_path / "events.db")
+    (tmp_path / "g.db").symlink_to(target)
+    with pytest.raises(AccessctlError, match="symbolic link"):
+        Gallery(tmp_path / "g.db", encoder_id=ENC)
+    assert st.S_IMODE(target.stat().st_mode) == 0o644 and target.read_text() == "not yours"
+
+    with Gallery(tmp_path / "ro.db", encoder_id=ENC) as g:
+        g.add_person("E1", "Ada", [NewTemplate(vec(1), 0.9, "a.jpg")])
+    (tmp_path / "ro.db").chmod(0o400)  # the admin made it read-only
+    with Gallery(tmp_path / "ro.db", encoder_id=ENC) as g:
+        assert [p.employee_id for p in g.people()] == ["E1"]
+    assert st.S_IMODE((tmp_path / "ro.db").stat().st_mode) == 0o400  # not re-chmodded writable
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("ACCESSCTL_HOME", str(home))
+    if os.getuid() == 0:  # root can hand the folder to someone else, as a careless install would
+        os.chown(home, 4242, -1)
+        config.data_dir()
+        assert "is owned by user id 4242" in capsys.readouterr().err
+        config.data_dir()
+        assert capsys.readouterr().err == ""  # said once

@@ -230,7 +230,10 @@ def test_admin_area_needs_the_pin_and_manages_people_settings_and_the_log(
     reasons = [r["reason"] for r in admin.events if r["event"] == "admin"]
     assert reasons[:1] == ["pin-failed"] and {"unlock", "rename", "disable", "settings", "remove"} <= set(reasons)
     settings_event = next(r for r in admin.events if r["reason"] == "settings")
-    assert json.loads(settings_event["detail"]) == {"match.threshold": 0.45, "audit.snapshots": True}
+    from accessctl.audit import os_user
+
+    assert json.loads(settings_event["detail"]) == {"match.threshold": 0.45, "audit.snapshots": True,
+                                                    "os_user": os_user(), "via": "gui"}
     out = tmp_path / "events.csv"
     admin.export_events(out)
     qtbot.waitUntil(lambda: out.exists(), timeout=SLOW)

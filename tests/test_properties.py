@@ -122,3 +122,17 @@ def test_random_exports_import_cleanly_or_change_nothing(tmp_path: Path, two_peo
         for e in two_people.embeddings(p.employee_id):
             assert np.isfinite(e).all()
     two_people.identify(np.ones(128, np.float32) / np.sqrt(128), 0.6)
+
+
+@pytest.mark.parametrize("text, why", [
+    ("[access]\nmatches_needed = 1.9\n", "must be a whole number"),
+    ('[kiosk]\nname = "door\\u0000one"\n', "control character"),
+    ('[kiosk]\nname = "door\\u001b[31m"\n', "control character"),
+    ("[match]\nthreshold = -1\n", "out of range"),
+    ("[nope]\nx = 1\n", "unknown section"),
+])
+def test_configuration_mistakes_are_refused_by_name(tmp_path: Path, text: str, why: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(AccessctlError, match=why):
+        load_settings(path)
