@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from .errors import VideoError
 from .sources import Frame, open_source
+from .workers import start_worker
 
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 QUEUE_FRAMES = 2  # drop=False: frames read ahead of the consumer
@@ -114,8 +115,7 @@ class FrameFeed:
     def start(self) -> "FrameFeed":
         if self._thread is None:
             self._start = time.monotonic()
-            self._thread = threading.Thread(target=self._capture, name="accessctl-capture", daemon=True)
-            self._thread.start()
+            self._thread = start_worker(self._capture, (), "accessctl-capture", lambda: self.stop(wait_s=0))
         return self
 
     def stop(self, wait_s: float = 5.0) -> None:

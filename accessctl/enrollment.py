@@ -29,6 +29,7 @@ from .identity import EncodedFace, quality_problem, quality_score
 from .liveness import CHECKING, SPOOF, LivenessModel, load_liveness
 from .pipeline import FaceState, FrameResult, Pipeline
 from .sources import Frame
+from .workers import start_worker
 
 HOLD_FRAMES = 2  # consecutive good frames of a pose before the sharpest is taken
 
@@ -170,10 +171,13 @@ class CaptureSession:
     def start(self) -> None:
         self.stop()
         run = self._run = _Capture()
-        threading.Thread(target=self._work, args=(run,), name="accessctl-enroll", daemon=True).start()
+        start_worker(self._work, (run,), "accessctl-enroll", lambda: self._stop_capture(run))
 
     def stop(self) -> None:
-        run = self._run
+        self._stop_capture(self._run)
+
+    @staticmethod
+    def _stop_capture(run: _Capture) -> None:
         run.stop.set()
         if run.feed is not None:
             run.feed.stop(wait_s=0)

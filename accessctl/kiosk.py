@@ -32,6 +32,7 @@ from .liveness import CHECKING, LIVE, SPOOF
 from .pipeline import FaceState, FrameResult
 from .runner import Runner
 from .sources import Frame
+from .workers import start_worker
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,7 @@ class KioskSession:
         with self._lock:
             self._reset_view()
             self._run = run
-        run.thread = threading.Thread(target=self._work, args=(run,), name="accessctl-kiosk", daemon=True)
-        run.thread.start()
+        run.thread = start_worker(self._work, (run,), "accessctl-kiosk", lambda: self._stop_run(run))
 
     def stop(self, wait_s: float = 0.0) -> None:
         """Stop the pipeline and let go of the camera (the enrollment wizard needs it).
@@ -151,14 +151,18 @@ class KioskSession:
         run = self._run
         if run is None:
             return
-        run.stop.set()
-        if run.runner is not None:
-            run.runner.stop()
+        self._stop_run(run)
         if wait_s > 0 and run.thread is not None:
             run.thread.join(wait_s)
         with self._lock:
             if self._run is run:
                 self._state, self._message = STOPPED, "Stopped"
+
+    @staticmethod
+    def _stop_run(run: "_Run") -> None:
+        run.stop.set()
+        if run.runner is not None:
+            run.runner.stop()
 
     def restart(self, settings: Settings | None = None) -> None:
         """Start over, with new settings if given (they are read when the pipeline starts)."""
