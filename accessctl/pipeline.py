@@ -124,6 +124,7 @@ class Pipeline:
         t_live = t_id = 0.0
         for face, tid in zip(faces, ids):
             a = time.perf_counter()
+            cnn_frame = self.monitor.due(tid, frame.t)
             verdict = self.monitor.update(tid, frame.t, observe(frame.image, face.box, face.landmarks))
             b = time.perf_counter()
             live = verdict.state == LIVE
@@ -131,7 +132,9 @@ class Pipeline:
                 ident = self._identity[tid] = _Identity()
             else:
                 ident = self._identity.setdefault(tid, _Identity())
-                if frame.t - ident.last_t >= REIDENTIFY_S or (live and not ident.on_live):
+                # A face that just turned live is checked at once; the periodic check waits
+                # for a frame without the CNNs, so that the two never add up in one frame.
+                if (live and not ident.on_live) or (frame.t - ident.last_t >= REIDENTIFY_S and not cnn_frame):
                     self._check_identity(ident, face, frame.t, live, errors)
             t_id += time.perf_counter() - b
             t_live += b - a

@@ -153,12 +153,13 @@ class LivenessMonitor:
         self.keep_scores = keep_scores
         self._tracks: dict[int, _TrackBuffer] = {}
 
-    def _due(self, track_id: int, t: float) -> bool:
+    def due(self, track_id: int, t: float) -> bool:
+        """Whether the next update of this track runs the CNNs (at most every CNN_EVERY_S)."""
         buf = self._tracks.get(track_id)
         return buf is None or not buf.t or t - buf.t[-1] >= CNN_EVERY_S
 
     def update(self, track_id: int, t: float, obs: Observation) -> LivenessVerdict:
-        if not self._due(track_id, t):
+        if not self.due(track_id, t):
             return self.verdict(track_id, t)
         with torch.inference_mode():
             feat = self.model.cnn(torch.from_numpy(obs.crops[None]))[0]
@@ -167,7 +168,7 @@ class LivenessMonitor:
     def update_features(self, track_id: int, t: float, feature: torch.Tensor, points: np.ndarray) -> LivenessVerdict:
         """:meth:`update` for a frame whose CNN features are already known (evaluation);
         the same frames are skipped, so that a score means the same thing."""
-        if not self._due(track_id, t):
+        if not self.due(track_id, t):
             return self.verdict(track_id, t)
         return self._add(track_id, t, feature, points)
 
