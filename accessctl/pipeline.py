@@ -63,6 +63,7 @@ class _Identity:
     unknown: int = 0
     last_t: float = float("-inf")
     on_live: bool = False  # the latest check was made on a frame judged live
+    deferred: bool = False  # a due check waited one frame for the liveness CNNs
 
 
 class Pipeline:
@@ -132,9 +133,14 @@ class Pipeline:
                 ident = self._identity[tid] = _Identity()
             else:
                 ident = self._identity.setdefault(tid, _Identity())
-                # A face that just turned live is checked at once; the periodic check waits
-                # for a frame without the CNNs, so that the two never add up in one frame.
-                if (live and not ident.on_live) or (frame.t - ident.last_t >= REIDENTIFY_S and not cnn_frame):
+                # A face that just turned live is checked at once; a periodic check due on a
+                # frame where the CNNs run waits one frame (at 30 fps they run on every other
+                # one), so that the two rarely add up; at low frame rates it never waits twice.
+                due = frame.t - ident.last_t >= REIDENTIFY_S
+                if due and cnn_frame and not ident.deferred and not (live and not ident.on_live):
+                    ident.deferred = True
+                elif (live and not ident.on_live) or due:
+                    ident.deferred = False
                     self._check_identity(ident, face, frame.t, live, errors)
             t_id += time.perf_counter() - b
             t_live += b - a
