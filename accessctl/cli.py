@@ -56,13 +56,14 @@ def _head(args: argparse.Namespace, encoder_id: str):
 
 
 def _settings(args: argparse.Namespace):
-    from .config import load_settings
+    from .config import check_settings, load_settings
 
     settings = load_settings()
     if getattr(args, "threshold", None) is not None:
-        if not 0 < args.threshold < 4:
-            raise AccessctlError(f"threshold {args.threshold} is out of range (0, 4)")
+        if not args.threshold > 0:  # 0 would mean "the encoder's default" in the configuration
+            raise AccessctlError(f"--threshold {args.threshold:g} must be above 0")
         settings.match.threshold, settings.match.encoder = args.threshold, ""  # for this command, any encoder
+        check_settings(settings)  # the configuration's own range; the encoder's ceiling is checked where it is used
     return settings
 
 
