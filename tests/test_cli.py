@@ -309,3 +309,23 @@ def test_a_truncated_video_is_an_error_not_a_quiet_success(home: Path, capsys, t
     assert run(capsys, "run", "--headless", "--every-frame", "--source", str(full))[0] == 0
     code, _, err = run(capsys, "run", "--headless", "--every-frame", "--source", str(cut))
     assert code == 2 and "of its 60 frames (truncated or damaged)" in err
+
+
+def test_a_full_disk_during_set_pin_is_one_line_and_keeps_the_old_pin(home: Path, capsys, monkeypatch) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("582914\n"))
+    assert run(capsys, "admin", "set-pin", "--stdin")[0] == 0
+    before = (home / "admin.json").read_text()
+    real = Path.write_text
+
+    def full(self: Path, *a, **k):  # noqa: ANN202 - a disk with no room for the new file
+        if self.name.startswith(".admin.json."):
+            raise OSError(28, "No space left on device")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    monkeypatch.setattr("sys.stdin", io.StringIO("582914\n739164\n"))
+    code, _, err = run(capsys, "admin", "set-pin", "--stdin")
+    assert code == 2 and "No space left on device" in err and "left as it was" in err
+    assert (home / "admin.json").read_text() == before

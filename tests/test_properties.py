@@ -136,3 +136,11 @@ def test_configuration_mistakes_are_refused_by_name(tmp_path: Path, text: str, w
     path.write_text(text, encoding="utf-8")
     with pytest.raises(AccessctlError, match=why):
         load_settings(path)
+
+
+def test_a_deeply_nested_export_is_one_clean_error(tmp_path: Path, two_people: Gallery) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(AccessctlError, match="not a gallery export"):
+        two_people.import_(path)
+    assert len(two_people.people()) == 2
