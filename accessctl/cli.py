@@ -386,17 +386,17 @@ def cmd_encoder_use(args: argparse.Namespace) -> int:
             print("gallery unchanged")
             return EXIT_REFUSED
         encoder = load_encoder(new_id) if run_info is None else load_run_encoder(args.run)
+        # A built-in encoder runs at its own default; a run at the threshold it was trained with.
+        settings.match.threshold, settings.match.encoder = (0.0, "") if run_info is None else (round(threshold, 4), new_id)
+        check_settings(settings)  # the configuration it will write, before anything is written
         check = None
         if run_info is not None:
-            settings.match.threshold, settings.match.encoder = round(threshold, 4), new_id
-            check_settings(settings)  # the configuration it will write, before anything is written
             unit = bool(run_info.normalize)
 
             def check(embeddings: np.ndarray, person_ids: np.ndarray) -> None:
                 check_trained_threshold(threshold, embeddings, person_ids, unit=unit)
                 install(args.run)  # validated, before the gallery's write: a failed write leaves only unused files
         n = gallery.reencode(new_id, encoder.encode, check)
-    settings.match.threshold, settings.match.encoder = (0.0, "") if run_info is None else (round(threshold, 4), new_id)
     save_settings(settings)
     print(f"re-encoded {n} template(s) of {len(people)} people with {new_id}; threshold {threshold:.4f}")
     print("restart running kiosks: they refuse everyone until they load the new encoder")

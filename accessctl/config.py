@@ -150,18 +150,16 @@ def private_file(path: Path) -> Path:
     make it so if it does: for SQLite files, which SQLite would create world-readable
     (it gives -wal/-shm files the main file's mode)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:  # never through a link: O_EXCL fails on any existing name, a dangling link included
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    except FileExistsError:  # there already, or created meanwhile by another process: checked below
+        pass
+    except OSError as exc:
+        raise AccessctlError(f"cannot create {path}: {exc.strerror or exc}") from None
     if path.is_symlink():  # a planted link would make us chmod, and write, its target
         raise AccessctlError(f"{path} is a symbolic link; accessctl does not follow links for its data files")
-    if path.exists() and not path.is_file():
+    if not path.is_file():
         raise AccessctlError(f"{path} is not a regular file")
-    if not path.exists():
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600))
-        except FileExistsError:  # created meanwhile by another process: checked below like any other
-            if path.is_symlink():
-                raise AccessctlError(f"{path} is a symbolic link; accessctl does not follow links for its data files") from None
-        except OSError as exc:
-            raise AccessctlError(f"cannot create {path}: {exc.strerror or exc}") from None
     try:
         # Group and others lose access; the owner's own bits stay, so a gallery made
         # read-only stays read-only and changes to it fail clearly.

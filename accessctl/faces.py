@@ -351,14 +351,13 @@ class FaceAnalyzer:
             found = self._detect_once(model, image)
             if found:
                 break
-        h, w = image.shape[:2]
-        pad = max(h, w) // 2
-        padded = None
         if not found:
+            h, w = image.shape[:2]
+            pad = max(h, w) // 2
             padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
             found = _shifted(self._detect_once(self._full, padded), pad)
-        if not found:  # YuNet finds faces lit from one side, and tight crops once padded
-            found = self._yunet.detect(image, max_side=YUNET_FRAME_SIDE if frame else self.detect_max_side)
+            if not found:  # YuNet finds faces lit from one side, and tight crops once padded
+                found = self._yunet.detect(image, max_side=YUNET_FRAME_SIDE if frame else self.detect_max_side)
             if not found and not frame:
                 found = _shifted(self._yunet.detect(padded, max_side=self.detect_max_side), pad)
         found.sort(key=lambda d: (d.box[0], d.box[1]))

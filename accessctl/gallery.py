@@ -583,8 +583,7 @@ class Gallery:
                                f"{faceless[0]!r}); nothing was imported (--without-faces imports them unchecked)")
         with_faces = [t for _, t in templates if t["chip"] is not None]
         if check is not None and with_faces:
-            check(np.stack([_decode_embedding(t["blob"]) for t in with_faces]),
-                  np.stack([decode_chip(t["chip"]) for t in with_faces]))
+            check(np.stack([t["vector"] for t in with_faces]), np.stack([t["face"] for t in with_faces]))
         added = skipped = 0
         with self._write() as conn:
             for p in doc["people"]:
@@ -656,12 +655,13 @@ def _read_export(path: Path) -> dict[str, Any]:
                     raise ValueError(f"expected {EMBEDDING_DIM} finite numbers")
                 if not 0 < float(np.linalg.norm(vec)) <= MAX_TEMPLATE_NORM:
                     raise ValueError(f"its length {float(np.linalg.norm(vec)):.3g} is outside (0, {MAX_TEMPLATE_NORM:g}]")
-                t["blob"] = _encode_embedding(vec)
+                t["vector"], t["blob"] = vec, _encode_embedding(vec)
                 t["quality"] = float(t.get("quality", 0.0))
                 t["source"] = str(t.get("source", "import"))
                 t["created"] = str(t.get("created", now()))
                 chip = t.get("chip")
-                t["chip"] = encode_chip(decode_chip(base64.b64decode(chip, validate=True))) if chip else None
+                t["face"] = decode_chip(base64.b64decode(chip, validate=True)) if chip else None
+                t["chip"] = encode_chip(t["face"]) if chip else None
             except (KeyError, TypeError, ValueError, GalleryError) as exc:
                 raise bad(f"a template of {p['employee_id']!r} is damaged ({exc})") from None
     return doc
