@@ -311,10 +311,15 @@ class FaceAnalyzer:
     """
 
     def __init__(self, *, max_faces: int = 10, detect_max_side: int = 1024, min_score: float = 0.5) -> None:
-        import mediapipe as mp
-
         self.max_faces = max_faces
         self.detect_max_side = detect_max_side
+        self._min_score = min_score
+        self._open_graphs()
+
+    def _open_graphs(self) -> None:
+        import mediapipe as mp
+
+        min_score = self._min_score
         fd = mp.solutions.face_detection
         with _quiet_stderr():
             # Short range (faces within ~2 m, 2.3 ms at 640x480) suits a camera at a
@@ -417,7 +422,19 @@ class FaceAnalyzer:
         return None
 
     def analyze(self, image: np.ndarray, *, frame: bool = False) -> list[Face]:
-        """Every face in an RGB uint8 image with landmarks, chip and quality, left to right."""
+        """Every face in an RGB uint8 image with landmarks, chip and quality, left to right.
+
+        A MediaPipe graph whose run failed once refuses every later run ("Graph has
+        errors"); seen once in a full test run, it broke every later analysis of that
+        thread. The graphs are then started afresh and the image tried once more."""
+        try:
+            return self._analyze(image, frame=frame)
+        except RuntimeError:
+            self.close()
+            self._open_graphs()
+            return self._analyze(image, frame=frame)
+
+    def _analyze(self, image: np.ndarray, *, frame: bool) -> list[Face]:
         faces = []
         for det in self.detect(image, frame=frame):
             pts = self.landmarks(image, det)

@@ -164,3 +164,22 @@ def test_yunet_is_checked_by_its_hash(tmp_path, monkeypatch) -> None:
     (tmp_path / "yunet" / faces.YUNET_FILE).unlink()
     with pytest.raises(AccessctlError, match="missing"):
         faces.YuNet()
+
+
+def test_a_failed_mediapipe_graph_is_started_afresh(astronaut: np.ndarray) -> None:
+    """A graph whose run failed refuses every later run; one failure must not leave the
+    thread (the kiosk's worker) without faces for good."""
+    from accessctl.faces import FaceAnalyzer
+
+    a = FaceAnalyzer()
+
+    class Failed:
+        def process(self, image: np.ndarray) -> None:
+            raise RuntimeError("Graph has errors: Packet isn't the sole owner of the holder.")
+
+        def close(self) -> None:
+            pass
+
+    a._mesh = Failed()
+    assert len(a.analyze(astronaut)) == 1
+    a.close()
