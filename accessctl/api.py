@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .faces import Face, analyzer
-from .gallery import Gallery, Match
-from .identity import encode_faces
-from .images import load_image
+from accessctl.frames.images import load_image
+from accessctl.identity.matching import encode_faces
+from accessctl.storage.gallery import Gallery, Match
+from accessctl.vision.faces import Face, analyzer
 
 __all__ = ["load_image", "detect_faces", "face_encodings", "face_distance", "open_gallery", "Face", "Match"]
 

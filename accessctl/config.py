@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import sys
 import tempfile
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-from .errors import AccessctlError
+from accessctl.errors import AccessctlError
 
 APP_NAME = "accessctl"
 CONFIG_FILE = "config.toml"
@@ -39,22 +39,6 @@ SFACE_ENCODER_ID = "sface-2021dec"
 # A new gallery's template space: SFace, the encoder whose default threshold is safe on
 # every shared pair set (see DEFAULT_THRESHOLD). A gallery keeps the encoder it records.
 NEW_GALLERY_ENCODER = SFACE_ENCODER_ID
-# The distance threshold each built-in encoder runs at while [match] threshold is 0
-# (not set). Chosen for a door on the shared pair lists (README, "Identity figures"):
-# the lowest false-accept rate that keeps single-photo false rejects reasonable. SFace
-# at its authors' 1.1287 let 4.4% of different-person pairs of laptop-webcam frames
-# match (32% of strangers 1:N against 13 people); at 1.0: 0.18% of pairs, 1.5% 1:N,
-# 0% on ORL and NUAA's East-Asian subjects. dlib keeps its own 0.6 so that old
-# galleries work as before: it is not safe for everyone (74% of NUAA's different-person
-# pairs match at 0.6) and `accessctl encoder use sface` switches.
-DEFAULT_THRESHOLD = {PRETRAINED_ENCODER_ID: 0.6, SFACE_ENCODER_ID: 1.0}
-# The largest match threshold each built-in encoder may run at: past it, different
-# people start to match each other. dlib at 0.63 accepts about 4% of ORL's
-# different-person pairs (1.9% at 0.6, 22% at 0.7); SFace at 1.10 2% of the webcam
-# pairs (0.06% of ORL's). One bad setting must not let a stranger in as somebody.
-SAFE_THRESHOLD = {PRETRAINED_ENCODER_ID: 0.63, SFACE_ENCODER_ID: 1.10}
-
-
 def check_text(value: object, what: str, max_chars: int, error: type[Exception] = AccessctlError, *,
                allow_empty: bool = False) -> str:
     """Text as it may be stored or passed on: a string, stripped, bounded, and free of
@@ -71,68 +55,6 @@ def check_text(value: object, what: str, max_chars: int, error: type[Exception] 
     if bad is not None:
         raise error(f"{what} {text!r} holds a control character (U+{ord(bad):04X}); use printable text only")
     return text
-
-
-def check_threshold(threshold: float, encoder_id: str) -> None:
-    """Refuse, by name, a match threshold above the encoder's safe ceiling."""
-    ceiling = SAFE_THRESHOLD.get(encoder_id)
-    if not threshold > 0 or (ceiling is not None and threshold > ceiling):
-        from .errors import AccessctlError
-
-        raise AccessctlError(f"[match] threshold {threshold:g} is above {ceiling:g}, the most encoder "
-                             f"{encoder_id} may run at (strangers would match); lower it or run `accessctl calibrate`"
-                             if ceiling is not None else f"[match] threshold {threshold:g} must be above 0")
-
-
-def check_trained_threshold(threshold: float, embeddings: Any, person_ids: Any, *, unit: bool) -> None:
-    """Refuse a trained encoder's threshold that would let strangers in, measured on the
-    gallery's own templates under that encoder (a trained space has no fixed ceiling).
-
-    Refused: not a positive finite number; on the unit sphere, above sqrt(2) (orthogonal
-    descriptors would match); at or above the largest distance any two templates can
-    have (twice the largest norm: everyone matches everyone); at or above the distance
-    between the two closest templates of different enrolled people (they would match
-    each other)."""
-    import numpy as np
-
-    why = None
-    e = np.asarray(embeddings, np.float64)
-    if not (np.isfinite(threshold) and threshold > 0):
-        why = "it is not a positive number"
-    elif unit and threshold > math.sqrt(2):
-        why = f"above {math.sqrt(2):.4f}, where unrelated unit descriptors match"
-    elif len(e) and threshold >= 2 * float(np.linalg.norm(e, axis=1).max()):
-        why = "every template would match every face"
-    elif len(set(person_ids.tolist())) >= 2:
-        d = np.linalg.norm(e[:, None] - e[None], axis=2)
-        d[person_ids[:, None] == person_ids[None]] = np.inf
-        closest = float(d.min())
-        if threshold >= closest:
-            why = f"two different enrolled people are only {closest:.4f} apart under this encoder"
-    if why:
-        raise AccessctlError(f"threshold {threshold:g} refused: {why}; nothing was changed")
-
-
-def match_threshold(settings: "Settings", encoder_id: str) -> float:
-    """The distance threshold a gallery of ``encoder_id`` runs at under ``settings``.
-
-    Distances of two encoders are on different scales, so a threshold set for one is
-    never used for another: 0 means the encoder's own default, and a threshold that
-    names the encoder it was chosen for ([match] encoder, written by `calibrate` and
-    `encoder use`) is refused for any other. Fails closed, with one line saying why.
-    """
-    m = settings.match
-    if m.threshold == 0:
-        default = DEFAULT_THRESHOLD.get(encoder_id)
-        if default is None:
-            raise AccessctlError(f"[match] threshold is not set for encoder {encoder_id}; "
-                                 "run `accessctl calibrate` or `accessctl encoder use` again")
-        return default
-    if m.encoder and m.encoder != encoder_id:
-        raise AccessctlError(f"[match] threshold {m.threshold:g} was chosen for encoder {m.encoder}, but the gallery "
-                             f"uses {encoder_id}; run `accessctl calibrate`, or set the threshold to 0 for the default")
-    check_threshold(m.threshold, encoder_id)
-    return m.threshold
 
 
 def private_dir(path: Path) -> Path:
@@ -169,7 +91,7 @@ def private_file(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, content: str | Callable[[str], None]) -> None:
+def write_private(path: Path, content: str | Callable[[str], object]) -> None:
     """Replace ``path`` atomically with a file only its owner can read.
 
     ``content`` is text, or a function that writes the file at the temporary path it is
@@ -258,8 +180,15 @@ def cache_dir() -> Path:
 
 
 def assets_dir() -> Path:
-    """Model weights and files shipped with the program (``assets/`` of the project)."""
-    return Path(__file__).resolve().parent.parent / "assets"
+    """Model weights and files shipped inside the package (``accessctl/assets/``).
+
+    Package data, so a built wheel carries them; they must be plain files on disk
+    (torch, OpenCV and the hash checks read paths), which every pip install gives.
+    """
+    folder = resources.files("accessctl") / "assets"
+    if not isinstance(folder, Path):
+        raise AccessctlError(f"accessctl's model files are not plain files ({folder}); install it unzipped")
+    return folder
 
 
 def shared_data_dir() -> Path | None:
@@ -287,6 +216,14 @@ class MatchSettings:
     encoder: str = ""
     # verify --method binary: accept when the fitted head gives P(same) at least this.
     min_probability: float = 0.5
+
+
+@dataclass
+class LivenessSettings:
+    # P(live) at or above which a face is live; 0: the shipped model's own (its model
+    # card: chosen on cross-source scores for at most 2% of live people refused). A
+    # site that re-checks on its own camera (`accessctl liveness eval`) may set its own.
+    threshold: float = 0.0
 
 
 @dataclass
@@ -363,6 +300,7 @@ class AdminSettings:
 @dataclass
 class Settings:
     match: MatchSettings = field(default_factory=MatchSettings)
+    liveness: LivenessSettings = field(default_factory=LivenessSettings)
     enroll: EnrollSettings = field(default_factory=EnrollSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
@@ -376,6 +314,7 @@ class Settings:
 LIMITS: dict[tuple[str, str], tuple[float, float]] = {
     ("match", "threshold"): (0.0, 1000.0),  # 0: the encoder's default; a trained space can be small or large
     ("match", "min_probability"): (0.01, 0.99),
+    ("liveness", "threshold"): (0.0, 0.99),  # 0: the model's own
     ("enroll", "min_face_px"): (16, 4096),
     ("enroll", "max_yaw_deg"): (1, 90),
     ("enroll", "max_pitch_deg"): (1, 90),

@@ -2,7 +2,7 @@
 
 Run by scripts/screenshots under Xvfb: the windows are real X11 windows and each
 picture is grabbed from the X server's screen, not rendered offscreen. The kiosk plays
-the demo videos (accessctl.demo) frame by frame, so the same moments are caught every
+the demo videos (accessctl.kiosk.demo) frame by frame, so the same moments are caught every
 time.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 from PyQt6.QtWidgets import QApplication, QCheckBox, QLineEdit
 
 from accessctl.config import load_settings
-from accessctl.demo import prepare_demo
 from accessctl.gui.app import application
 from accessctl.gui.kiosk_window import KioskWindow
-from accessctl.kiosk import KioskSession
+from accessctl.kiosk.demo import prepare_demo
+from accessctl.kiosk.session import KioskSession
 
 
 def wait(app: QApplication, cond: Callable[[], bool], timeout_s: float = 180.0) -> None:
@@ -48,7 +48,7 @@ def main(out: Path) -> None:
         app = application()
         if app.platformName() != "xcb":
             raise SystemExit(f"screenshots: needs a real X display (Xvfb), not {app.platformName()!r}")
-        from accessctl.adminpin import AdminPin
+        from accessctl.storage.adminpin import AdminPin
 
         window = KioskWindow(KioskSession(sources, load_settings(), realtime=False), AdminPin())
         window.move(0, 0)

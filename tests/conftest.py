@@ -43,7 +43,7 @@ def astronaut_path() -> Path:
 
 @pytest.fixture(scope="session")
 def astronaut(astronaut_path: Path) -> np.ndarray:
-    from accessctl.images import load_image
+    from accessctl.frames.images import load_image
 
     return load_image(astronaut_path)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from accessctl.access import Decision
-from accessctl.audit import AuditError, AuditLog, Event
-from accessctl.hook import run_hook
+from accessctl.door.access import Decision
+from accessctl.door.hook import run_hook
+from accessctl.storage.audit import AuditError, AuditLog, Event
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
@@ -52,7 +52,7 @@ def test_a_misbehaving_hook_cannot_hang_flood_or_kill_the_door(tmp_path: Path) -
     as a hook result within the timeout, and the worker goes on to the next grant."""
     import threading
 
-    from accessctl.hook import OUTPUT_KEPT, HookRunner
+    from accessctl.door.hook import OUTPUT_KEPT, HookRunner
 
     ok = tmp_path / "ok.sh"
     ok.write_text("#!/bin/sh\necho opened\n")
@@ -136,11 +136,12 @@ def test_audit_log_is_append_only_and_private(tmp_path: Path) -> None:
     assert len(log.query()) == 2  # nothing half-written
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_headless_runs_grant_the_live_person_and_deny_replay_and_stranger(
         shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from accessctl.cli import main
-    from accessctl.sources import open_source
+    from accessctl.frames.sources import open_source
     from tests.conftest import save_rgb
 
     home = tmp_path / "home"
@@ -182,11 +183,11 @@ def test_headless_runs_grant_the_live_person_and_deny_replay_and_stranger(
 
 
 def test_repeated_refusals_pause_the_kiosk_and_raise_one_alert() -> None:
-    from accessctl.access import AccessController
     from accessctl.config import AccessSettings
-    from accessctl.gallery import Match, Person
+    from accessctl.door.access import AccessController
+    from accessctl.door.pipeline import FaceState, FrameResult
     from accessctl.liveness import LivenessVerdict
-    from accessctl.pipeline import FaceState, FrameResult
+    from accessctl.storage.gallery import Match, Person
 
     ctl = AccessController(AccessSettings(lockout_after=3, lockout_window_s=10, lockout_pause_s=5))
     spoof = LivenessVerdict("spoof", 0.01, 5)
@@ -205,10 +206,10 @@ def test_repeated_refusals_pause_the_kiosk_and_raise_one_alert() -> None:
 def test_a_camera_that_is_missing_is_reported_and_logged_and_the_runner_stops_cleanly(tmp_path: Path) -> None:
     import threading
 
-    from accessctl.capture import FrameFeed
     from accessctl.config import Settings
-    from accessctl.gallery import Gallery
-    from accessctl.runner import Runner
+    from accessctl.door.runner import Runner
+    from accessctl.frames.capture import FrameFeed
+    from accessctl.storage.gallery import Gallery
 
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
@@ -229,13 +230,13 @@ def test_a_camera_that_is_missing_is_reported_and_logged_and_the_runner_stops_cl
 
 
 def test_denials_leave_a_private_snapshot_only_when_switched_on(tmp_path: Path, home: Path, astronaut: object) -> None:
-    from accessctl.audit import snapshot_dir
     from accessctl.config import Settings
-    from accessctl.gallery import Gallery
+    from accessctl.door.pipeline import FaceState, FrameResult
+    from accessctl.door.runner import Runner
+    from accessctl.frames.sources import Frame
     from accessctl.liveness import LivenessVerdict
-    from accessctl.pipeline import FaceState, FrameResult
-    from accessctl.runner import Runner
-    from accessctl.sources import Frame
+    from accessctl.storage.audit import snapshot_dir
+    from accessctl.storage.gallery import Gallery
 
     def deny_once(settings: Settings) -> list[dict]:
         lines: list[dict] = []
@@ -268,12 +269,12 @@ def test_a_gallery_switched_under_a_running_kiosk_fails_closed(shared_data: Path
     would match nothing sensible, so it lets nobody in and says why, once."""
     import sqlite3
 
-    from accessctl.capture import FrameFeed
     from accessctl.config import Settings
-    from accessctl.gallery import Gallery
-    from accessctl.identity import enroll
-    from accessctl.runner import Runner
-    from accessctl.sources import open_source
+    from accessctl.door.runner import Runner
+    from accessctl.frames.capture import FrameFeed
+    from accessctl.frames.sources import open_source
+    from accessctl.identity.matching import enroll
+    from accessctl.storage.gallery import Gallery
 
     video = shared_data / "video" / "replay_pairs" / "pair1" / "live.mov"
     with open_source(video) as src:
@@ -292,11 +293,12 @@ def test_a_gallery_switched_under_a_running_kiosk_fails_closed(shared_data: Path
     assert [r["reason"] for r in rows if r["event"] == "error"] == ["identity"]
 
 
+@pytest.mark.slow
 def test_a_hanging_hook_does_not_hold_up_the_kiosk(tmp_path: Path, astronaut_video: Path) -> None:
-    from accessctl.capture import FrameFeed
     from accessctl.config import Settings
-    from accessctl.gallery import Gallery
-    from accessctl.runner import Runner
+    from accessctl.door.runner import Runner
+    from accessctl.frames.capture import FrameFeed
+    from accessctl.storage.gallery import Gallery
 
     hang = tmp_path / "hang.sh"
     hang.write_text("#!/bin/sh\nsleep 60\n")
@@ -318,11 +320,11 @@ def test_a_hanging_hook_does_not_hold_up_the_kiosk(tmp_path: Path, astronaut_vid
 
 
 def test_a_kiosk_whose_hook_worker_is_gone_stops_deciding(tmp_path: Path, astronaut_video: Path) -> None:
-    from accessctl.capture import FrameFeed
     from accessctl.config import Settings
+    from accessctl.door.runner import Runner
     from accessctl.errors import AccessctlError
-    from accessctl.gallery import Gallery
-    from accessctl.runner import Runner
+    from accessctl.frames.capture import FrameFeed
+    from accessctl.storage.gallery import Gallery
 
     ok = tmp_path / "ok.sh"
     ok.write_text("#!/bin/sh\nexit 0\n")
@@ -342,12 +344,12 @@ def test_an_audit_log_that_cannot_be_written_holds_events_then_stops_the_door(tm
                                                                              astronaut_video: Path) -> None:
     """Nothing granted goes unlogged: failed events are held and retried; past
     [audit] backlog_s the kiosk stops deciding (OUT OF SERVICE) instead."""
-    from accessctl.audit import AuditError
-    from accessctl.capture import FrameFeed
     from accessctl.config import Settings
+    from accessctl.door.runner import Runner
     from accessctl.errors import AccessctlError
-    from accessctl.gallery import Gallery
-    from accessctl.runner import Runner
+    from accessctl.frames.capture import FrameFeed
+    from accessctl.storage.audit import AuditError
+    from accessctl.storage.gallery import Gallery
 
     class Flaky(AuditLog):
         broken = False

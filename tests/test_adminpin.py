@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from accessctl.adminpin import MAX_FAILURES, AdminPin, PinError
+from accessctl.storage.adminpin import MAX_FAILURES, AdminPin, PinError
 
 
 def test_pin_is_stored_as_a_salted_hash_in_a_private_file(tmp_path: Path) -> None:

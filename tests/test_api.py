@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from accessctl import api
-from accessctl.gallery import NewTemplate
+from accessctl.storage.gallery import NewTemplate
 
 
 def test_public_api_round_trip(astronaut_path, gallery_path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from accessctl.capture import CAMERA_LOST, ENDED, FAILED, FrameFeed
 from accessctl.errors import VideoError
+from accessctl.frames.capture import FeedState, FrameFeed
 
 
 def test_a_video_is_handed_over_whole_in_order_even_to_a_slow_reader(astronaut_video: Path) -> None:
@@ -19,7 +19,7 @@ def test_a_video_is_handed_over_whole_in_order_even_to_a_slow_reader(astronaut_v
         got.append(frame)
     assert [f.index for f in got] == list(range(30))
     assert all(b.t > a.t for a, b in zip(got, got[1:])) and abs(got[1].t - got[0].t - 1 / 15) < 1e-3
-    assert feed.stats.dropped == 0 and feed.stats.delivered == 30 and feed.status.state == ENDED
+    assert feed.stats.dropped == 0 and feed.stats.delivered == 30 and feed.status.state == FeedState.ENDED
     assert got[0].image.shape == (240, 320, 3) and all(f.captured > 0 for f in got)
 
 
@@ -47,7 +47,7 @@ def test_a_missing_or_damaged_file_ends_the_feed_with_a_clear_error(tmp_path: Pa
     with pytest.raises(VideoError, match="gone.mp4: no such file"):
         for frame in feed.frames():
             got.append(frame)
-    assert len(got) == 30 and feed.status.state == FAILED  # the frames before the fault still came
+    assert len(got) == 30 and feed.status.state == FeedState.FAILED  # the frames before the fault still came
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00" * 1000)
     with pytest.raises(VideoError, match="junk.mp4"):
@@ -63,7 +63,7 @@ def test_a_camera_that_is_not_there_is_retried_with_back_off_and_never_kills_the
     while len(seen) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
     feed.stop()
-    lost = [s for s in seen if s.state == CAMERA_LOST]
+    lost = [s for s in seen if s.state == FeedState.CAMERA_LOST]
     assert len(lost) >= 4 and "camera 97" in lost[0].detail
     assert [s.retry_in_s for s in lost[:4]] == [0.01, 0.02, 0.05, 0.05]
     assert list(feed.frames()) == []  # stopped: the reader is released, no error
@@ -86,4 +86,4 @@ def test_a_camera_is_handed_from_one_feed_to_the_next_without_anyone_waiting() -
     while not second_seen and time.monotonic() < deadline:
         time.sleep(0.01)
     second.stop()
-    assert second_seen and second_seen[0].state == CAMERA_LOST
+    assert second_seen and second_seen[0].state == FeedState.CAMERA_LOST

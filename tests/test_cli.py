@@ -56,10 +56,10 @@ def test_a_threshold_above_the_encoders_ceiling_lets_nobody_in(home: Path, capsy
     assert run(capsys, "identify", str(photos["eileen2"]))[0] == 2
 
     from accessctl.config import load_settings
-    from accessctl.gallery import Gallery
+    from accessctl.door.pipeline import Pipeline
+    from accessctl.frames.sources import open_source
     from accessctl.liveness import load_liveness
-    from accessctl.pipeline import Pipeline
-    from accessctl.sources import open_source
+    from accessctl.storage.gallery import Gallery
 
     with Gallery() as g, open_source(astronaut_video) as src:
         pipe = Pipeline(g, load_settings(), load_liveness())
@@ -162,6 +162,7 @@ def test_real_process_prints_no_traceback_and_no_native_noise(tmp_path: Path, ca
     assert proc.stderr.strip() == f"accessctl: error: {cat_path}: no face found"
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_eval_pairs_on_orl(home: Path, capsys, shared_data: Path) -> None:
     code, out, _ = run(capsys, "eval", "pairs", str(shared_data / "pairs_orl.csv"), "--json")
@@ -171,6 +172,7 @@ def test_eval_pairs_on_orl(home: Path, capsys, shared_data: Path) -> None:
     assert report["accuracy"] >= 0.98 and report["eer"] <= 0.015
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_bench_on_real_frames(home: Path, capsys, shared_data: Path) -> None:
     frames = sorted((shared_data / "nuaa_train" / "live").glob("*/*.jpg"))[:: 200][:6]
@@ -224,14 +226,14 @@ def test_make_pairs_from_webcam_clips_one_person_per_source(home: Path, capsys, 
 
 
 def _admin_events() -> list[dict]:
-    from accessctl.audit import AuditLog
+    from accessctl.storage.audit import AuditLog
 
     with AuditLog() as audit:
         return [e for e in audit.query() if e["event"] == "admin"]
 
 
 def test_every_cli_change_is_audited_with_the_os_user_and_reads_are_not(home: Path, capsys, photos, tmp_path: Path) -> None:
-    from accessctl.audit import os_user
+    from accessctl.storage.audit import os_user
 
     assert run(capsys, "enroll", "--employee-id", "E1", "--name", "Eileen Collins", str(photos["eileen"]))[0] == 0
     assert run(capsys, "gallery", "list")[0] == 0 and run(capsys, "identify", str(photos["eileen2"]))[0] == 0
@@ -251,7 +253,7 @@ def test_a_cli_change_the_audit_log_cannot_record_is_not_made(home: Path, capsys
     (home / "events.db").mkdir()  # not a database: nothing can be appended
     code, _, err = run(capsys, "enroll", "--employee-id", "E1", "--name", "Eileen Collins", str(photos["eileen"]))
     assert code == 2 and "enroll not done: the audit log cannot record it" in err
-    from accessctl.gallery import Gallery
+    from accessctl.storage.gallery import Gallery
 
     with Gallery() as g:
         assert g.people() == []

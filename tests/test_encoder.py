@@ -7,13 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from accessctl.encoder import DlibResNet, load_encoder
-from accessctl.encoder.dlib_format import read_dlib_metric_net
-from accessctl.encoder.resnet import dlib_add
-from accessctl.encoder.weights import PRETRAINED_ID, dlib_weights_path, pretrained_state_dict
 from accessctl.errors import EncoderError
-from accessctl.faces import analyzer
-from accessctl.images import load_image
+from accessctl.frames.images import load_image
+from accessctl.identity.dlib_format import read_dlib_metric_net
+from accessctl.identity.encoders import DlibResNet, load_encoder
+from accessctl.identity.resnet import dlib_add
+from accessctl.identity.weights import (
+    PRETRAINED_ID,
+    dlib_weights_path,
+    pretrained_state_dict,
+)
+from accessctl.vision.faces import analyzer
 
 
 def test_reader_consumes_the_whole_file_and_fills_every_parameter() -> None:

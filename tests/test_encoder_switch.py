@@ -118,7 +118,7 @@ def test_a_new_gallery_is_sface_and_switches_to_dlib_and_back_through_the_stored
     code, out, _ = run(capsys, "identify", "--json", str(b[0]))  # somebody else
     assert not json.loads(out.splitlines()[0])["accepted"]
 
-    from accessctl.gallery import Gallery
+    from accessctl.storage.gallery import Gallery
 
     assert run(capsys, "enroll", "--employee-id", "B", "--name", "Bravo", str(b[0]))[0] == 0
     with Gallery() as g:
@@ -135,8 +135,8 @@ def test_sface_is_checked_by_its_hash_and_gives_unit_descriptors(tmp_path: Path,
     import numpy as np
 
     from accessctl import config
-    from accessctl.encoder.sface import MODEL_FILE, SFaceEncoder
     from accessctl.errors import EncoderError
+    from accessctl.identity.sface import MODEL_FILE, SFaceEncoder
 
     enc = SFaceEncoder()
     chips = np.random.default_rng(0).integers(0, 255, (3, 150, 150, 3), dtype=np.uint8)
@@ -158,7 +158,7 @@ def test_an_old_dlib_gallery_keeps_working_until_switched(home: Path, capsys, sh
     """A gallery that records dlib's templates stays dlib at dlib's threshold; nothing
     is re-encoded behind the admin's back."""
     from accessctl.config import PRETRAINED_ENCODER_ID
-    from accessctl.gallery import Gallery
+    from accessctl.storage.gallery import Gallery
 
     home.mkdir(parents=True, exist_ok=True)
     Gallery(encoder_id=PRETRAINED_ENCODER_ID).close()  # made by an accessctl that only had dlib
@@ -176,8 +176,9 @@ def test_a_threshold_chosen_for_one_encoder_is_never_used_for_another(home: Path
     """Distances of two encoders are on different scales: a dlib threshold on an SFace
     gallery would refuse everyone, an SFace one on dlib would let strangers in. It is
     refused by name, and the door fails closed."""
-    from accessctl.config import Settings, match_threshold
+    from accessctl.config import Settings
     from accessctl.errors import AccessctlError
+    from accessctl.thresholds import match_threshold
 
     s = Settings()
     assert match_threshold(s, "sface-2021dec") == 1.0 and match_threshold(s, "dlib-resnet-v1") == 0.6

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accessctl.capture import FrameFeed
 from accessctl.config import Settings
-from accessctl.enrollment import EnrollmentCapture
-from accessctl.gallery import Gallery
+from accessctl.frames.capture import FrameFeed
+from accessctl.frames.sources import Frame
+from accessctl.kiosk.enrollment import EnrollmentCapture
 from accessctl.liveness import load_liveness
-from accessctl.sources import Frame
+from accessctl.storage.gallery import Gallery
 
 
 def test_two_faces_or_none_are_never_captured(two_faces: np.ndarray, gallery_path: Path) -> None:
@@ -26,6 +26,7 @@ def test_two_faces_or_none_are_never_captured(two_faces: np.ndarray, gallery_pat
         assert state.prompt == "Look straight at the camera" and not state.done
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_a_replayed_video_of_a_person_cannot_be_enrolled(shared_data: Path, gallery_path: Path) -> None:
     replay = shared_data / "video" / "replay_pairs" / "pair2" / "replay.mp4"

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from accessctl.errors import AccessctlError
-from accessctl.evaluate import PairDistances, cross_validated_accuracy, threshold_for_far, verification_metrics
+from accessctl.evaluation.verification import (
+    PairDistances,
+    cross_validated_accuracy,
+    threshold_for_far,
+    verification_metrics,
+)
 
 
 def pd(genuine, impostor, failed_genuine=0):

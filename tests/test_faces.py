@@ -4,8 +4,15 @@ import cv2
 import numpy as np
 import pytest
 
-from accessctl.faces import CHIP_SIZE, MESH_ALIGN_POINTS, _CHIP_POINTS, _umeyama, align, analyzer
-from accessctl.images import load_image
+from accessctl.frames.images import load_image
+from accessctl.vision.faces import (
+    _CHIP_POINTS,
+    CHIP_SIZE,
+    MESH_ALIGN_POINTS,
+    _umeyama,
+    align,
+    analyzer,
+)
 
 
 def test_one_face_with_landmarks_chip_and_quality(astronaut: np.ndarray) -> None:
@@ -136,7 +143,7 @@ def _tight_side_lit(image: np.ndarray, box: tuple[float, float, float, float]) -
 
 @pytest.mark.shared
 def test_yunet_finds_the_tight_side_lit_crop_mediapipe_misses(shared_data, monkeypatch) -> None:
-    from accessctl import faces
+    from accessctl.vision import faces
 
     photo = load_image(shared_data / "faces" / "public" / "knn_examples" / "train" / "biden" / "biden2.jpg")
     crop = _tight_side_lit(photo, analyzer().analyze(photo)[0].box)
@@ -150,8 +157,9 @@ def test_yunet_finds_the_tight_side_lit_crop_mediapipe_misses(shared_data, monke
 def test_yunet_is_checked_by_its_hash(tmp_path, monkeypatch) -> None:
     import shutil
 
-    from accessctl import config, faces
+    from accessctl import config
     from accessctl.errors import AccessctlError
+    from accessctl.vision import faces
 
     (tmp_path / "yunet").mkdir()
     shutil.copy(config.assets_dir() / "yunet" / faces.YUNET_FILE, tmp_path / "yunet" / faces.YUNET_FILE)
@@ -169,7 +177,7 @@ def test_yunet_is_checked_by_its_hash(tmp_path, monkeypatch) -> None:
 def test_a_failed_mediapipe_graph_is_started_afresh(astronaut: np.ndarray) -> None:
     """A graph whose run failed refuses every later run; one failure must not leave the
     thread (the kiosk's worker) without faces for good."""
-    from accessctl.faces import FaceAnalyzer
+    from accessctl.vision.faces import FaceAnalyzer
 
     a = FaceAnalyzer()
 

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from accessctl.errors import GalleryError
-from accessctl.gallery import SCHEMA_VERSION, Gallery, NewTemplate, TemplateIndex
+from accessctl.storage.gallery import (
+    SCHEMA_VERSION,
+    Gallery,
+    NewTemplate,
+    TemplateIndex,
+)
 
 ENC = "test-encoder"
 
@@ -245,7 +250,7 @@ def test_crafted_imports_cannot_take_the_gallery_down(gallery: Gallery, tmp_path
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_escaped() -> None:
-    from accessctl.audit import to_csv
+    from accessctl.storage.audit import to_csv
 
     text = to_csv([{"name": "=HYPERLINK(\"http://x\")", "event": "granted", "reason": "-1+1", "kiosk": "@SUM(A1)"}])
     assert "'=HYPERLINK" in text and "'-1+1" in text and "'@SUM" in text and ",granted," in text
@@ -275,7 +280,7 @@ def mean_colour(chips: np.ndarray) -> np.ndarray:
 
 
 def test_a_version_1_gallery_is_migrated_and_keeps_its_people(gallery_path: Path) -> None:
-    from accessctl.gallery import MIGRATIONS
+    from accessctl.storage.gallery import MIGRATIONS
 
     conn = sqlite3.connect(gallery_path, isolation_level=None)
     conn.executescript(MIGRATIONS[0])
@@ -343,8 +348,8 @@ def test_data_files_are_never_links_and_keep_their_owners_read_only_bit(tmp_path
     import stat as st
 
     from accessctl import config
-    from accessctl.audit import AuditLog
     from accessctl.errors import AccessctlError
+    from accessctl.storage.audit import AuditLog
 
     target = tmp_path / "target.txt"
     target.write_text("not yours")

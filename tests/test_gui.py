@@ -11,17 +11,25 @@ from pathlib import Path
 import pytest
 from PyQt6.QtWidgets import QCheckBox, QDialog, QLineEdit, QRadioButton, QWizard
 
-from accessctl.adminpin import AdminPin
-from accessctl.audit import AuditLog
 from accessctl.config import Settings, load_settings
-from accessctl.gallery import Gallery
+from accessctl.frames.sources import open_source
 from accessctl.gui.admin import AdminDialog, PinDialog
 from accessctl.gui.kiosk_window import KioskWindow
-from accessctl.gui.wizard import CAMERA_PAGE, DETAILS_PAGE, FILES_PAGE, REVIEW_PAGE, EnrollWizard
-from accessctl.identity import enroll
-from accessctl.kiosk import KioskSession
-from accessctl.sources import open_source
+from accessctl.gui.wizard import (
+    CAMERA_PAGE,
+    DETAILS_PAGE,
+    FILES_PAGE,
+    REVIEW_PAGE,
+    EnrollWizard,
+)
+from accessctl.identity.matching import enroll
+from accessctl.kiosk.session import KioskSession
+from accessctl.storage.adminpin import AdminPin
+from accessctl.storage.audit import AuditLog
+from accessctl.storage.gallery import Gallery
 from tests.test_access import recorder
+
+pytestmark = pytest.mark.gui
 
 PIN = "482913"
 SLOW = 240_000  # ms: generous for a loaded 2-core CI machine; the waits end as soon as the condition holds
@@ -230,7 +238,7 @@ def test_admin_area_needs_the_pin_and_manages_people_settings_and_the_log(
     reasons = [r["reason"] for r in admin.events if r["event"] == "admin"]
     assert reasons[:1] == ["pin-failed"] and {"unlock", "rename", "disable", "settings", "remove"} <= set(reasons)
     settings_event = next(r for r in admin.events if r["reason"] == "settings")
-    from accessctl.audit import os_user
+    from accessctl.storage.audit import os_user
 
     assert json.loads(settings_event["detail"]) == {"match.threshold": 0.45, "audit.snapshots": True,
                                                     "os_user": os_user(), "via": "gui"}
@@ -313,7 +321,7 @@ def test_kiosk_benchmark_reports_rates_latency_and_stalls(qtbot, home: Path, ast
     """`bench --kiosk` runs the real window on a video played at its own pace; figures are
     reported, not asserted (a loaded CI machine would make them flaky), but each must be
     measured."""
-    from accessctl.bench import run_kiosk_bench
+    from accessctl.evaluation.bench import run_kiosk_bench
 
     r = run_kiosk_bench([str(astronaut_video)])
     assert r["end_state"] == "ended" and r["frames_captured"] == 30

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from accessctl.config import Settings
-from accessctl.encoder import load_encoder
 from accessctl.errors import FaceQualityError, MultipleFacesError, NoFaceError
-from accessctl.gallery import Gallery
-from accessctl.identity import enroll, identify, verify
-from accessctl.images import load_image
+from accessctl.frames.images import load_image
+from accessctl.identity.encoders import load_encoder
+from accessctl.identity.matching import enroll, identify, verify
+from accessctl.storage.gallery import Gallery
 
 
 @pytest.fixture
@@ -87,10 +87,10 @@ def test_every_live_webcam_clip_yields_an_enrollable_frame_and_blurred_copies_ar
     """Sharpness means focus, not light: dim laptop-webcam faces (mean grey down to 28)
     pass; the same frames blurred in proportion to the face are refused as blurry. A
     clip may be refused only because its person never faces the camera."""
-    from accessctl.faces import analyzer, largest
-    from accessctl.identity import quality_problem
-    from accessctl.liveness.clips import read_clip_list
-    from accessctl.sources import open_source
+    from accessctl.evaluation.clips import read_clip_list
+    from accessctl.frames.sources import open_source
+    from accessctl.identity.matching import quality_problem
+    from accessctl.vision.faces import analyzer, largest
 
     s = Settings()
     clips = [c for lst in (shared_data / "liveness_web" / "clips.csv", shared_data / "liveness_clips.csv")
@@ -130,7 +130,7 @@ def test_a_blurry_face_is_told_what_to_change(gallery: Gallery, astronaut: np.nd
 
 @pytest.mark.shared
 def test_a_tight_side_lit_badge_crop_of_a_shared_photo_is_found_and_enrolled(gallery: Gallery, shared_data: Path) -> None:
-    from accessctl.faces import analyzer
+    from accessctl.vision.faces import analyzer
 
     from .test_faces import _tight_side_lit
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from accessctl.errors import ImageError
-from accessctl.images import load_image, to_rgb8
+from accessctl.frames.images import load_image, to_rgb8
 
 
 def test_jpeg_loads_as_rgb_uint8(astronaut_path: Path) -> None:

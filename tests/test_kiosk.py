@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-import accessctl.kiosk as kiosk
+import accessctl.kiosk.session as kiosk
 from accessctl.config import Settings
-from accessctl.kiosk import KioskSession, _Run
+from accessctl.kiosk.session import KioskSession, _Run
 
 
 def test_a_passing_problem_shows_on_the_status_line_for_a_while_then_clears(monkeypatch: pytest.MonkeyPatch) -> None:

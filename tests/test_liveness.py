@@ -12,14 +12,27 @@ import numpy as np
 import pytest
 
 from accessctl.errors import AccessctlError, VideoError
-from accessctl.evaluate import pad_metrics, threshold_at_eer
-from accessctl.liveness import (CHECKING, LIVE, MIN_WINDOWS, SPOOF, LivenessMonitor, load_liveness,
-                                presentation_scores, score_clip)
-from accessctl.liveness.clips import extract, read_clip_list
-from accessctl.liveness.features import (CNN_SCALES, N_CUES, N_POINTS, WINDOW, cues, is_still, observe,
-                                        window_before)
+from accessctl.evaluation.clips import extract, read_clip_list, score_clip
+from accessctl.evaluation.pad import pad_metrics, threshold_at_eer
+from accessctl.frames.sources import open_source
+from accessctl.liveness import (
+    MIN_WINDOWS,
+    LivenessMonitor,
+    LivenessState,
+    load_liveness,
+    presentation_scores,
+)
+from accessctl.liveness.features import (
+    CNN_SCALES,
+    N_CUES,
+    N_POINTS,
+    WINDOW,
+    cues,
+    is_still,
+    observe,
+    window_before,
+)
 from accessctl.liveness.minifasnet import INPUT
-from accessctl.sources import open_source
 from tests.conftest import save_rgb
 
 
@@ -157,7 +170,7 @@ def test_sources_read_videos_and_folders_in_order_and_refuse_bad_input(tmp_path:
 def test_a_frozen_photo_is_refused_and_a_spoof_verdict_is_final(astronaut: np.ndarray) -> None:
     """The same frame over and over (a frozen image) is never live, whatever its texture
     looks like; and once a track is judged a spoof, it stays so until it ends."""
-    from accessctl.faces import analyzer
+    from accessctl.vision.faces import analyzer
 
     face = analyzer().analyze(astronaut)[0]
     obs = observe(astronaut, face.box, face.landmarks)
@@ -165,11 +178,11 @@ def test_a_frozen_photo_is_refused_and_a_spoof_verdict_is_final(astronaut: np.nd
     model = load_liveness()
     monitor = LivenessMonitor(model)
     states = [monitor.update(1, i / 30, obs) for i in range(20)]
-    assert states[0].state == CHECKING
-    first = next(i for i, v in enumerate(states) if v.state != CHECKING)
+    assert states[0].state == LivenessState.CHECKING
+    first = next(i for i, v in enumerate(states) if v.state != LivenessState.CHECKING)
     assert 0.4 < first / 30 < 1.0  # a verdict within a second
-    assert all(v.state == SPOOF and v.still for v in states[first:])
-    assert monitor.update(2, 20 / 30, obs).state == CHECKING  # another track starts from nothing
+    assert all(v.state == LivenessState.SPOOF and v.still for v in states[first:])
+    assert monitor.update(2, 20 / 30, obs).state == LivenessState.CHECKING  # another track starts from nothing
     assert monitor.verdict(1).windows >= MIN_WINDOWS
 
 
@@ -191,12 +204,12 @@ def test_a_spoof_verdict_sticks_even_when_the_score_recovers() -> None:
         return [1, i / 30, feat, pts]
 
     states = [monitor.update_features(*frame(i, 4.0)).state for i in range(30)]
-    assert states[-1] == LIVE
+    assert states[-1] == LivenessState.LIVE
     states = [monitor.update_features(*frame(i, -4.0)).state for i in range(30, 45)]
-    assert states[-1] == SPOOF  # a live face whose score drops is refused at once
+    assert states[-1] == LivenessState.SPOOF  # a live face whose score drops is refused at once
     states = [monitor.update_features(*frame(i, 6.0)).state for i in range(45, 120)]
-    assert set(states) == {SPOOF}  # and never let back in on a better score
-    assert monitor.update_features(2, 4.0, *frame(120, 4.0)[2:]).state == CHECKING  # a new track starts over
+    assert set(states) == {LivenessState.SPOOF}  # and never let back in on a better score
+    assert monitor.update_features(2, 4.0, *frame(120, 4.0)[2:]).state == LivenessState.CHECKING  # a new track starts over
 
 
 def test_a_damaged_model_fails_closed_with_a_clear_error(tmp_path: Path) -> None:
@@ -302,7 +315,7 @@ def photo_clip(folder: Path, photo: np.ndarray, n: int, warp) -> Path:
 def test_a_frozen_photo_and_a_photo_moved_as_a_plane_are_refused(shared_data: Path, tmp_path: Path) -> None:
     """A press photo as 30 identical frames (the attack that was granted in 0.5 s), and
     the same photo moved, turned and tilted in front of the camera like a held print."""
-    from accessctl.images import load_image
+    from accessctl.frames.images import load_image
 
     photo = cv2.resize(load_image(shared_data / "faces/public/obama.jpg"), (240, 300), interpolation=cv2.INTER_AREA)
     model = load_liveness()
@@ -328,7 +341,7 @@ def test_a_frozen_photo_and_a_photo_moved_as_a_plane_are_refused(shared_data: Pa
 def test_live_motion_and_blinks_do_not_pass_a_print(shared_data: Path) -> None:
     """No single cue is enough: a printed photo given a live face's landmark track
     (blinks, head motion, parallax) is still refused on what the camera sees."""
-    from accessctl.liveness.clips import ClipFrames
+    from accessctl.evaluation.clips import ClipFrames
 
     model = load_liveness()
     live = extract(shared_data / "nuaa_train/live/0004_01_00_01")
@@ -357,6 +370,6 @@ def test_a_real_replay_after_a_live_face_is_refused_at_once_and_for_good(shared_
             t += 1 / 30
             phase.append(monitor.update_features(0, t, torch.from_numpy(clip.features[i]), clip.points[i]).state)
         states.append(phase)
-    assert states[0][-1] == LIVE
-    assert SPOOF in states[1]
-    assert set(states[2]) == {SPOOF}
+    assert states[0][-1] == LivenessState.LIVE
+    assert LivenessState.SPOOF in states[1]
+    assert set(states[2]) == {LivenessState.SPOOF}

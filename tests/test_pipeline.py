@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from accessctl.config import Settings
-from accessctl.gallery import Gallery
-from accessctl.identity import enroll
-from accessctl.liveness import LIVE, SPOOF, load_liveness
-from accessctl.faces import largest
-from accessctl.pipeline import Pipeline
-from accessctl.sources import open_source
-from accessctl.tracking import Tracker
+from accessctl.door.pipeline import Pipeline
+from accessctl.frames.sources import open_source
+from accessctl.identity.matching import enroll
+from accessctl.liveness import LivenessState, load_liveness
+from accessctl.storage.gallery import Gallery
+from accessctl.vision.faces import largest
+from accessctl.vision.tracking import Tracker
 
 
 def test_tracks_follow_a_face_and_a_new_face_gets_a_new_id() -> None:
@@ -29,6 +29,7 @@ def test_tracks_follow_a_face_and_a_new_face_gets_a_new_id() -> None:
     assert c not in (a, b)  # ids are never recycled
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_live_person_is_identified_and_a_replay_never_reaches_the_gallery(shared_data: Path, gallery_path: Path) -> None:
     pair = shared_data / "video" / "replay_pairs" / "pair2"
@@ -46,7 +47,7 @@ def test_live_person_is_identified_and_a_replay_never_reaches_the_gallery(shared
                 if face is None:
                     continue
                 first_face = frame.t if first_face is None else first_face
-                if face.liveness.state == LIVE:
+                if face.liveness.state == LivenessState.LIVE:
                     first_live = frame.t if first_live is None else first_live
                     if face.match is not None and face.match.person is not None:
                         assert face.match.person.employee_id == "P1"
@@ -62,14 +63,14 @@ def test_live_person_is_identified_and_a_replay_never_reaches_the_gallery(shared
                 if face is not None:
                     assert face.match is None  # never identified
                     states.append(face.liveness.state)
-        decided = [s for s in states if s in (LIVE, SPOOF)]
-        assert decided and decided.count(SPOOF) / len(decided) > 0.9
+        decided = [s for s in states if s in (LivenessState.LIVE, LivenessState.SPOOF)]
+        assert decided and decided.count(LivenessState.SPOOF) / len(decided) > 0.9
 
 
 def test_a_cut_in_the_stream_ends_every_track(astronaut_video: Path, gallery_path: Path) -> None:
     """The next file of a playlist (or a camera reopened) starts new tracks, even where the
     boxes overlap: a liveness clip must never span two recordings."""
-    from accessctl.capture import FrameFeed
+    from accessctl.frames.capture import FrameFeed
 
     with Gallery(gallery_path) as gallery:
         pipe = Pipeline(gallery, Settings(), load_liveness())

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from accessctl.config import load_settings
 from accessctl.errors import AccessctlError
-from accessctl.gallery import Gallery, NewTemplate
-from accessctl.images import load_image
+from accessctl.frames.images import load_image
+from accessctl.storage.gallery import Gallery, NewTemplate
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 PNG = b"\x89PNG\r\n\x1a\n"

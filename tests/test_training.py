@@ -9,7 +9,13 @@ import torch
 
 from accessctl.errors import AccessctlError
 from accessctl.training.data import FaceSet, PKSampler, augment
-from accessctl.training.trainer import TrainConfig, balanced_pairs, split_people, train
+from accessctl.training.trainer import (
+    Progress,
+    TrainConfig,
+    balanced_pairs,
+    split_people,
+    train,
+)
 
 
 def toy_faces(people: int = 6, per: int = 4, seed: int = 0) -> FaceSet:
@@ -92,8 +98,8 @@ def test_same_seed_same_weights_and_resume_equals_one_run(tmp_path: Path, id_wei
     train(TrainConfig(out=str(tmp_path / "a"), epochs=3, **common), faces=faces)
     train(TrainConfig(out=str(tmp_path / "b"), epochs=3, **common), faces=faces)
 
-    def interrupt_after_epoch_2(line: str) -> None:
-        if line.startswith("epoch 2: "):
+    def interrupt_after_epoch_2(p: Progress) -> None:
+        if p.record is not None and p.epoch == 2:
             raise KeyboardInterrupt  # the machine goes down right after the epoch's checkpoint
 
     with pytest.raises(KeyboardInterrupt):
@@ -120,7 +126,7 @@ def test_split_seed_holds_out_the_same_people_whatever_the_training_seed(tmp_pat
 
 
 def test_whitening_equalises_the_within_person_spread() -> None:
-    from accessctl.training.models import SmallFaceNet, Whitening
+    from accessctl.identity.architectures import SmallFaceNet, Whitening
 
     g = torch.Generator().manual_seed(0)
     centres = torch.randn(6, 4, generator=g) * 5
@@ -195,7 +201,7 @@ def test_fine_tuning_reports_the_starting_point_and_keeps_it_if_nothing_helps(tm
 
 
 def test_small_net_embeds_a_face_and_its_mirror_alike_outside_training() -> None:
-    from accessctl.encoder.resnet import DlibResNet
+    from accessctl.identity.resnet import DlibResNet
     from accessctl.training.models import Embedder
 
     torch.manual_seed(0)

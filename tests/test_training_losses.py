@@ -190,7 +190,12 @@ def test_losses_fall_when_optimised() -> None:
 
 def test_fitted_head_separates_pairs_and_round_trips(tmp_path, monkeypatch) -> None:
     from accessctl.errors import EncoderError
-    from accessctl.pairhead import fit_head, load_head, same_probability, save_head
+    from accessctl.identity.pairhead import (
+        fit_head,
+        load_head,
+        same_probability,
+        save_head,
+    )
 
     monkeypatch.setenv("ACCESSCTL_HOME", str(tmp_path))
     rng = np.random.default_rng(0)

@@ -14,19 +14,38 @@ from pathlib import Path
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-    QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLineEdit, QMessageBox, QPushButton, QScrollArea, QSpinBox,
-    QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
-from .. import config
-from ..adminpin import AdminPin, PinError
-from ..audit import AuditLog, log_admin, to_csv
-from ..config import Settings
-from ..gallery import Gallery, Person
-from .tasks import Tasks
+from accessctl import config
+from accessctl.config import Settings
+from accessctl.gui.tasks import Tasks
+from accessctl.storage.adminpin import AdminPin, PinError
+from accessctl.storage.audit import AuditLog, log_admin, to_csv
+from accessctl.storage.gallery import Gallery, Person
 
-EDITABLE_SECTIONS = ("match", "access", "enroll", "hook", "kiosk", "audit")
+EDITABLE_SECTIONS = ("match", "liveness", "access", "enroll", "hook", "kiosk", "audit")
 AUDIT_ROWS = 500  # newest events shown; the whole log is in `accessctl events`
 
 
@@ -156,21 +175,22 @@ class SettingsForm(QScrollArea):
     def _editor(section: str, name: str, value: object) -> QWidget:
         lo, hi = config.limits(section, name)
         if isinstance(value, bool):
-            w = QCheckBox()
-            w.setChecked(value)
-        elif isinstance(value, int):
-            w = QSpinBox()
-            w.setRange(int(lo), int(hi))
-            w.setValue(value)
-        elif isinstance(value, float):
-            w = QDoubleSpinBox()
-            w.setDecimals(4)
-            w.setRange(lo, hi)
-            w.setSingleStep(0.01 if value < 10 else 1.0)
-            w.setValue(value)
-        else:
-            w = QLineEdit(str(value))
-        return w
+            check = QCheckBox()
+            check.setChecked(value)
+            return check
+        if isinstance(value, int):
+            whole = QSpinBox()
+            whole.setRange(int(lo), int(hi))
+            whole.setValue(value)
+            return whole
+        if isinstance(value, float):
+            real = QDoubleSpinBox()
+            real.setDecimals(4)
+            real.setRange(lo, hi)
+            real.setSingleStep(0.01 if value < 10 else 1.0)
+            real.setValue(value)
+            return real
+        return QLineEdit(str(value))
 
     def values(self) -> Settings:
         out = copy.deepcopy(self.settings)
@@ -184,6 +204,7 @@ class SettingsForm(QScrollArea):
             elif isinstance(w, QSpinBox):
                 v = w.value()
             else:
+                assert isinstance(w, QLineEdit)
                 v = w.text().strip()
             setattr(getattr(out, section), name, v)
         return out
@@ -195,9 +216,11 @@ def _table(headers: list[str]) -> QTableWidget:
     t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    t.horizontalHeader().setStretchLastSection(True)
-    t.verticalHeader().setVisible(False)
+    header, rows = t.horizontalHeader(), t.verticalHeader()
+    assert header is not None and rows is not None  # a QTableWidget always has both
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setStretchLastSection(True)
+    rows.setVisible(False)
     return t
 
 
@@ -289,7 +312,8 @@ class AdminDialog(QDialog):
         self.tasks.run(load, show, self._failed)
 
     def selected_person(self) -> Person | None:
-        rows = self.people_table.selectionModel().selectedRows()
+        model = self.people_table.selectionModel()
+        rows = model.selectedRows() if model is not None else []
         return self.people[rows[0].row()] if rows and rows[0].row() < len(self.people) else None
 
     def _gallery_op(self, action: str, op: Callable[[Gallery], Person], done: str) -> None:
@@ -433,9 +457,13 @@ class AdminDialog(QDialog):
         layout.addStretch(1)
         return page
 
+    def _pin_changed(self) -> None:
+        self.say("The admin PIN was changed")
+        self._admin_event("pin-changed")
+
     def _ask_change_pin(self) -> None:
         dialog = SetPinDialog(self.pin, self)
-        dialog.accepted.connect(lambda: (self.say("The admin PIN was changed"), self._admin_event("pin-changed")))
+        dialog.accepted.connect(self._pin_changed)
         dialog.open()
 
     def done(self, result: int) -> None:  # noqa: D102 - Qt's name

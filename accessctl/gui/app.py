@@ -7,17 +7,18 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from PyQt6.QtCore import QtMsgType, QTimer, qInstallMessageHandler
+from PyQt6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler
 from PyQt6.QtWidgets import QApplication, QDialog
 
-from ..adminpin import AdminPin
-from ..capture import is_camera
-from ..config import Settings
-from ..errors import AccessctlError
-from ..kiosk import KioskSession
-from ..sources import open_source
-from .admin import SetPinDialog
-from .kiosk_window import KioskWindow
+from accessctl.config import Settings
+from accessctl.errors import AccessctlError
+from accessctl.frames.capture import is_camera
+from accessctl.frames.sources import open_source
+from accessctl.gui.admin import SetPinDialog
+from accessctl.gui.kiosk_window import KioskWindow
+from accessctl.gui.qtlibs import uses_xcb, xcb_problem
+from accessctl.kiosk.session import KioskSession
+from accessctl.storage.adminpin import AdminPin
 
 
 def application() -> QApplication:
@@ -26,6 +27,10 @@ def application() -> QApplication:
             and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
         raise AccessctlError("no display to open the kiosk window on: run it on the kiosk's screen, use --headless, "
                              "or set QT_QPA_PLATFORM=offscreen")
+    if sys.platform.startswith("linux") and uses_xcb():
+        problem = xcb_problem()  # Qt would abort the process (a core dump), not raise
+        if problem:
+            raise AccessctlError(problem)
     app = QApplication.instance()
     if app is None:
         qInstallMessageHandler(_qt_message)
@@ -34,10 +39,10 @@ def application() -> QApplication:
     return app  # type: ignore[return-value]
 
 
-def _qt_message(kind: QtMsgType, context: object, message: str) -> None:
+def _qt_message(kind: QtMsgType, context: QMessageLogContext, message: str | None) -> None:
     """Qt's own messages to stderr, less one that the offscreen platform prints for
     every window (it cannot honour size hints, and nothing here needs it to)."""
-    if "propagateSizeHints" not in message:
+    if message and "propagateSizeHints" not in message:
         print(message, file=sys.stderr)
 
 

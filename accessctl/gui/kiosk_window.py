@@ -1,7 +1,7 @@
 """The screen at the door: preview, face boxes, the decision banner, rates, admin entry.
 
-A view of :class:`accessctl.kiosk.KioskSession`: a timer asks it for the latest
-:class:`~accessctl.kiosk.KioskView` about 60 times a second and paints it. The timer
+A view of :class:`accessctl.kiosk.session.KioskSession`: a timer asks it for the latest
+:class:`~accessctl.kiosk.session.KioskView` about 60 times a second and paints it. The timer
 also measures the GUI thread: the longest gap between two of its ticks, beyond the
 interval, is the longest stall (reported by ``accessctl bench --kiosk``).
 """
@@ -15,15 +15,22 @@ from pathlib import Path
 
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QCloseEvent, QKeySequence, QShortcut
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QPushButton, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..adminpin import AdminPin
-from ..config import Settings
-from ..kiosk import KioskSession, KioskView, ScreenText, screen_text
-from .admin import AdminDialog, PinDialog, SetPinDialog, log_admin
-from .preview import TONE_COLOURS, VideoWidget
-from .tasks import Tasks
-from .wizard import EnrollWizard
+from accessctl.config import Settings
+from accessctl.gui.admin import AdminDialog, PinDialog, SetPinDialog, log_admin
+from accessctl.gui.preview import TONE_COLOURS, VideoWidget
+from accessctl.gui.tasks import Tasks
+from accessctl.gui.wizard import EnrollWizard
+from accessctl.kiosk.session import KioskSession, KioskState, KioskView, ScreenText, screen_text
+from accessctl.storage.adminpin import AdminPin
 
 TICK_MS = 16
 
@@ -79,7 +86,7 @@ class KioskWindow(QMainWindow):
         self.status.setStyleSheet("color: #90a4ae; padding: 4px 16px; font-size: 13px")
         layout.addWidget(self.status)
         self.setCentralWidget(central)
-        QShortcut(QKeySequence("Ctrl+Shift+A"), self, activated=self.open_admin)
+        QShortcut(QKeySequence("Ctrl+Shift+A"), self).activated.connect(self.open_admin)
 
         self.view: KioskView | None = None
         self.text: ScreenText | None = None
@@ -108,9 +115,10 @@ class KioskWindow(QMainWindow):
         self.longest_stall_ms = 0.0
         self._last_tick = time.monotonic()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+    def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
         if not self._allow_close:  # kiosk mode: leaving needs the PIN
-            event.ignore()
+            if event is not None:
+                event.ignore()
             dialog = PinDialog(self.pin, self, purpose="Leaving kiosk mode", on_failure=self._pin_failed)
             dialog.accepted.connect(self._close_unlocked)
             dialog.open()
@@ -121,7 +129,8 @@ class KioskWindow(QMainWindow):
             if child is not None:
                 child.close()
         self.tasks.shutdown()
-        event.accept()
+        if event is not None:
+            event.accept()
 
     def _close_unlocked(self) -> None:
         self._allow_close = True
@@ -166,7 +175,7 @@ class KioskWindow(QMainWindow):
                  f"inference {view.inference_fps:.0f} fps"]
         if view.latency_ms is not None:
             parts.append(f"latency {view.latency_ms:.0f} ms")
-        if view.message and view.state not in ("out_of_service", "camera_lost"):
+        if view.message and view.state not in (KioskState.OUT_OF_SERVICE, KioskState.CAMERA_LOST):
             parts.append(view.message)
         if view.warning:
             parts.append(f"warning: {view.warning}")
@@ -184,6 +193,7 @@ class KioskWindow(QMainWindow):
         if self.admin is not None and self.admin.isVisible():
             self.admin.raise_()
             return
+        dialog: SetPinDialog | PinDialog
         if not self.pin.is_set():
             dialog = SetPinDialog(self.pin, self)
             dialog.accepted.connect(self.show_admin)
@@ -213,9 +223,13 @@ class KioskWindow(QMainWindow):
                                    realtime=self.session.realtime, unlocked=True, gallery_path=self.gallery_path,
                                    audit_path=self.audit_path, parent=self)
         if self.admin is not None:
-            self.wizard.enrolled.connect(lambda _: self.admin and self.admin.refresh_people())
+            self.wizard.enrolled.connect(self._refresh_admin_people)
         self.wizard.finished.connect(self._wizard_closed)
         self.wizard.open()
+
+    def _refresh_admin_people(self, _employee_id: object = None) -> None:
+        if self.admin is not None:
+            self.admin.refresh_people()
 
     def _wizard_closed(self, _result: int) -> None:
         self.session.start()

@@ -9,16 +9,16 @@ from PyQt6.QtCore import QRectF, Qt
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
-from ..kiosk import face_caption
-from ..pipeline import FaceState
+from accessctl.door.pipeline import FaceState
+from accessctl.kiosk.session import Tone, face_caption
 
 BOX_COLOURS = {
-    "checking": QColor(245, 176, 0),
-    "live": QColor(46, 184, 92),
-    "spoof": QColor(222, 52, 52),
-    "unknown": QColor(222, 52, 52),
+    Tone.CHECKING: QColor(245, 176, 0),
+    Tone.LIVE: QColor(46, 184, 92),
+    Tone.SPOOF: QColor(222, 52, 52),
+    Tone.UNKNOWN: QColor(222, 52, 52),
 }
-TONE_COLOURS = {"granted": "#1b873a", "denied": "#c42b1c", "warning": "#d46b08", "neutral": "#263238"}
+TONE_COLOURS = {Tone.GRANTED: "#1b873a", Tone.DENIED: "#c42b1c", Tone.WARNING: "#d46b08", Tone.NEUTRAL: "#263238"}
 
 
 class VideoWidget(QWidget):
@@ -42,7 +42,7 @@ class VideoWidget(QWidget):
         self._image, self._faces, self._dim = image, faces, dim
         self.update()
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, event: QPaintEvent | None) -> None:  # noqa: N802 - Qt's name
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(12, 14, 18))
         image = self._image
@@ -54,7 +54,8 @@ class VideoWidget(QWidget):
         scale = min(self.width() / w, self.height() / h)
         dw, dh = w * scale, h * scale
         ox, oy = (self.width() - dw) / 2, (self.height() - dh) / 2
-        qimage = QImage(image.data, w, h, image.strides[0], QImage.Format.Format_RGB888)
+        # Zero-copy over the frame's own buffer (PyQt6 accepts any buffer; its stubs say bytes).
+        qimage = QImage(image.data, w, h, image.strides[0], QImage.Format.Format_RGB888)  # type: ignore[call-overload]
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         p.save()
         if self.mirror:

@@ -34,6 +34,7 @@ class Tasks(QObject):
         self.pending += 1
 
         def job() -> None:
+            outcome: tuple[Callable[[Any], None] | None, Any, Exception | None]
             try:
                 outcome = (on_done, fn(), None)
             except Exception as exc:  # delivered to on_error; never lost in the pool

@@ -1,8 +1,8 @@
 """The enrollment wizard: PIN, who, consent, capture (camera or files), review, save.
 
 Nothing is written before the last page's Finish, and then in one transaction
-(:func:`accessctl.identity.save_enrollment`), so cancelling at any step leaves the
-gallery as it was. The camera capture is :class:`accessctl.enrollment.CaptureSession`
+(:func:`accessctl.identity.matching.save_enrollment`), so cancelling at any step leaves the
+gallery as it was. The camera capture is :class:`accessctl.kiosk.enrollment.CaptureSession`
 (faces, liveness and quality off the GUI thread); photos are read and encoded on a
 background thread too.
 """
@@ -16,21 +16,38 @@ import numpy as np
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QImage, QPixmap
 from PyQt6.QtWidgets import (
-    QCheckBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QRadioButton,
-    QVBoxLayout, QWidget, QWizard, QWizardPage,
+    QCheckBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+    QWizard,
+    QWizardPage,
 )
 
-from ..adminpin import AdminPin
-from ..config import Settings, match_threshold
-from ..encoder import load_encoder
-from ..enrollment import POSES, CaptureSession
-from ..errors import AccessctlError, GalleryError
-from ..gallery import Gallery, Person
-from ..identity import EncodedFace, enrollment_warnings, sample_from_image, save_enrollment
-from ..images import load_image
-from .admin import error_label, log_admin, pin_refusal
-from .preview import VideoWidget
-from .tasks import Tasks
+from accessctl.config import Settings
+from accessctl.errors import AccessctlError, GalleryError
+from accessctl.frames.images import load_image
+from accessctl.gui.admin import error_label, log_admin, pin_refusal
+from accessctl.gui.preview import VideoWidget
+from accessctl.gui.tasks import Tasks
+from accessctl.identity.encoders import load_encoder
+from accessctl.identity.matching import (
+    EncodedFace,
+    enrollment_warnings,
+    sample_from_image,
+    save_enrollment,
+)
+from accessctl.kiosk.enrollment import POSES, CaptureSession
+from accessctl.storage.adminpin import AdminPin
+from accessctl.storage.gallery import Gallery, Person
+from accessctl.thresholds import match_threshold
 
 PIN_PAGE, DETAILS_PAGE, CONSENT_PAGE, METHOD_PAGE, CAMERA_PAGE, FILES_PAGE, REVIEW_PAGE = range(7)
 CONSENT_TEXT = (
@@ -43,7 +60,7 @@ CONSENT_TEXT = (
 
 def chip_pixmap(chip: np.ndarray, side: int = 96) -> QPixmap:
     h, w = chip.shape[:2]
-    image = QImage(np.ascontiguousarray(chip).data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    image = QImage(np.ascontiguousarray(chip).tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888).copy()
     return QPixmap.fromImage(image).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
                                            Qt.TransformationMode.SmoothTransformation)
 
@@ -257,7 +274,7 @@ class FilesPage(QWizardPage):
         def work() -> list[tuple[str, EncodedFace | None, str]]:
             with Gallery(gallery_path) as g:
                 encoder = load_encoder(g.encoder_id)
-            out = []
+            out: list[tuple[str, EncodedFace | None, str]] = []
             for p in paths:
                 try:
                     out.append((p, sample_from_image(load_image(p), p, settings, encoder), ""))
@@ -322,8 +339,9 @@ class ReviewPage(QWizardPage):
         self.summary.setText(f"{name} ({eid}): {len(w.samples)} face(s)")
         while self.faces.count():
             item = self.faces.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         for _, face in w.samples:
             thumb = QLabel()
             thumb.setPixmap(chip_pixmap(face.face.chip, 120))

@@ -29,21 +29,37 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..errors import AccessctlError
-from ..tracing import trace_for_inference
-from .features import PLANAR_RATIO, CNN_SCALES, Observation, cues, is_still, planar_ratio, window_before
-from .minifasnet import INPUT
-from .model import FEATURE_DIM, FrameCNN, SequenceHead
-from .weights import checked_state, load_frame_cnn, shipped_dir
+from accessctl.errors import AccessctlError
+from accessctl.labels import Label
+from accessctl.liveness.features import (
+    CNN_SCALES,
+    PLANAR_RATIO,
+    Observation,
+    cues,
+    is_still,
+    planar_ratio,
+    window_before,
+)
+from accessctl.liveness.minifasnet import INPUT
+from accessctl.liveness.model import FEATURE_DIM, FrameCNN, SequenceHead
+from accessctl.liveness.weights import checked_state, load_frame_cnn, shipped_dir
+from accessctl.tracing import trace_for_inference
 
 if TYPE_CHECKING:
-    from .clips import ClipFrames
+    from accessctl.evaluation.clips import ClipFrames
 
 WEIGHTS_FILE = "liveness.pt"
 META_FILE = "liveness.json"
 
 # States of a face, in the order the kiosk meets them.
-CHECKING, LIVE, SPOOF = "checking", "live", "spoof"
+class LivenessState(Label):
+    """A track's liveness verdict: no verdict yet, live, or a presentation attack."""
+
+    CHECKING = "checking"
+    LIVE = "live"
+    SPOOF = "spoof"
+
+
 MIN_WINDOWS = 3  # window scores needed before a verdict: about 0.55 s at 30 fps
 MAX_WINDOWS = 8  # the verdict is the mean of at most this many of the latest scores
 DECIDE_S = 0.25  # how long the door looks at verdicts before it acts (3 identity checks, 0.1 s apart)
@@ -117,8 +133,8 @@ def load_liveness(folder: str | Path | None = None) -> LivenessModel:
 
 def save_model(head: SequenceHead, out: Path, threshold: float, extra: dict) -> None:
     """``liveness.pt`` (a plain state dict) and ``liveness.json`` (threshold, window, digest)."""
-    from .. import config
-    from .features import STEP_S, WINDOW
+    from accessctl import config
+    from accessctl.liveness.features import STEP_S, WINDOW
 
     config.private_dir(out)
     config.write_private(out / WEIGHTS_FILE, lambda tmp: torch.save(head.state_dict(), tmp))
@@ -130,7 +146,7 @@ def save_model(head: SequenceHead, out: Path, threshold: float, extra: dict) -> 
 
 @dataclass(frozen=True)
 class LivenessVerdict:
-    state: str  # checking | live | spoof
+    state: LivenessState
     p_live: float | None  # mean P(live) of the latest windows; None while checking
     windows: int  # window scores so far for this face
     still: bool = False  # the latest windows showed no motion at all
@@ -186,22 +202,22 @@ class LivenessMonitor:
             buf.still.append(is_still(pts))
             buf.planar.append(planar_ratio(pts))
         verdict = self.verdict(track_id, t)
-        if verdict.state == SPOOF:
+        if verdict.state == LivenessState.SPOOF:
             buf.spoofed = True
-        if self.keep_scores and verdict.state != CHECKING:
+        if self.keep_scores and verdict.state != LivenessState.CHECKING:
             buf.verdicts.append(verdict)
         return verdict
 
     def verdict(self, track_id: int, t: float = 0.0) -> LivenessVerdict:
         buf = self._tracks.get(track_id)
         if buf is None or len(buf.scores) < MIN_WINDOWS:
-            return LivenessVerdict(CHECKING, None, 0 if buf is None else len(buf.scores), t=t)
+            return LivenessVerdict(LivenessState.CHECKING, None, 0 if buf is None else len(buf.scores), t=t)
         p = float(np.mean(list(buf.scores)[-MAX_WINDOWS:]))
         still = all(list(buf.still)[-MIN_WINDOWS:])
         ratios = [r for r in buf.planar if r is not None]
         planar = len(ratios) >= MIN_WINDOWS and float(np.median(ratios)) < PLANAR_RATIO
         live = p >= self.model.threshold and not still and not planar and not buf.spoofed
-        return LivenessVerdict(LIVE if live else SPOOF, p, len(buf.scores), still, planar, t)
+        return LivenessVerdict(LivenessState.LIVE if live else LivenessState.SPOOF, p, len(buf.scores), still, planar, t)
 
     def verdicts(self, track_id: int) -> list[LivenessVerdict]:
         """Every verdict of the track so far (needs ``keep_scores``)."""
@@ -264,11 +280,3 @@ def presentation_scores(model: LivenessModel, frames: "ClipFrames") -> list[floa
     if last is not None or not out:
         out.append(last)
     return out
-
-
-def score_clip(model: LivenessModel, path: str | Path) -> list[float | None]:
-    """A clip's presentation scores, from the kiosk's own face analysis (cached per file
-    by :func:`.clips.extract`) and monitor."""
-    from .clips import extract
-
-    return presentation_scores(model, extract(path))

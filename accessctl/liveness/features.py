@@ -26,11 +26,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
-import cv2
-
-from .minifasnet import INPUT
+from accessctl.liveness.minifasnet import INPUT
 
 CONTEXT = 2.2  # the landmarks' frame: a square of this many face-box sides
 CNN_SCALES = (2.7, 4.0)  # MiniFASNetV2, MiniFASNetV1SE

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .features import N_CUES
-from .minifasnet import EMBEDDING, LIVE_CLASS, MiniFASNet
+from accessctl.liveness.features import N_CUES
+from accessctl.liveness.minifasnet import EMBEDDING, LIVE_CLASS, MiniFASNet
 
 N_CNNS = 2
 # Per frame: the combined live logit, each CNN's live logit, each CNN's embedding.

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from .. import config
-from ..errors import AccessctlError
-from .minifasnet import MiniFASNet, minifasnet_v1se, minifasnet_v2
-from .model import FrameCNN
+from accessctl import config
+from accessctl.errors import AccessctlError
+from accessctl.liveness.minifasnet import MiniFASNet, minifasnet_v1se, minifasnet_v2
+from accessctl.liveness.model import FrameCNN
 
 # file, architecture, SHA-256 (Silent-Face-Anti-Spoofing b6d5f04, resources/anti_spoof_models/)
 PRETRAINED = (

@@ -15,10 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import config
-from ..errors import AccessctlError, ImageError
-from ..faces import analyzer
-from ..images import IMAGE_SUFFIXES, load_image
+from accessctl import config
+from accessctl.errors import AccessctlError, ImageError
+from accessctl.frames.images import IMAGE_SUFFIXES, load_image
+from accessctl.vision.faces import analyzer
 
 
 @dataclass
@@ -139,9 +139,9 @@ def augment(chips: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         angle = rng.uniform(-12, 12)
         scale = rng.uniform(0.9, 1.1)
         m = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
-        m[:, 2] += rng.uniform(-8, 8, size=2) * size / 150
+        m[:, 2] = m[:, 2] + rng.uniform(-8, 8, size=2) * size / 150
         img = cv2.warpAffine(np.ascontiguousarray(img), m, (size, size), borderMode=cv2.BORDER_REFLECT)
-        f = img.astype(np.float32)
+        f: np.ndarray = img.astype(np.float32)
         f = f * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25)  # contrast, brightness
         grey = f.mean(axis=2, keepdims=True)
         f = grey + (f - grey) * rng.uniform(0.6, 1.3)  # saturation

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import miners
+from accessctl.identity.architectures import BinaryHead
+from accessctl.training import miners
 
 
 def pairwise_sq_dist(emb: torch.Tensor) -> torch.Tensor:
@@ -60,24 +61,6 @@ def contrastive_loss(emb: torch.Tensor, labels: torch.Tensor, margin: float) -> 
     d_ij = torch.sqrt(d2_ij + 1e-12)
     loss = torch.where(same, d2_ij, F.relu(margin - d_ij) ** 2)
     return loss.mean(), {"pairs": float(i.numel())}
-
-
-class BinaryHead(nn.Module):
-    """P(same person | x1, x2) = sigmoid(w . |f1 - f2| [+ v . (f1 - f2)^2] + b)."""
-
-    def __init__(self, dim: int = 128, squared: bool = True) -> None:
-        super().__init__()
-        self.squared = squared
-        self.linear = nn.Linear(dim * (2 if squared else 1), 1)
-
-    def features(self, f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
-        diff = f1 - f2
-        parts = [diff.abs()] + ([diff * diff] if self.squared else [])
-        return torch.cat(parts, dim=-1)
-
-    def forward(self, f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
-        """Logits (higher = more likely the same person)."""
-        return self.linear(self.features(f1, f2)).squeeze(-1)
 
 
 def binary_loss(

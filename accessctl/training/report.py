@@ -13,7 +13,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import AccessctlError
+from accessctl.errors import AccessctlError
 
 FIGURES = ("accuracy_10fold", "accuracy_at_threshold", "before_whitening_10fold", "head_10fold")
 

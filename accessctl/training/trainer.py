@@ -17,17 +17,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..config import write_private
-from ..errors import AccessctlError
-from ..evaluate import cross_validated_accuracy, verification_metrics
-from ..pairhead import fit_head
-from .data import FaceSet, PKSampler, augment, load_face_folder
-from .losses import BinaryHead, IdentityHead, binary_loss, contrastive_loss, identity_loss, triplet_loss
-from .models import Embedder
+from accessctl.config import write_private
+from accessctl.errors import AccessctlError
+from accessctl.evaluation.verification import (
+    cross_validated_accuracy,
+    verification_metrics,
+)
+from accessctl.identity.architectures import BinaryHead, SmallFaceNet
+from accessctl.identity.pairhead import fit_head
+from accessctl.training.data import FaceSet, PKSampler, augment, load_face_folder
+from accessctl.training.losses import (
+    IdentityHead,
+    binary_loss,
+    contrastive_loss,
+    identity_loss,
+    triplet_loss,
+)
+from accessctl.training.models import Embedder
 
 LOSSES = ("triplet", "contrastive", "binary")
 MININGS = ("semi-hard", "batch-hard", "batch-all")
@@ -85,6 +96,23 @@ class TrainConfig:
         if not c.lr:
             c.lr = 2e-5 if c.init == "pretrained" else 1e-3
         return c
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One training step (``record`` None) or one finished, checkpointed epoch (its history record)."""
+
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    loss: float
+    record: dict | None = None
+
+    def __str__(self) -> str:
+        if self.record is not None:
+            return f"epoch {self.epoch}: {json.dumps(self.record)}"
+        return f"epoch {self.epoch}/{self.epochs} step {self.step}/{self.steps} loss {self.loss:.4f}"
 
 
 @dataclass
@@ -194,6 +222,8 @@ def fit_whitening(model: Embedder, faces: FaceSet, seed: int, head: BinaryHead |
     as in training_threshold, so it models how a person's new faces vary); a binary head
     learnt on the unwhitened embeddings no longer fits them and is refitted, on the
     same views' balanced pairs, whitened. Returns the head to keep."""
+    if not isinstance(model.net, SmallFaceNet):
+        raise ValueError("only the small net has a whitening layer to fit")
     whitening = model.net.whitening
     whitening.active.fill_(0.0)
     rng = np.random.default_rng([seed, 1 << 21])
@@ -223,7 +253,7 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return _on_cpu(module.state_dict())  # type: ignore[return-value]
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], None] | None = None,
+def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[Progress], None] | None = None,
           faces: FaceSet | None = None) -> TrainResult:
     """Train (or fine-tune) an encoder as ``cfg`` says; returns where the results are."""
     cfg = cfg.resolved()
@@ -235,9 +265,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
     rest, test_set = split_people(faces, cfg.test_people, split_seed)
     train_set, val_set = split_people(rest, cfg.val_people, split_seed)
 
-    model = Embedder(cfg.arch, cfg.normalize)
+    model = Embedder(cfg.arch, bool(cfg.normalize))
     if cfg.init == "pretrained":
-        from ..encoder.weights import pretrained_state_dict
+        from accessctl.identity.weights import pretrained_state_dict
 
         model.net.load_state_dict(pretrained_state_dict())
     head = BinaryHead(model.net.embedding_dim) if cfg.loss == "binary" else None
@@ -304,10 +334,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
             y = torch.from_numpy(train_set.labels[ix]).to(cfg.device)
             emb = model(x)
             if cfg.loss == "triplet":
-                loss, _ = triplet_loss(emb, y, cfg.margin, cfg.mining)
+                loss, _ = triplet_loss(emb, y, float(cfg.margin or 0.0), cfg.mining)
             elif cfg.loss == "contrastive":
-                loss, _ = contrastive_loss(emb, y, cfg.margin)
+                loss, _ = contrastive_loss(emb, y, float(cfg.margin or 0.0))
             else:
+                assert head is not None  # the binary loss made it above
                 loss, _ = binary_loss(emb, y, head)
             if id_head is not None:
                 loss = loss + cfg.id_weight * identity_loss(emb, y, id_head)[0]
@@ -317,9 +348,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
             losses.append(loss.item())
             seen += len(ix)
             if progress:
-                progress(f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps} loss {np.mean(losses):.4f}")
+                progress(Progress(epoch + 1, cfg.epochs, step + 1, steps, float(np.mean(losses))))
         train_time += time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
+        record: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
         if val_set is not None:
             record["val"] = evaluate_split(model, val_set, head, base_threshold)
             metric = record["val"]["best_accuracy"] - record["val"]["eer"] * 1e-3
@@ -342,7 +373,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
         torch.save(ck, last)
         _write_config(out, cfg, extra={})
         if progress:
-            progress(f"epoch {epoch + 1}: {json.dumps(record)}")
+            progress(Progress(epoch + 1, cfg.epochs, steps, steps, record["loss"], record))
         if stale >= cfg.patience:
             break
 
@@ -376,7 +407,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[str], N
     # The distance threshold is what the gallery uses, whatever the loss; the binary
     # head's own figures are at P(same) = 0.5 (logit 0), its natural operating point.
     threshold = training_threshold(model, train_set, cfg.seed)
-    best = {"train": evaluate_split(model, train_set, None, threshold)}
+    best: dict[str, Any] = {"train": evaluate_split(model, train_set, None, threshold)}
     for name, figures in unwhitened.items():
         best[f"{name}_unwhitened"] = figures
     if before is not None:

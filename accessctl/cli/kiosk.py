@@ -1,0 +1,103 @@
+"""``run``, ``demo`` and ``events``: the door itself, and what it logged."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from accessctl.cli.common import open_gallery, run_settings, threshold_opt
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = run_settings(args)
+    if not args.headless:
+        from accessctl.gui.app import run_kiosk
+
+        return run_kiosk(args.source, settings, realtime=not args.every_frame, loop=args.loop,
+                         fullscreen=args.fullscreen or settings.kiosk.fullscreen)
+    from accessctl.door.runner import Runner, print_json
+    from accessctl.frames.capture import FrameFeed
+    from accessctl.storage.audit import AuditLog
+
+    with open_gallery() as gallery, AuditLog(kiosk=settings.kiosk.name) as audit:
+        runner = Runner(gallery, settings, audit, print_json)
+        feed = FrameFeed(args.source, realtime=args.realtime, loop=args.loop, on_status=runner.feed_status)
+        stats = runner.run(feed)
+    fps = stats.frames / stats.seconds if stats.seconds else 0.0
+    dropped = f", {feed.stats.dropped} dropped to stay current" if feed.stats.dropped else ""
+    print(f"accessctl: {stats.frames} frames, {stats.decisions} decisions, {fps:.1f} frames/s{dropped}", file=sys.stderr)
+    if stats.frames == 0:  # a source that yields nothing is a failure, not a quiet success
+        print("accessctl: error: no frame could be read from the source", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from accessctl.config import load_settings
+    from accessctl.kiosk.demo import prepare_demo
+
+    with tempfile.TemporaryDirectory(prefix="accessctl-demo-") as home:
+        sources, pin = prepare_demo(Path(home))
+        print(f"accessctl demo: a throwaway home in {home} (deleted afterwards); Pair One is enrolled from one frame "
+              f"of {Path(sources[0]).name}; the admin PIN is {pin}", file=sys.stderr)
+        settings = load_settings()
+        if not args.headless:
+            from accessctl.gui.app import run_kiosk
+
+            return run_kiosk(sources, settings, realtime=True, loop=True, fullscreen=args.fullscreen)
+        from accessctl.door.runner import Runner, print_json
+        from accessctl.frames.capture import FrameFeed
+        from accessctl.storage.audit import AuditLog
+
+        with open_gallery() as gallery, AuditLog(kiosk=settings.kiosk.name) as audit:
+            runner = Runner(gallery, settings, audit, print_json)
+            runner.run(FrameFeed(sources, on_status=runner.feed_status))
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from accessctl.storage.audit import AuditLog, parse_since, to_csv
+
+    since = parse_since(args.since)
+    with AuditLog() as audit:
+        rows = audit.query(since=since, person=args.person)
+    if args.csv:
+        sys.stdout.write(to_csv(rows))
+    else:
+        for r in rows:
+            who = f"{r['name']} ({r['person_id']})" if r["person_id"] else "-"
+            print(f"{r['time']} {r['kiosk']} {r['event']:<8} {r['reason'] or '':<8} {who}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="the kiosk: a camera, a video file or a folder of frames through the access pipeline")
+    p.add_argument("--source", required=True, action="append", metavar="SOURCE",
+                   help="camera index (0), video file or frame folder; give it again to play files one after another")
+    p.add_argument("--headless", action="store_true", help="no window: one JSON object per event on stdout")
+    p.add_argument("--loop", action="store_true", help="play the video files again when they end")
+    p.add_argument("--fullscreen", action="store_true", help="kiosk mode: full screen; leaving needs the admin PIN")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--realtime", action="store_true",
+                      help="headless: play files at their own frame rate, dropping frames the pipeline cannot keep up "
+                           "with, as a camera does (the window always does)")
+    pace.add_argument("--every-frame", action="store_true",
+                      help="window: process every frame of a video file (reproducible; the preview runs at inference speed)")
+    threshold_opt(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="the kiosk on the shared data's videos (live, replayed on a phone, a stranger), "
+                                    "in a throwaway home")
+    p.add_argument("--headless", action="store_true", help="no window: one JSON object per event on stdout")
+    p.add_argument("--fullscreen", action="store_true", help="kiosk mode")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("events", help="read the audit log")
+    p.add_argument("--since", help="ISO time (2026-11-22T08:00) or an age: 30m, 12h, 7d")
+    p.add_argument("--person", metavar="EMPLOYEE_ID")
+    p.add_argument("--csv", action="store_true")
+    p.set_defaults(func=cmd_events)
+

@@ -1,0 +1,216 @@
+"""``enroll``, ``verify``, ``identify`` and ``gallery``: people in, matches out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from accessctl.cli.common import (
+    EXIT_REFUSED,
+    method_opt,
+    open_gallery,
+    pair_head,
+    read_images,
+    run_settings,
+    threshold_opt,
+)
+from accessctl.errors import AccessctlError
+
+
+def _own_face_check(gallery, source: str):
+    """An import check: each template must be the encoding of its own stored face
+    (within the match threshold), so a crafted template cannot stand in for a person."""
+    from accessctl.config import load_settings
+    from accessctl.errors import GalleryError
+    from accessctl.identity.encoders import load_encoder
+    from accessctl.thresholds import match_threshold
+
+    threshold = match_threshold(load_settings(), gallery.encoder_id)
+
+    def check(templates: np.ndarray, chips: np.ndarray) -> None:
+        d = np.linalg.norm(load_encoder(gallery.encoder_id).encode(chips) - templates, axis=1)
+        worst = int(np.argmax(d))
+        if d[worst] > threshold:
+            raise GalleryError(f"{source}: template {worst + 1} is not the encoding of its own stored face (distance "
+                               f"{d[worst]:.3f}, threshold {threshold:.3f}); nothing was imported")
+    return check
+
+
+def _person_json(p) -> dict:
+    return {"employee_id": p.employee_id, "name": p.name, "active": p.active, "created": p.created, "templates": p.templates}
+
+
+def _match_json(m) -> dict:
+    near = m.nearest
+    return {
+        "accepted": m.accepted,
+        "employee_id": m.person.employee_id if m.person else None,
+        "name": m.person.name if m.person else None,
+        "distance": None if m.distance == float("inf") else round(m.distance, 4),
+        "threshold": m.threshold,
+        "nearest_employee_id": near.employee_id if near else None,
+    }
+
+
+def _box(face) -> list[int]:
+    return [round(v) for v in face.face.box]
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from accessctl.identity.matching import enroll
+
+    settings = run_settings(args)
+    with open_gallery() as gallery:
+        result = enroll(
+            gallery, read_images(args.images), args.employee_id, args.name, settings, face_number=args.face, append=args.append
+        )
+    for warning in result.warnings:
+        print(f"accessctl: warning: {warning}", file=sys.stderr)
+    p = result.person
+    print(f"enrolled {p.name} ({p.employee_id}): {result.templates_added} template(s) added, {p.templates} in total")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from accessctl.identity.matching import verify
+
+    settings = run_settings(args)
+    (source, image), = read_images([args.image])
+    with open_gallery() as gallery:
+        head = pair_head(args, gallery.encoder_id)
+        face, match = verify(gallery, args.employee_id, image, source, settings, face_number=args.face, head=head)
+    row = {"image": source, "box": _box(face), "method": args.method, **_match_json(match)}
+    if head is not None:
+        row["probability"] = round(1.0 - match.distance, 4)
+    if args.json:
+        print(json.dumps(row))
+    else:
+        who = f"{match.nearest.name} ({match.nearest.employee_id})" if match.nearest else args.employee_id
+        verdict = "MATCH" if match.accepted else "NO MATCH"
+        if head is None:
+            print(f"{verdict}: {source} vs {who}: distance {match.distance:.3f} (threshold {match.threshold:.3f})")
+        else:
+            print(f"{verdict}: {source} vs {who}: P(same) {1 - match.distance:.3f} (at least {1 - match.threshold:.3f})")
+    return 0 if match.accepted else EXIT_REFUSED
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from accessctl.identity.matching import identify
+
+    settings = run_settings(args)
+    rows = []
+    with open_gallery() as gallery:
+        for source, image in read_images(args.images):
+            results = identify(gallery, image, settings)
+            if not results:
+                rows.append({"image": source, "face": None, "accepted": False, "reason": "no face"})
+                if not args.json:
+                    print(f"{source}: no face found")
+            for i, (face, match) in enumerate(results, start=1):
+                rows.append({"image": source, "face": i, "box": _box(face), **_match_json(match)})
+                if not args.json:
+                    who = f"{match.person.name} ({match.person.employee_id})" if match.person else "unknown"
+                    print(f"{source}: face {i} at {_box(face)}: {who}, distance {match.distance:.3f}")
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+    return 0
+
+
+def cmd_gallery(args: argparse.Namespace) -> int:
+    with open_gallery() as gallery:
+        if args.gallery_cmd == "list":
+            people = gallery.people()
+            if args.json:
+                print(json.dumps([_person_json(p) for p in people]))
+            elif not people:
+                print(f"the gallery is empty ({gallery.path})")
+            else:
+                print(f"{'EMPLOYEE ID':<16} {'NAME':<28} {'ACTIVE':<7} {'TEMPLATES':>9}  CREATED")
+                for p in people:
+                    active = "yes" if p.active else "no"
+                    print(f"{p.employee_id:<16} {p.name:<28} {active:<7} {p.templates:>9}  {p.created}")
+        elif args.gallery_cmd == "show":
+            p = gallery.get(args.employee_id)
+            print(f"employee id: {p.employee_id}\nname: {p.name}\nactive: {'yes' if p.active else 'no'}\ncreated: {p.created}")
+            print(f"templates: {p.templates}")
+            for t in gallery.templates(args.employee_id):
+                print(f"  #{t.id}  quality {t.quality:.2f}  {t.created}  {t.encoder}  {t.source}")
+        elif args.gallery_cmd == "remove":
+            p = gallery.get(args.employee_id)
+            if not args.yes:
+                if not sys.stdin.isatty():
+                    raise AccessctlError(f"removing {p.name} ({p.employee_id}) needs --yes when not run at a terminal")
+                answer = input(f"remove {p.name} ({p.employee_id}) and {p.templates} template(s)? [y/N] ")
+                if answer.strip().lower() not in ("y", "yes"):
+                    print("nothing removed")
+                    return EXIT_REFUSED
+            gallery.remove(args.employee_id)
+            print(f"removed {p.name} ({p.employee_id})")
+        elif args.gallery_cmd == "rename":
+            old = gallery.get(args.employee_id)
+            p = gallery.rename(args.employee_id, args.name)
+            print(f"renamed {old.employee_id}: {old.name} -> {p.name}")
+        elif args.gallery_cmd in ("enable", "disable"):
+            p = gallery.set_active(args.employee_id, args.gallery_cmd == "enable")
+            print(f"{p.name} ({p.employee_id}) is now {'enabled' if p.active else 'disabled'}")
+        elif args.gallery_cmd == "export":
+            n = gallery.export(args.file)
+            print(f"exported {n} people to {args.file} (it holds biometric templates: keep it private)")
+        elif args.gallery_cmd == "import":
+            added, skipped = gallery.import_(args.file, skip_existing=args.skip_existing,
+                                             check=_own_face_check(gallery, args.file), without_faces=args.without_faces)
+            print(f"imported {added} people from {args.file}" + (f", skipped {skipped} already enrolled" if skipped else ""))
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("enroll", help="enroll a person from one or more photos")
+    p.add_argument("--employee-id", required=True, help="unique employee id")
+    p.add_argument("--name", required=True, help="display name")
+    p.add_argument("--face", type=int, help="which face to use when a photo has several (1 = leftmost)")
+    p.add_argument("--append", action="store_true", help="add templates to an already enrolled employee id")
+    threshold_opt(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("verify", help="1:1 - is the face in IMAGE the claimed employee? (exit 0 yes, 1 no)")
+    p.add_argument("--employee-id", required=True)
+    p.add_argument("--face", type=int, help="which face to use when the photo has several (1 = leftmost)")
+    p.add_argument("--json", action="store_true")
+    method_opt(p)
+    threshold_opt(p)
+    p.add_argument("image", metavar="IMAGE")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("identify", help="1:N - who are the faces in these images?")
+    p.add_argument("--json", action="store_true", help="one JSON object per face")
+    threshold_opt(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=cmd_identify)
+
+    g = sub.add_parser("gallery", help="list and manage enrolled people")
+    gsub = g.add_subparsers(dest="gallery_cmd", required=True, metavar="ACTION")
+    q = gsub.add_parser("list", help="everyone enrolled")
+    q.add_argument("--json", action="store_true")
+    for name, text in (("show", "one person and their templates"), ("enable", "let a person in again"),
+                       ("disable", "stop matching a person without deleting them")):
+        gsub.add_parser(name, help=text).add_argument("employee_id")
+    q = gsub.add_parser("remove", help="delete a person and their templates")
+    q.add_argument("employee_id")
+    q.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    q = gsub.add_parser("rename", help="change a person's display name")
+    q.add_argument("employee_id")
+    q.add_argument("name")
+    q = gsub.add_parser("export", help="write people and templates to a JSON file")
+    q.add_argument("file")
+    q = gsub.add_parser("import", help="add people and templates from an exported file")
+    q.add_argument("file")
+    q.add_argument("--skip-existing", action="store_true", help="skip employee ids already enrolled instead of refusing")
+    q.add_argument("--without-faces", action="store_true",
+                   help="import templates that carry no stored face (old exports), which nothing can check")
+    g.set_defaults(func=cmd_gallery)
+

@@ -1,0 +1,120 @@
+"""From what the pipeline sees to what the door does: grant and deny decisions.
+
+Fail closed: access needs a live verdict *and* the same enrolled person matched in
+several identity checks in a row; anything else is a denial or no decision yet. Each
+track gets at most one denial of each kind, and one person is not granted again
+within the cooldown, so a person standing at the door does not flood the log or
+re-trigger the lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from accessctl.config import AccessSettings
+from accessctl.door.pipeline import FrameResult
+from accessctl.labels import Label
+from accessctl.liveness import LivenessState
+
+
+class EventKind(Label):
+    GRANTED = "granted"
+    DENIED = "denied"
+    ALERT = "alert"
+
+
+class Reason(Label):
+    """Why: the person matched, an attack, not enrolled, or too many refusals at once."""
+
+    MATCH = "match"
+    SPOOF = "spoof"
+    UNKNOWN = "unknown"
+    LOCKOUT = "lockout"
+
+
+
+
+@dataclass(frozen=True)
+class Decision:
+    event: EventKind
+    reason: Reason
+    track_id: int
+    person_id: str | None
+    name: str | None
+    distance: float | None
+    liveness: float | None  # mean P(live) behind the verdict
+    t: float  # seconds since the start of the stream
+    frame: int
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        if d["distance"] is not None:
+            d["distance"] = round(d["distance"], 4)
+        if d["liveness"] is not None:
+            d["liveness"] = round(d["liveness"], 4)
+        d["t"] = round(d["t"], 3)
+        return d
+
+
+@dataclass
+class _TrackMemory:
+    denied: set[Reason] = field(default_factory=set)
+    granted: bool = False
+
+
+class AccessController:
+    def __init__(self, settings: AccessSettings | None = None) -> None:
+        self.settings = settings or AccessSettings()
+        self._tracks: dict[int, _TrackMemory] = {}
+        self._last_grant: dict[str, float] = {}
+        self._denials: list[float] = []
+        self.paused_until = float("-inf")
+
+    def decide(self, result: FrameResult) -> list[Decision]:
+        for tid in result.ended_tracks:
+            self._tracks.pop(tid, None)
+        out = []
+        for face in result.faces:
+            mem = self._tracks.setdefault(face.track_id, _TrackMemory())
+            verdict = face.liveness
+
+            def decision(event: EventKind, reason: Reason) -> Decision:
+                m = face.match
+                person = m.person if m is not None else None
+                return Decision(event, reason, face.track_id, person.employee_id if person else None,
+                                person.name if person else None,
+                                None if m is None or m.distance == float("inf") else m.distance,
+                                verdict.p_live, result.t, result.index)
+
+            if verdict.state == LivenessState.SPOOF:
+                if Reason.SPOOF not in mem.denied:
+                    mem.denied.add(Reason.SPOOF)
+                    out.append(decision(EventKind.DENIED, Reason.SPOOF))
+                continue
+            if verdict.state != LivenessState.LIVE or face.match is None or mem.granted or result.t < self.paused_until:
+                continue
+            match = face.match
+            if match.person is None:
+                if face.unknown_in_a_row >= self.settings.unknown_after and Reason.UNKNOWN not in mem.denied:
+                    mem.denied.add(Reason.UNKNOWN)
+                    out.append(decision(EventKind.DENIED, Reason.UNKNOWN))
+                continue
+            if face.matches_in_a_row >= self.settings.matches_needed:
+                last = self._last_grant.get(match.person.employee_id)
+                if last is not None and result.t - last < self.settings.cooldown_s:
+                    continue
+                mem.granted = True
+                self._last_grant[match.person.employee_id] = result.t
+                out.append(decision(EventKind.GRANTED, Reason.MATCH))
+        return out + self._lockout(out, result)
+
+    def _lockout(self, decisions: list[Decision], result: FrameResult) -> list[Decision]:
+        """Too many refusals in a short time: pause granting, and say so once."""
+        s = self.settings
+        self._denials += [d.t for d in decisions if d.event == EventKind.DENIED]
+        self._denials = [t for t in self._denials if result.t - t <= s.lockout_window_s]
+        if len(self._denials) < s.lockout_after or result.t < self.paused_until:
+            return []
+        self.paused_until = result.t + s.lockout_pause_s
+        self._denials.clear()
+        return [Decision(EventKind.ALERT, Reason.LOCKOUT, -1, None, None, None, None, result.t, result.index)]

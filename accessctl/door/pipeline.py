@@ -1,0 +1,162 @@
+"""One step per frame: faces -> tracks -> liveness -> identity, as plain records.
+
+The kiosk, the headless runner, the enrollment capture and the benchmark all go
+through :class:`Pipeline`; it knows nothing of Qt or of what a decision triggers.
+
+Identity is looked up every :data:`REIDENTIFY_S` while a face's liveness is still
+being checked, so that a decision can follow the live verdict at once (about half a
+second after the face appears) instead of starting its run of matches only then.
+But a match is reported only for a face judged live, and only once the latest check
+was made on a frame judged live: a photo or a screen never gets a match out of the
+pipeline, and a spoof verdict forgets whatever was matched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+from accessctl import config
+from accessctl.config import Settings
+from accessctl.errors import AccessctlError
+from accessctl.frames.images import load_image
+from accessctl.frames.sources import Frame
+from accessctl.identity.encoders import load_encoder
+from accessctl.liveness import (
+    LivenessModel,
+    LivenessMonitor,
+    LivenessState,
+    LivenessVerdict,
+)
+from accessctl.liveness.features import observe
+from accessctl.storage.gallery import Gallery, Match
+from accessctl.thresholds import liveness_threshold, match_threshold
+from accessctl.vision.faces import Face, analyzer
+from accessctl.vision.tracking import Box, Tracker
+
+WARMUP_FACE = "warmup_face.jpg"  # in assets/
+REIDENTIFY_S = 0.1  # seconds between identity checks of a face (every third frame at 30 fps)
+
+
+@dataclass(frozen=True)
+class FaceState:
+    track_id: int
+    box: Box
+    liveness: LivenessVerdict
+    match: Match | None  # None unless the face is live
+    matches_in_a_row: int  # consecutive identity checks that gave the same person (0 unless live)
+    unknown_in_a_row: int  # consecutive identity checks that matched nobody (0 unless live)
+    face: Face | None = field(default=None, repr=False)  # landmarks, chip, quality (enrollment capture)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    index: int
+    t: float
+    faces: list[FaceState]
+    ended_tracks: list[int]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    # Identity lookups that failed (a locked or switched gallery): those faces got no
+    # match this frame, so nobody is let in on them.
+    errors: tuple[str, ...] = ()
+
+
+@dataclass
+class _Identity:
+    match: Match | None = None
+    streak: int = 0
+    unknown: int = 0
+    last_t: float = float("-inf")
+    on_live: bool = False  # the latest check was made on a frame judged live
+    deferred: bool = False  # a due check waited one frame for the liveness CNNs
+
+
+class Pipeline:
+    def __init__(self, gallery: Gallery, settings: Settings, liveness: LivenessModel) -> None:
+        self.gallery = gallery
+        self.settings = settings
+        self.encoder = load_encoder(gallery.encoder_id)
+        # The site's [liveness] threshold, where it set one, over the model's own.
+        self.monitor = LivenessMonitor(dataclasses.replace(liveness, threshold=liveness_threshold(settings, liveness)))
+        self.tracker = Tracker()
+        self._identity: dict[int, _Identity] = {}
+        self._segment = 0
+
+    def warm_up(self) -> None:
+        """Run every model on a face that ships with the program (twice: TorchScript
+        optimises on its second call), so that the first person at the door does not
+        wait ~0.7 s for the models' first-call set-up. Leaves no track behind."""
+        image = load_image(config.assets_dir() / WARMUP_FACE)
+        monitor = LivenessMonitor(self.monitor.model)
+        for i in range(self.monitor.model.window + 2):
+            face = analyzer().analyze(image, frame=True)[0]
+            if i < 2:
+                self.encoder.encode(face.chip[None])
+            monitor.update(0, i * self.monitor.model.step_s, observe(image, face.box, face.landmarks))
+
+    def _end_all_tracks(self) -> list[int]:
+        """A cut in the stream (camera reopened, next file): nobody carries over."""
+        ended = list(self.tracker.tracks)
+        self.tracker.tracks.clear()
+        return ended
+
+    def _check_identity(self, ident: _Identity, face: Face, t: float, live: bool, errors: list[str]) -> None:
+        emb = self.encoder.encode(face.chip[None])[0]
+        ident.last_t, ident.on_live = t, live
+        try:
+            match = self.gallery.identify(emb, match_threshold(self.settings, self.gallery.encoder_id))
+        except AccessctlError as exc:  # fail closed: no match this time, and say why
+            errors.append(str(exc))
+            ident.match, ident.streak, ident.unknown = None, 0, 0
+            return
+        same = (ident.match is not None and match.person is not None and ident.match.person is not None
+                and match.person.id == ident.match.person.id)
+        ident.streak = ident.streak + 1 if same else (1 if match.person is not None else 0)
+        ident.unknown = ident.unknown + 1 if match.person is None else 0
+        ident.match = match
+
+    def process(self, frame: Frame) -> FrameResult:
+        t0 = time.perf_counter()
+        faces = analyzer().analyze(frame.image, frame=True)
+        t1 = time.perf_counter()
+        cut = self._end_all_tracks() if frame.segment != self._segment else []
+        self._segment = frame.segment
+        ids, ended = self.tracker.update([f.box for f in faces], frame.t)
+        ended = cut + ended
+        for tid in ended:
+            self.monitor.forget(tid)
+            self._identity.pop(tid, None)
+        states = []
+        errors: list[str] = []
+        t_live = t_id = 0.0
+        for face, tid in zip(faces, ids):
+            a = time.perf_counter()
+            cnn_frame = self.monitor.due(tid, frame.t)
+            verdict = self.monitor.update(tid, frame.t, observe(frame.image, face.box, face.landmarks))
+            b = time.perf_counter()
+            live = verdict.state == LivenessState.LIVE
+            if verdict.state == LivenessState.SPOOF:
+                ident = self._identity[tid] = _Identity()
+            else:
+                ident = self._identity.setdefault(tid, _Identity())
+                # A face that just turned live is checked at once; a periodic check due on a
+                # frame where the CNNs run waits one frame (at 30 fps they run on every other
+                # one), so that the two rarely add up; at low frame rates it never waits twice.
+                due = frame.t - ident.last_t >= REIDENTIFY_S
+                if due and cnn_frame and not ident.deferred and not (live and not ident.on_live):
+                    ident.deferred = True
+                elif (live and not ident.on_live) or due:
+                    ident.deferred = False
+                    self._check_identity(ident, face, frame.t, live, errors)
+            t_id += time.perf_counter() - b
+            t_live += b - a
+            shown = live and ident.on_live
+            states.append(FaceState(tid, face.box, verdict, ident.match if shown else None,
+                                    ident.streak if shown else 0, ident.unknown if shown else 0, face))
+        timings = {"faces": (t1 - t0) * 1e3, "liveness": t_live * 1e3, "identity": t_id * 1e3,
+                   "total": (time.perf_counter() - t0) * 1e3}
+        return FrameResult(frame.index, frame.t, states, ended, timings, tuple(errors))
+
+
+__all__ = ["Pipeline", "FrameResult", "FaceState"]

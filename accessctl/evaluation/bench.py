@@ -1,0 +1,250 @@
+"""Per-stage timings of the identity pipeline on real frames.
+
+Timings are measured here, by a command, rather than asserted in tests: a loaded CI
+machine would make timed tests flaky, and a number in a report is worth more than a
+pass/fail. Each stage is timed on its own, in the order the kiosk runs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import resource
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from accessctl import config
+from accessctl.errors import AccessctlError
+from accessctl.frames.images import IMAGE_SUFFIXES, load_image
+from accessctl.frames.sources import open_source
+from accessctl.identity.encoders import SFACE_ID, load_encoder
+from accessctl.kiosk.session import KioskState
+from accessctl.liveness import LivenessMonitor, load_liveness
+from accessctl.liveness.features import Observation, observe
+from accessctl.storage.gallery import TemplateIndex
+from accessctl.vision.faces import align, analyzer
+
+FRAME_SIZE = (640, 480)
+
+
+def _stats(samples: Sequence[float] | np.ndarray) -> dict[str, float]:
+    ms = np.asarray(samples) * 1000.0
+    return {"median_ms": round(float(np.median(ms)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3), "n": len(ms)}
+
+
+def _time(fn: Callable[[], object], repeat: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def default_frames(limit: int = 40) -> list[Path]:
+    """Real 640x480 webcam frames: NUAA live sequences from the shared data set."""
+    data = config.shared_data_dir()
+    if data is None:
+        raise AccessctlError("no frames given and ../shared/data (or $ACCESSCTL_DATA) not found")
+    files = sorted((data / "nuaa_train" / "live").glob("*/*.jpg"))
+    if not files:
+        raise AccessctlError(f"no frames under {data / 'nuaa_train' / 'live'}")
+    step = max(1, len(files) // limit)
+    return files[::step][:limit]
+
+
+def _frames_from(paths: Sequence[Path]) -> list[np.ndarray]:
+    frames = []
+    for p in paths:
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            frames.append(load_image(p))
+            continue
+        with open_source(p) as source:  # a video or a frame folder, read as the kiosk reads it
+            frames += [f.image for f, _ in zip(source, range(max(0, 200 - len(frames))))]
+    return [cv2.resize(f, FRAME_SIZE, interpolation=cv2.INTER_AREA) if f.shape[:2] != FRAME_SIZE[::-1] else f for f in frames]
+
+
+def _liveness_times(observations: Sequence[Observation], frames: int = 90) -> list[float]:
+    """The monitor's cost per frame (CNN on the new frame, GRU over the window), as
+    the kiosk pays it: one face followed over ``frames`` frames at 30 fps."""
+    monitor = LivenessMonitor(load_liveness())
+    out = []
+    for i in range(frames):
+        obs = observations[i % len(observations)]
+        t = time.perf_counter()
+        monitor.update(0, i / 30.0, obs)
+        out.append(time.perf_counter() - t)
+    return out[10:]
+
+
+def consecutive_frames(n: int = 120) -> list[np.ndarray]:
+    """Consecutive 640x480 frames of one live NUAA sequence: tracking needs a real stream."""
+    data = config.shared_data_dir()
+    seq = sorted((data / "nuaa_train" / "live").iterdir())[0] if data else None
+    if seq is None:
+        return []
+    with open_source(seq) as source:
+        return [f.image for f, _ in zip(source, range(n))]
+
+
+def _pipeline_times(frames: Sequence[np.ndarray]) -> list[float]:
+    """Milliseconds per frame of the whole headless pipeline (faces, tracking, liveness,
+    identity against a small gallery), one frame after another as a video plays."""
+    import tempfile
+
+    from accessctl.door.pipeline import Pipeline
+    from accessctl.frames.sources import Frame
+    from accessctl.storage.gallery import Gallery, NewTemplate
+
+    if len(frames) < 2:
+        return []
+    with tempfile.TemporaryDirectory() as tmp, Gallery(Path(tmp) / "bench.db") as gallery:
+        rng = np.random.default_rng(1)
+        gallery.add_person("B1", "Bench", [NewTemplate(rng.standard_normal(128).astype(np.float32) * 0.05, 1.0, "bench")])
+        pipe = Pipeline(gallery, config.load_settings(), load_liveness())
+        out = []
+        for i, image in enumerate(frames):
+            t = time.perf_counter()
+            pipe.process(Frame(image, i, i / 30.0))
+            out.append((time.perf_counter() - t) * 1000)
+    return out[5:]
+
+
+def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int] = (1_000, 100_000, 1_000_000)) -> dict:
+    paths_given = bool(paths)
+    paths = list(paths) if paths else default_frames()
+    frames = _frames_from(paths)
+    if not frames:
+        raise AccessctlError("no frames to benchmark")
+    encoder = load_encoder()
+    fa = analyzer()
+    encoded = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1] for f in frames]
+
+    stages: dict[str, dict] = {}
+    decode, detect, mark, aligned, per_face, chips, observations = [], [], [], [], [], [], []
+    for f, jpg in zip(frames, encoded):
+        t0 = time.perf_counter()
+        cv2.cvtColor(cv2.imdecode(jpg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        t1 = time.perf_counter()
+        dets = fa.detect(f, frame=True)
+        t2 = time.perf_counter()
+        decode.append(t1 - t0)
+        detect.append(t2 - t1)
+        if not dets:
+            continue
+        pts = fa.landmarks(f, dets[0])
+        t3 = time.perf_counter()
+        mark.append(t3 - t2)
+        if pts is None:
+            continue
+        chips.append(align(f, pts))
+        t4 = time.perf_counter()
+        observations.append(observe(f, dets[0].box, pts))
+        aligned.append(t4 - t3)
+        per_face.append(t4 - t1)  # detect + landmarks + align of one frame with a face
+    if not chips:
+        raise AccessctlError("no face found in any benchmark frame")
+    stages["decode_jpeg_640x480"] = _stats(decode)
+    stages["detect"] = _stats(detect)
+    stages["landmarks"] = _stats(mark)
+    stages["align"] = _stats(aligned)
+    stages["detect_landmarks_align"] = _stats(per_face)
+
+    one = np.stack(chips[:1])
+    eight = np.stack([chips[i % len(chips)] for i in range(8)])
+    stages["encode_batch1_per_face"] = _stats(_time(lambda: encoder.encode(one), 30))
+    b8 = _time(lambda: encoder.encode(eight), 10)
+    stages["encode_batch8_per_face"] = _stats([t / 8 for t in b8])
+    sface = load_encoder(SFACE_ID)
+    stages["encode_sface_per_face"] = _stats(_time(lambda: sface.encode(one), 30))
+    stages["liveness_per_frame"] = _stats(_liveness_times(observations))
+    peak_pipeline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    pipeline_ms = _pipeline_times(frames if paths_given else consecutive_frames())
+    if pipeline_ms:
+        stages["pipeline_per_frame"] = _stats([m / 1000 for m in pipeline_ms])
+
+    rng = np.random.default_rng(0)
+    query = encoder.encode(one)[0]
+    for n in search_sizes:
+        emb = (rng.standard_normal((n, 128), dtype=np.float32) * 0.05).astype(np.float32)
+        index = TemplateIndex(emb, np.arange(n) // 3)
+        stages[f"search_1toN_{n}"] = _stats(_time(functools.partial(index.nearest, query), 20 if n >= 1_000_000 else 50))
+        del emb, index
+    return {
+        "frames": len(frames),
+        "faces": len(chips),
+        "threads": config.cpu_threads(config.load_settings()),
+        "stages": stages,
+        "peak_rss_mb_pipeline": round(peak_pipeline, 1),
+        "peak_rss_mb_total": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def run_kiosk_bench(sources: Sequence[str], *, max_s: float = 300.0) -> dict:
+    """The kiosk window running on videos played at their own pace, as a camera delivers
+    frames (stale ones dropped), with the real GUI event loop: rates, latencies, the
+    time from a face's first frame to its decision, and the GUI thread's longest stall.
+
+    Counting starts once the first frame is processed (the models are loaded by then,
+    on the worker thread; the window is already up and painting)."""
+    from PyQt6.QtCore import QEventLoop, QTimer
+
+    from accessctl.gui.app import application
+    from accessctl.gui.kiosk_window import KioskWindow
+    from accessctl.kiosk.session import KioskSession
+    from accessctl.storage.adminpin import AdminPin
+
+    app = application()  # kept alive for the window's lifetime
+    session = KioskSession(list(sources), config.load_settings(), realtime=True)
+    window = KioskWindow(session, AdminPin())
+    loop = QEventLoop()
+    t0 = time.monotonic()
+    mark: dict[str, float] = {}
+
+    def check() -> None:
+        view = window.view
+        if "start" not in mark and view is not None and view.result is not None:
+            mark["start"], mark["preview"] = time.monotonic(), window.preview_frames
+            session.reset_measurements()
+            window.reset_measurements()
+        if (view is not None and view.state in (KioskState.ENDED, KioskState.OUT_OF_SERVICE)) or time.monotonic() - t0 > max_s:
+            mark["end"] = time.monotonic()
+            loop.quit()
+
+    timer = QTimer()
+    timer.timeout.connect(check)
+    timer.start(50)
+    window.start()
+    loop.exec()
+    timer.stop()
+    stall_ms = window.longest_stall_ms
+    state, message = (window.view.state, window.view.message) if window.view else ("none", "")
+    stats = session.feed_stats
+    window.close()
+    if "start" not in mark:
+        raise AccessctlError(f"the kiosk processed no frame ({state}: {message})")
+    elapsed = mark["end"] - mark["start"]
+    m = session.measurements
+    lat = list(m.latencies_ms)
+    return {
+        "sources": list(sources),
+        "platform": app.platformName(),
+        "seconds": round(elapsed, 2),
+        "capture_fps": round((stats.captured if stats else 0) / elapsed, 1),
+        "preview_fps": round((window.preview_frames - mark["preview"]) / elapsed, 1),
+        "inference_fps": round(len(lat) / elapsed, 1),
+        "frames_dropped": stats.dropped if stats else 0,
+        "frames_captured": stats.captured if stats else 0,
+        "latency_ms": _stats(np.asarray(lat) / 1000.0) if lat else None,
+        "pipeline_ms": _stats(np.asarray(m.inference_ms) / 1000.0) if m.inference_ms else None,
+        "face_to_decision_s": [round(v, 3) for v in m.face_to_decision_s],
+        "decisions": [f"{d.event} {d.reason}" + (f" {d.name}" if d.name else "") for d in m.decisions],
+        "gui_longest_stall_ms": round(stall_ms, 1),
+        "end_state": state,
+    }

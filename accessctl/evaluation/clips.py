@@ -1,0 +1,144 @@
+"""Clip lists and the per-frame observations of a clip, through the live pipeline.
+
+A clip (video file or frame folder) is read by :func:`accessctl.frames.sources.open_source`
+and every frame goes through the kiosk's own ``faces.analyzer()`` (camera-frame
+mode) and :func:`.features.observe`, so training and evaluation see what the kiosk
+sees. The largest face of each frame is the clip's subject. Observations are cached
+per clip file (path, size, modification time), as face analysis is the slow part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from accessctl import config
+from accessctl.errors import AccessctlError
+from accessctl.evaluation.lists import list_path, read_rows
+from accessctl.frames.sources import open_source
+from accessctl.liveness import LivenessModel, frame_features, presentation_scores
+from accessctl.liveness.features import BOX_CORRECTION, CNN_SCALES, N_POINTS, observe
+from accessctl.liveness.minifasnet import INPUT
+from accessctl.vision.faces import analyzer, largest
+
+LABELS = ("live", "spoof")
+_CACHE_FORMAT = 2
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    path: Path
+    label: str  # live | spoof
+    attack: str  # none | print | replay | ...
+    source: str = ""  # the capture set (person, room, camera) it belongs to; see source_of
+
+    @property
+    def live(self) -> bool:
+        return self.label == "live"
+
+
+@dataclass
+class ClipFrames:
+    """The frames of a clip in which a face was found, in order."""
+
+    crops: np.ndarray = field(repr=False)  # (T, 2, 80, 80, 3) BGR uint8: the CNNs' inputs
+    points: np.ndarray = field(repr=False)  # (T, N_POINTS, 3) float32
+    t: np.ndarray = field(repr=False)  # (T,) seconds since the start of the clip
+    frames: int  # frames read, with or without a face
+    features: np.ndarray = field(repr=False)  # (T, FEATURE_DIM): the shipped CNNs' outputs
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+def read_clip_list(path: str | Path) -> list[ClipSpec]:
+    """``path,label,attack[,source]`` rows; paths relative to the CSV's folder (or absolute)."""
+    path = Path(path)
+    clips = []
+    for line, row in read_rows(path, ("path", "label", "attack"), ("source",)):
+        label, attack, clip = row["label"], row["attack"], row["path"]
+        if label not in LABELS or not clip or not attack:
+            raise AccessctlError(f"{path}:{line}: expected a path, label live or spoof, and an attack type")
+        if label == "live" and attack != "none":
+            raise AccessctlError(f"{path}:{line}: a live clip has attack 'none', not {attack!r}")
+        if label == "spoof" and attack == "none":
+            raise AccessctlError(f"{path}:{line}: a spoof clip needs its attack type (print, replay, ...)")
+        where = list_path(path, clip)
+        clips.append(ClipSpec(where, label, attack, row["source"] or source_of(where)))
+    if not clips:
+        raise AccessctlError(f"{path}: no clips")
+    return clips
+
+
+def source_of(path: Path) -> str:
+    """The capture set of a clip when its list does not say: a NUAA-style name starts
+    with the subject number (one person, one room); a live/replay pair of videos
+    shares its folder; any other video is a source of its own."""
+    m = re.match(r"(\d{3,})_", path.name)
+    if m:
+        return f"nuaa-{m.group(1)}"
+    if path.is_file() and re.fullmatch(r"pair\d+", path.parent.name):
+        return path.parent.name
+    return path.stem if path.is_file() else path.name
+
+
+def _cache_key(path: Path) -> str:
+    st = path.stat()
+    if path.is_dir():
+        newest = max((f.stat().st_mtime_ns for f in path.iterdir()), default=0)
+        stamp = f"{len(list(path.iterdir()))}|{newest}"
+    else:
+        stamp = f"{st.st_size}|{st.st_mtime_ns}"
+    key = f"{_CACHE_FORMAT}|{BOX_CORRECTION}|{path.resolve()}|{stamp}"
+    return hashlib.sha1(key.encode()).hexdigest()
+
+
+def extract(path: str | Path, *, use_cache: bool = True) -> ClipFrames:
+    """The observations of the largest face in every frame of a clip."""
+    path = Path(path)
+    with open_source(path) as source:  # raises a clear VideoError for missing or damaged input
+        cache = config.cache_dir() / "liveness-clips" / f"{_cache_key(path)}.npz"
+        if use_cache and cache.is_file():
+            try:
+                with np.load(cache) as z:
+                    return ClipFrames(z["crops"], z["points"], z["t"], int(z["frames"]), z["features"])
+            except (OSError, ValueError, KeyError):
+                pass
+        crops, points, times, n = [], [], [], 0
+        for frame in source:
+            n += 1
+            face = largest(analyzer().analyze(frame.image, frame=True))
+            if face is None:
+                continue
+            obs = observe(frame.image, face.box, face.landmarks)
+            crops.append(obs.crops)
+            points.append(obs.points)
+            times.append(frame.t)
+
+    stacked = np.stack(crops) if crops else np.zeros((0, len(CNN_SCALES), INPUT, INPUT, 3), np.uint8)
+    clip = ClipFrames(
+        stacked,
+        np.stack(points).astype(np.float32) if points else np.zeros((0, N_POINTS, 3), np.float32),
+        np.array(times, np.float64),
+        n,
+        frame_features(stacked),
+    )
+    if use_cache:
+        cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, crops=clip.crops, points=clip.points, t=clip.t, frames=clip.frames, features=clip.features)
+
+        config.write_private(cache, save)
+    return clip
+
+
+def score_clip(model: LivenessModel, path: str | Path) -> list[float | None]:
+    """A clip's presentation scores, from the kiosk's own face analysis (cached per file
+    by :func:`extract`) and monitor."""
+    return presentation_scores(model, extract(path))

@@ -1,0 +1,663 @@
+"""The enrolled people and their face templates, in one SQLite file.
+
+Why SQLite: one file an admin can back up, WAL so that several kiosks and the admin
+tools can read while one writes, and transactions so that an enrollment, a removal or
+an import either happens whole or not at all. The file holds biometric templates and
+is created readable by its owner only.
+
+Matching never touches SQL: all active templates are held in one float32 matrix and a
+query is a single vectorised distance computation (:class:`TemplateIndex`). The matrix
+is rebuilt when this process writes or when another process commits a change.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from accessctl import config, thresholds
+from accessctl.clock import now
+from accessctl.errors import GalleryError
+
+GALLERY_FILE = "gallery.db"
+EXPORT_FORMAT = "accessctl-gallery"
+EXPORT_VERSION = 2  # 2 added the face chips
+EMBEDDING_DIM = 128
+
+# Each entry upgrades the schema by one version; user_version records how far a file got.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE people (
+        id INTEGER PRIMARY KEY,
+        employee_id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE templates (
+        id INTEGER PRIMARY KEY,
+        person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+        embedding BLOB NOT NULL,
+        quality REAL NOT NULL,
+        source TEXT NOT NULL,
+        encoder TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE INDEX templates_person ON templates(person_id);
+    """,
+    # v2: the aligned face chip each template was computed from (PNG), so that switching
+    # to another encoder can re-encode everyone without asking them back.
+    "ALTER TABLE templates ADD COLUMN chip BLOB",
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    employee_id: str
+    name: str
+    active: bool
+    created: str
+    templates: int = 0
+
+
+@dataclass(frozen=True)
+class Template:
+    id: int
+    person_id: int
+    quality: float
+    source: str
+    encoder: str
+    created: str
+
+
+@dataclass(frozen=True)
+class NewTemplate:
+    """A template to store: the descriptor, how good its face was, where it came from, and
+    the aligned chip it was computed from (kept so the gallery can be re-encoded; None
+    where it is not known)."""
+
+    embedding: np.ndarray
+    quality: float
+    source: str
+    chip: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    """The answer to "who is this?": ``person`` is None when nobody is close enough.
+
+    ``nearest`` is the closest enrolled person even when the match is refused, so that
+    logs can say how close a refused stranger came.
+    """
+
+    person: Person | None
+    distance: float
+    threshold: float
+    nearest: Person | None = None
+    template_id: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.person is not None
+
+
+class TemplateIndex:
+    """All templates as one matrix; nearest neighbour by Euclidean distance.
+
+    ||a-b||^2 = ||a||^2 - 2 a.b + ||b||^2 with the gallery norms precomputed: one
+    matrix-vector product per query, so 1M templates cost one pass over 512 MB.
+    """
+
+    def __init__(self, embeddings: np.ndarray, person_ids: np.ndarray, template_ids: np.ndarray | None = None) -> None:
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32).reshape(-1, EMBEDDING_DIM)
+        self.person_ids = np.asarray(person_ids, dtype=np.int64)
+        self.template_ids = np.asarray(template_ids if template_ids is not None else np.arange(len(self.person_ids)))
+        self._sq_norms = np.einsum("ij,ij->i", self.embeddings, self.embeddings)
+
+    def __len__(self) -> int:
+        return len(self.person_ids)
+
+    def nearest(self, query: np.ndarray) -> tuple[int, float]:
+        """(row, distance) of the closest template; (-1, inf) when the index is empty."""
+        if len(self) == 0:
+            return -1, float("inf")
+        q = np.asarray(query, dtype=np.float32).reshape(EMBEDDING_DIM)
+        sq = self._sq_norms - 2.0 * (self.embeddings @ q)
+        row = int(np.argmin(sq))
+        # Recompute the winner exactly: the expanded form loses digits to cancellation.
+        return row, float(np.linalg.norm(self.embeddings[row] - q))
+
+
+def default_path() -> Path:
+    return config.data_dir() / GALLERY_FILE
+
+
+def recorded_encoder(path: str | os.PathLike[str] | None = None) -> str:
+    """The encoder whose templates a gallery holds, read without creating or changing it."""
+    path = Path(path) if path is not None else default_path()
+    if not path.is_file():
+        return config.NEW_GALLERY_ENCODER
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key='encoder'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise GalleryError(f"gallery {path}: {exc}") from None
+    return row[0] if row else config.PRETRAINED_ENCODER_ID
+
+
+MAX_ID_CHARS, MAX_NAME_CHARS = 64, 128
+MAX_TEMPLATE_NORM = 100.0  # far above any encoder's descriptors; +-3e38 or NaN never reach the search
+
+
+def clean_text(value: object, what: str, max_chars: int) -> str:
+    """An employee id or name as it may be stored: a string, stripped, not empty, at most
+    ``max_chars`` long, and free of control and format characters (a newline forges a
+    log line, an ANSI escape rewrites a terminal, a NUL byte breaks the door hook, a
+    bidi override disguises a name). Checked where text enters: enroll, rename, import."""
+    return config.check_text(value, what, max_chars, GalleryError)
+
+
+def _encode_embedding(vec: np.ndarray) -> bytes:
+    arr = np.asarray(vec, dtype="<f4").reshape(-1)
+    if arr.size != EMBEDDING_DIM or not np.all(np.isfinite(arr)):
+        raise GalleryError(f"a template must be {EMBEDDING_DIM} finite numbers")
+    return arr.tobytes()
+
+
+def _decode_embedding(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+CHIP_SHAPE = (150, 150, 3)
+
+
+def encode_chip(chip: np.ndarray | None) -> bytes | None:
+    """An aligned RGB chip as lossless PNG bytes (about half the raw size)."""
+    if chip is None:
+        return None
+    chip = np.asarray(chip)
+    if chip.shape != CHIP_SHAPE or chip.dtype != np.uint8:
+        raise GalleryError(f"a face chip must be {CHIP_SHAPE} uint8, got {chip.shape} {chip.dtype}")
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(chip[:, :, ::-1]))
+    if not ok:  # pragma: no cover - PNG encoding of a valid array does not fail
+        raise GalleryError("could not encode a face chip")
+    return buf.tobytes()
+
+
+def decode_chip(blob: bytes) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
+    if img is None or img.shape != CHIP_SHAPE:
+        raise GalleryError("a stored face chip is damaged")
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+class Gallery:
+    """People and templates in SQLite, for one encoder's template space.
+
+    ``encoder_id`` None means: whichever encoder the file records
+    (``config.NEW_GALLERY_ENCODER`` for a new file). Given, it must be the one the file records.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, encoder_id: str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self._expected_encoder = encoder_id
+        self.encoder_id = encoder_id or config.NEW_GALLERY_ENCODER
+        self._index: TemplateIndex | None = None
+        self._index_version: tuple[int, int] | None = None
+        self._writes = 0
+        self._people_cache: dict[int, Person] = {}
+        self._conn = self._open()
+
+    # -- connection ---------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        if self.path.exists() and not self.path.is_file():
+            raise GalleryError(f"{self.path}: not a file")
+        config.private_file(self.path)
+        try:
+            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            with self._errors():
+                conn.execute("PRAGMA foreign_keys=ON")
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() != "wal":  # pragma: no cover - only on filesystems without shared memory
+                    conn.execute("PRAGMA journal_mode=DELETE")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                self._migrate(conn)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+        return conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _translate(self, exc: sqlite3.Error) -> GalleryError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return GalleryError(f"gallery {self.path} is locked by another process; try again in a moment")
+        if "not a database" in text or "malformed" in text:
+            return GalleryError(f"{self.path} is not an accessctl gallery or is damaged ({text})")
+        if "readonly" in text or "read-only" in text:
+            return GalleryError(f"gallery {self.path} is read-only for this user")
+        return GalleryError(f"gallery {self.path}: {text}")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One all-or-nothing write transaction (BEGIN IMMEDIATE takes the write lock up front)."""
+        with self._errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        self._writes += 1
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise GalleryError(
+                f"{self.path} has schema version {version}; this accessctl reads up to {SCHEMA_VERSION} (upgrade accessctl)"
+            )
+        if version < SCHEMA_VERSION:
+            self._upgrade(conn)
+        self._check_encoder(conn)
+
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={step + 1}")
+            # An existing file without a record can only hold the first encoder's templates.
+            recorded = self.encoder_id if version == 0 or self._expected_encoder else config.PRETRAINED_ENCODER_ID
+            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('encoder', ?)", (recorded,))
+            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('created', ?)", (now(),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _check_encoder(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key='encoder'").fetchone()
+        if row is not None and self._expected_encoder is None:
+            self.encoder_id = self._expected_encoder = row[0]
+        elif row is not None and row[0] != self.encoder_id:
+            raise GalleryError(
+                f"{self.path} holds templates of encoder {row[0]!r}, not {self.encoder_id!r}; "
+                "templates of two encoders never mix (re-encode the gallery with the matching encoder)"
+            )
+
+    # -- reading --------------------------------------------------------------------
+    def _person(self, row: sqlite3.Row) -> Person:
+        return Person(row["id"], row["employee_id"], row["name"], bool(row["active"]), row["created"], row["templates"])
+
+    _PEOPLE_SQL = (
+        "SELECT p.*, (SELECT COUNT(*) FROM templates t WHERE t.person_id = p.id) AS templates FROM people p"
+    )
+
+    def people(self, *, include_inactive: bool = True) -> list[Person]:
+        where = "" if include_inactive else " WHERE p.active = 1"
+        with self._errors():
+            rows = self._conn.execute(self._PEOPLE_SQL + where + " ORDER BY p.employee_id").fetchall()
+        return [self._person(r) for r in rows]
+
+    def get(self, employee_id: str) -> Person:
+        """The person with this employee id; GalleryError if there is none."""
+        with self._errors():
+            row = self._conn.execute(self._PEOPLE_SQL + " WHERE p.employee_id = ?", (employee_id,)).fetchone()
+        if row is None:
+            raise GalleryError(f"no enrolled person has employee id {employee_id!r}")
+        return self._person(row)
+
+    def templates(self, employee_id: str) -> list[Template]:
+        person = self.get(employee_id)
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT id, person_id, quality, source, encoder, created FROM templates WHERE person_id = ? ORDER BY id",
+                (person.id,),
+            ).fetchall()
+        return [Template(*tuple(r)) for r in rows]
+
+    def embeddings(self, employee_id: str) -> np.ndarray:
+        person = self.get(employee_id)
+        with self._errors():
+            rows = self._conn.execute("SELECT embedding FROM templates WHERE person_id = ? ORDER BY id", (person.id,)).fetchall()
+        return np.stack([_decode_embedding(r[0]) for r in rows]) if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
+
+    def _version(self) -> tuple[int, int]:
+        with self._errors():
+            return self._conn.execute("PRAGMA data_version").fetchone()[0], self._writes
+
+    def index(self) -> TemplateIndex:
+        """The matrix of active templates, rebuilt only when the gallery changed."""
+        version = self._version()
+        if self._index is None or version != self._index_version:
+            with self._errors():
+                # Another process may have switched the gallery to another encoder: this
+                # one's descriptors would then match nothing, so say so (fail closed).
+                self._check_encoder(self._conn)
+                rows = self._conn.execute(
+                    "SELECT t.id, t.person_id, t.embedding FROM templates t JOIN people p ON p.id = t.person_id "
+                    "WHERE p.active = 1 AND t.encoder = ? ORDER BY t.id",
+                    (self.encoder_id,),
+                ).fetchall()
+            emb = np.stack([_decode_embedding(r[2]) for r in rows]) if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
+            self._index = TemplateIndex(emb, np.array([r[1] for r in rows], np.int64), np.array([r[0] for r in rows]))
+            self._people_cache = {p.id: p for p in self.people()}
+            self._index_version = version
+        return self._index
+
+    # -- matching -------------------------------------------------------------------
+    def identify(self, embedding: np.ndarray, threshold: float) -> Match:
+        """1:N: the enrolled person closest to ``embedding`` if within ``threshold``
+        (refused above the encoder's safe ceiling: see :func:`thresholds.check_threshold`)."""
+        thresholds.check_threshold(threshold, self.encoder_id)
+        index = self.index()
+        row, distance = index.nearest(embedding)
+        if row < 0:
+            return Match(None, distance, threshold)
+        person = self._people_cache[int(index.person_ids[row])]
+        tid = int(index.template_ids[row])
+        return Match(person if distance <= threshold else None, distance, threshold, person, tid)
+
+    def verify(self, employee_id: str, embedding: np.ndarray, threshold: float) -> Match:
+        """1:1: is this the claimed person? Distance to the claimant's nearest template."""
+        thresholds.check_threshold(threshold, self.encoder_id)
+        person = self.get(employee_id)
+        if not person.active:
+            raise GalleryError(f"employee id {employee_id!r} ({person.name}) is disabled")
+        emb = self.embeddings(employee_id)
+        if len(emb) == 0:
+            return Match(None, float("inf"), threshold, person)
+        d = np.linalg.norm(emb - np.asarray(embedding, np.float32).reshape(1, -1), axis=1)
+        i = int(np.argmin(d))
+        distance = float(d[i])
+        return Match(person if distance <= threshold else None, distance, threshold, person)
+
+    # -- writing --------------------------------------------------------------------
+    def add_person(
+        self,
+        employee_id: str,
+        name: str,
+        templates: Sequence[NewTemplate],
+        *,
+        append: bool = False,
+    ) -> Person:
+        """Enroll ``employee_id`` with its templates, atomically.
+
+        An existing employee id is refused unless ``append``, which adds templates to it.
+        """
+        employee_id = clean_text(employee_id, "employee id", MAX_ID_CHARS)
+        name = clean_text(name, "name", MAX_NAME_CHARS)
+        if not templates:
+            raise GalleryError("at least one face template is needed to enroll")
+        blobs = [(_encode_embedding(t.embedding), float(t.quality), str(t.source), encode_chip(t.chip)) for t in templates]
+        with self._write() as conn:
+            row = conn.execute("SELECT id, name FROM people WHERE employee_id = ?", (employee_id,)).fetchone()
+            if row is not None and not append:
+                raise GalleryError(
+                    f"employee id {employee_id!r} is already enrolled ({row['name']}); use --append to add photos to it"
+                )
+            if row is None:
+                pid = conn.execute(
+                    "INSERT INTO people(employee_id, name, active, created) VALUES (?, ?, 1, ?)", (employee_id, name, now())
+                ).lastrowid
+            else:
+                pid = row["id"]
+            stamp = now()
+            conn.executemany(
+                "INSERT INTO templates(person_id, embedding, quality, source, encoder, created, chip) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(pid, blob, q, src, self.encoder_id, stamp, chip) for blob, q, src, chip in blobs],
+            )
+        return self.get(employee_id)
+
+    def remove(self, employee_id: str) -> Person:
+        person = self.get(employee_id)
+        with self._write() as conn:
+            conn.execute("DELETE FROM people WHERE id = ?", (person.id,))
+        return person
+
+    def rename(self, employee_id: str, name: str) -> Person:
+        name = clean_text(name, "name", MAX_NAME_CHARS)
+        person = self.get(employee_id)
+        with self._write() as conn:
+            conn.execute("UPDATE people SET name = ? WHERE id = ?", (name, person.id))
+        return self.get(employee_id)
+
+    def set_active(self, employee_id: str, active: bool) -> Person:
+        person = self.get(employee_id)
+        with self._write() as conn:
+            conn.execute("UPDATE people SET active = ? WHERE id = ?", (int(active), person.id))
+        return self.get(employee_id)
+
+    def without_chips(self) -> list[Person]:
+        """People with a template whose face chip is unknown (imported from a v1 export,
+        or enrolled before chips were kept): they cannot be re-encoded."""
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT DISTINCT person_id FROM templates WHERE chip IS NULL"
+            ).fetchall()
+        ids = {r[0] for r in rows}
+        return [p for p in self.people() if p.id in ids]
+
+    def reencode(self, encoder_id: str, encode: Callable[[np.ndarray], np.ndarray],
+                 check: Callable[[np.ndarray, np.ndarray], None] | None = None) -> int:
+        """Move the whole gallery to another encoder, in one transaction; returns templates.
+
+        ``check(embeddings, person_ids)`` sees the new templates before anything is
+        written and may refuse them by raising (so a switch is all or nothing).
+
+        ``encode`` maps (N, 150, 150, 3) chips to (N, 128) descriptors. Every template is
+        recomputed from its stored chip, so the two encoders' templates never mix; if
+        any template has no chip nothing changes and the people concerned are named.
+        """
+        missing = self.without_chips()
+        if missing:
+            names = ", ".join(f"{p.name} ({p.employee_id})" for p in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise GalleryError(
+                f"{len(missing)} people have templates without a stored face: {names}{more}; "
+                "re-enroll or remove them first (nothing was changed)"
+            )
+        with self._errors():
+            rows = self._conn.execute("SELECT id, person_id, chip FROM templates ORDER BY id").fetchall()
+        embeddings = (
+            np.asarray(encode(np.stack([decode_chip(r["chip"]) for r in rows])), np.float32)
+            if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
+        )
+        if embeddings.shape != (len(rows), EMBEDDING_DIM):
+            raise GalleryError(f"the new encoder gave {embeddings.shape} descriptors for {len(rows)} chips")
+        if check is not None:
+            check(embeddings, np.array([r["person_id"] for r in rows], np.int64))
+        updates = [(_encode_embedding(e), encoder_id, r["id"]) for e, r in zip(embeddings, rows)]
+        with self._write() as conn:
+            now_ids = [r[0] for r in conn.execute("SELECT id FROM templates ORDER BY id")]
+            if now_ids != [r["id"] for r in rows]:
+                raise GalleryError("the gallery changed while it was being re-encoded; nothing was changed, try again")
+            conn.executemany("UPDATE templates SET embedding = ?, encoder = ? WHERE id = ?", updates)
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('encoder', ?)", (encoder_id,))
+        self.encoder_id = self._expected_encoder = encoder_id
+        self._index = None
+        return len(updates)
+
+    # -- export / import ------------------------------------------------------------
+    def export(self, path: str | os.PathLike[str]) -> int:
+        """Write every person and template to a JSON file (mode 0600); returns people written."""
+        path = Path(path)
+        people = []
+        with self._errors():
+            for p in self.people():
+                rows = self._conn.execute(
+                    "SELECT embedding, quality, source, created, chip FROM templates WHERE person_id = ? ORDER BY id",
+                    (p.id,),
+                ).fetchall()
+                people.append(
+                    {
+                        "employee_id": p.employee_id,
+                        "name": p.name,
+                        "active": p.active,
+                        "created": p.created,
+                        "templates": [
+                            {
+                                "embedding": base64.b64encode(r["embedding"]).decode("ascii"),
+                                "quality": r["quality"],
+                                "source": r["source"],
+                                "created": r["created"],
+                                "chip": base64.b64encode(r["chip"]).decode("ascii") if r["chip"] else None,
+                            }
+                            for r in rows
+                        ],
+                    }
+                )
+        doc = {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "encoder": self.encoder_id,
+            "exported": now(),
+            "people": people,
+        }
+        config.write_private(path, json.dumps(doc, indent=1))
+        return len(people)
+
+    def import_(self, path: str | os.PathLike[str], *, skip_existing: bool = False,
+                check: Callable[[np.ndarray, np.ndarray], None] | None = None,
+                without_faces: bool = False) -> tuple[int, int]:
+        """Add the people of an exported file, all or nothing; returns (added, skipped).
+
+        A file from another encoder is refused: its templates live in another space.
+        Employee ids already enrolled are refused unless ``skip_existing``. A template
+        without its stored face is refused unless ``without_faces``: nothing can show
+        it is a face at all (a crafted "centroid" matched 89% of ORL). ``check(templates,
+        chips)`` sees every template with its face before anything is written, to
+        refuse a template that is not the encoding of its own face.
+        """
+        path = Path(path)
+        doc = _read_export(path)
+        if doc["encoder"] != self.encoder_id:
+            raise GalleryError(
+                f"{path} holds templates of encoder {doc['encoder']!r}; this gallery uses {self.encoder_id!r} "
+                "(templates of two encoders never mix)"
+            )
+        templates = [(p["employee_id"], t) for p in doc["people"] for t in p["templates"]]
+        faceless = [eid for eid, t in templates if t["chip"] is None]
+        if faceless and not without_faces:
+            raise GalleryError(f"{path}: {len(faceless)} template(s) without their stored face (first: "
+                               f"{faceless[0]!r}); nothing was imported (--without-faces imports them unchecked)")
+        with_faces = [t for _, t in templates if t["chip"] is not None]
+        if check is not None and with_faces:
+            check(np.stack([t["vector"] for t in with_faces]), np.stack([t["face"] for t in with_faces]))
+        added = skipped = 0
+        with self._write() as conn:
+            for p in doc["people"]:
+                exists = conn.execute("SELECT 1 FROM people WHERE employee_id = ?", (p["employee_id"],)).fetchone()
+                if exists:
+                    if skip_existing:
+                        skipped += 1
+                        continue
+                    raise GalleryError(
+                        f"{path}: employee id {p['employee_id']!r} is already enrolled; nothing was imported "
+                        "(use --skip-existing to import the others)"
+                    )
+                pid = conn.execute(
+                    "INSERT INTO people(employee_id, name, active, created) VALUES (?, ?, ?, ?)",
+                    (p["employee_id"], p["name"], int(p["active"]), p["created"]),
+                ).lastrowid
+                conn.executemany(
+                    "INSERT INTO templates(person_id, embedding, quality, source, encoder, created, chip) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(pid, t["blob"], t["quality"], t["source"], self.encoder_id, t["created"], t["chip"])
+                     for t in p["templates"]],
+                )
+                added += 1
+        return added, skipped
+
+
+def _read_export(path: Path) -> dict[str, Any]:
+    """Parse and validate an export file completely before anything is written."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GalleryError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise GalleryError(f"{path}: not a gallery export ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+    def bad(why: str) -> GalleryError:
+        return GalleryError(f"{path}: not a valid gallery export: {why}")
+
+    if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
+        raise bad("missing the accessctl-gallery format marker")
+    if doc.get("version") not in (1, EXPORT_VERSION):
+        raise bad(f"export version {doc.get('version')!r}, this accessctl reads 1 to {EXPORT_VERSION}")
+    if not isinstance(doc.get("encoder"), str) or not isinstance(doc.get("people"), list):
+        raise bad("no encoder or people")
+    seen = set()
+    for i, p in enumerate(doc["people"]):
+        if not isinstance(p, dict):
+            raise bad(f"person {i + 1} is not an object")
+        try:
+            p["employee_id"] = clean_text(p.get("employee_id"), f"person {i + 1}'s employee id", MAX_ID_CHARS)
+            p["name"] = clean_text(p.get("name"), f"the name of {p['employee_id']!r}", MAX_NAME_CHARS)
+        except GalleryError as exc:
+            raise bad(str(exc)) from None
+        if p["employee_id"] in seen:
+            raise bad(f"employee id {p['employee_id']!r} appears twice")
+        seen.add(p["employee_id"])
+        p.setdefault("active", True)
+        if not isinstance(p["active"], bool):  # "yes" or 2 would be listed yet never matched, or worse
+            raise bad(f"person {p['employee_id']!r}: active must be true or false, not {p['active']!r}")
+        p.setdefault("created", now())
+        if not isinstance(p["created"], str):
+            raise bad(f"person {p['employee_id']!r}: created must be a date string")
+        if not isinstance(p.get("templates"), list) or not p["templates"]:
+            raise bad(f"person {p['employee_id']!r} has no templates")
+        for t in p["templates"]:
+            try:
+                vec = np.frombuffer(base64.b64decode(t["embedding"], validate=True), dtype="<f4")
+                if vec.shape != (EMBEDDING_DIM,) or not np.isfinite(vec).all():
+                    raise ValueError(f"expected {EMBEDDING_DIM} finite numbers")
+                if not 0 < float(np.linalg.norm(vec)) <= MAX_TEMPLATE_NORM:
+                    raise ValueError(f"its length {float(np.linalg.norm(vec)):.3g} is outside (0, {MAX_TEMPLATE_NORM:g}]")
+                t["vector"], t["blob"] = vec, _encode_embedding(vec)
+                t["quality"] = float(t.get("quality", 0.0))
+                t["source"] = str(t.get("source", "import"))
+                t["created"] = str(t.get("created", now()))
+                chip = t.get("chip")
+                t["face"] = decode_chip(base64.b64decode(chip, validate=True)) if chip else None
+                t["chip"] = encode_chip(t["face"]) if chip else None
+            except (KeyError, TypeError, ValueError, GalleryError) as exc:
+                raise bad(f"a template of {p['employee_id']!r} is damaged ({exc})") from None
+    return doc
