@@ -10,13 +10,10 @@ is never used for another.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from accessctl.config import PRETRAINED_ENCODER_ID, SFACE_ENCODER_ID, Settings
 from accessctl.errors import AccessctlError
-
-if TYPE_CHECKING:
-    from accessctl.liveness import LivenessModel
 
 # The distance threshold each built-in encoder runs at while [match] threshold is 0
 # (not set). Chosen for a door on the shared pair lists (README, "Identity figures"):
@@ -99,7 +96,7 @@ def match_threshold(settings: Settings, encoder_id: str) -> float:
     return m.threshold
 
 
-def liveness_threshold(settings: Settings, model: LivenessModel) -> float:
+def liveness_threshold(settings: Settings, model_threshold: float) -> float:
     """The P(live) at or above which a face is live: ``[liveness] threshold``, or the
-    model's own (chosen on cross-source scores) while it is 0."""
-    return settings.liveness.threshold or model.threshold
+    model's own (``model_threshold``, chosen on cross-source scores) while it is 0."""
+    return settings.liveness.threshold or model_threshold

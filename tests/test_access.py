@@ -81,8 +81,8 @@ def test_a_misbehaving_hook_cannot_hang_flood_or_kill_the_door(tmp_path: Path) -
         done.set()
 
     runner = HookRunner(ok, listener, timeout_s=2.0)
-    runner.submit(decision("Eve\x00Mallory"))
-    runner.submit(decision())
+    runner.deliver(decision("Eve\x00Mallory"))
+    runner.deliver(decision())
     assert done.wait(10) and runner.alive
     assert results[0].error and results[1].returncode == 0 and "opened" in results[1].output
     runner.close()
@@ -308,7 +308,7 @@ def test_a_hanging_hook_does_not_hold_up_the_kiosk(tmp_path: Path, astronaut_vid
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
         runner = Runner(g, settings, audit, lines.append)
-        runner.hooks.submit(decision())  # the door hook is now stuck for its whole timeout
+        runner.hooks.deliver(decision())  # the door hook is now stuck for its whole timeout
         frames = sum(1 for f in FrameFeed(str(astronaut_video)).frames() if runner.step(f))
         assert frames == 30 and not [x for x in lines if x["event"] == "hook"]  # every frame, while it hung
         runner.hooks.close()
@@ -366,14 +366,41 @@ def test_an_audit_log_that_cannot_be_written_holds_events_then_stops_the_door(tm
         runner = Runner(g, settings, audit, lines.append)
         frame = next(iter(FrameFeed(str(astronaut_video)).frames()))
         audit.broken = True
-        runner._log(Event("granted", "match", "E1", "Ada"))
+        runner.audit_out.log(Event("granted", "match", "E1", "Ada"))
         runner.step(frame)  # held, within the grace: the door still works
         assert [x["detail"] for x in lines if x.get("reason") == "audit"] == ["disk full"]
         audit.broken = False
-        runner._log(Event("camera", "back"))  # the held event is written first, then this one
+        runner.audit_out.log(Event("camera", "back"))  # the held event is written first, then this one
         assert [r["event"] for r in audit.query()] == ["granted", "camera"]
         settings.audit.backlog_s = 0.0
         audit.broken = True
-        runner._log(Event("granted", "match", "E1", "Ada"))
+        runner.audit_out.log(Event("granted", "match", "E1", "Ada"))
         with pytest.raises(AccessctlError, match="audit log cannot be written .disk full.*nothing is granted unlogged"):
             runner.step(frame)
+
+
+def test_a_new_output_is_one_more_sink_and_hears_what_the_log_hears(tmp_path: Path, astronaut_video: Path) -> None:
+    """A relay or an MQTT topic is a class with ``deliver``: appended to the runner's
+    sinks, it is told every decision, in order, after the audit log has it."""
+    from accessctl.config import Settings
+    from accessctl.door.runner import Runner
+    from accessctl.frames.capture import FrameFeed
+    from accessctl.storage.gallery import Gallery
+
+    class Relay:
+        def __init__(self, audit: AuditLog) -> None:
+            self.audit, self.seen, self.logged_first = audit, [], True
+
+        def deliver(self, d, detail: dict) -> None:  # noqa: ANN001
+            self.seen.append((d.event, d.reason))
+            self.logged_first &= any(r["event"] == d.event and r["frame"] == d.frame for r in self.audit.query())
+
+    lines: list[dict] = []
+    with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
+        runner = Runner(g, Settings(), audit, lines.append)
+        relay = Relay(audit)
+        runner.sinks.append(relay)
+        for f in FrameFeed(str(astronaut_video)).frames():
+            runner.step(f)
+    decided = [(x["event"], x["reason"]) for x in lines if x["event"] in ("granted", "denied", "alert")]
+    assert relay.seen == decided == [("denied", "spoof")] and relay.logged_first

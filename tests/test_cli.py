@@ -272,7 +272,7 @@ def test_require_pin_for_cli(home: Path, capsys, photos, monkeypatch) -> None:
     assert code == 2 and "needs the admin PIN" in err
     monkeypatch.setenv("ACCESSCTL_ADMIN_PIN", "000000")
     code, _, err = run(capsys, *enroll)
-    assert code == 2 and "wrong admin PIN; nothing changed" in err
+    assert code == 2 and "wrong PIN; nothing changed" in err
     assert run(capsys, "gallery", "list")[0] == 0  # reading needs no PIN
     monkeypatch.setenv("ACCESSCTL_ADMIN_PIN", "582914")
     assert run(capsys, *enroll)[0] == 0

@@ -120,10 +120,10 @@ def test_each_threshold_has_one_home() -> None:
     from accessctl.liveness import load_liveness
 
     model = load_liveness()
-    assert liveness_threshold(Settings(), model) == model.threshold
+    assert liveness_threshold(Settings(), model.threshold) == model.threshold
     site = Settings()
     site.liveness.threshold = 0.8
-    assert liveness_threshold(site, model) == 0.8
+    assert liveness_threshold(site, model.threshold) == 0.8
 
 
 def _view(state: KioskState = KioskState.RUNNING, **kw: object) -> KioskView:

@@ -321,7 +321,7 @@ def test_kiosk_benchmark_reports_rates_latency_and_stalls(qtbot, home: Path, ast
     """`bench --kiosk` runs the real window on a video played at its own pace; figures are
     reported, not asserted (a loaded CI machine would make them flaky), but each must be
     measured."""
-    from accessctl.evaluation.bench import run_kiosk_bench
+    from accessctl.gui.bench import run_kiosk_bench
 
     r = run_kiosk_bench([str(astronaut_video)])
     assert r["end_state"] == "ended" and r["frames_captured"] == 30

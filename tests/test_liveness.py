@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from accessctl.errors import AccessctlError, VideoError
-from accessctl.evaluation.clips import extract, read_clip_list, score_clip
+from accessctl.evaluation.clips import extract, presentation_scores, read_clip_list, score_clip
 from accessctl.evaluation.pad import pad_metrics, threshold_at_eer
 from accessctl.frames.sources import open_source
 from accessctl.liveness import (
@@ -20,7 +20,6 @@ from accessctl.liveness import (
     LivenessMonitor,
     LivenessState,
     load_liveness,
-    presentation_scores,
 )
 from accessctl.liveness.features import (
     CNN_SCALES,

@@ -79,11 +79,10 @@ def _admin_gate(args: argparse.Namespace, action: str) -> None:
                 raise AccessctlError(f"{action} needs the admin PIN ([admin] require_pin_for_cli): run it at a terminal "
                                      "or set ACCESSCTL_ADMIN_PIN")
             given = getpass.getpass("admin PIN: ")
-        check = pin.check(given)
-        if not check.ok:
-            log_admin(f"{action} refused", None, {"why": "wrong PIN"}, kiosk=settings.kiosk.name, via="cli")
-            raise AccessctlError(f"too many wrong PINs: try again in {check.locked_for_s:.0f} s"
-                                 if check.locked_for_s > 0 else "wrong admin PIN; nothing changed")
+        why = pin.refusal(given)
+        if why is not None:
+            log_admin(f"{action} refused", None, {"why": why}, kiosk=settings.kiosk.name, via="cli")
+            raise AccessctlError(f"{why}; nothing changed")
     detail = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
               if k in ADMIN_DETAIL_ARGS and v not in (None, False, [])}
     try:
@@ -94,10 +93,11 @@ def _admin_gate(args: argparse.Namespace, action: str) -> None:
 
 def _admin_failed(action: str, why: str) -> None:
     """The change logged as begun did not happen: say so in the log too (best effort)."""
+    from accessctl.config import load_settings
     from accessctl.storage.audit import log_admin
 
     try:
-        log_admin(f"{action} failed", None, {"error": why}, via="cli")
+        log_admin(f"{action} failed", None, {"error": why}, kiosk=load_settings().kiosk.name, via="cli")
     except AccessctlError:
         pass
 

@@ -13,7 +13,7 @@ def cmd_bench_kiosk(args: argparse.Namespace) -> int:
     import os
     import tempfile
 
-    from accessctl.evaluation.bench import run_kiosk_bench
+    from accessctl.gui.bench import run_kiosk_bench
 
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

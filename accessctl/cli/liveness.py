@@ -63,7 +63,7 @@ def cmd_liveness_eval(args: argparse.Namespace) -> int:
     from accessctl.thresholds import liveness_threshold
 
     model = load_liveness(args.model)
-    model = dataclasses.replace(model, threshold=liveness_threshold(load_settings(), model))  # as the door runs it
+    model = dataclasses.replace(model, threshold=liveness_threshold(load_settings(), model.threshold))  # as the door runs it
     clips = read_clip_list(args.clips)
     scores: list[float | None] = []
     labels: list[bool] = []

@@ -78,7 +78,7 @@ class Pipeline:
         self.settings = settings
         self.encoder = load_encoder(gallery.encoder_id)
         # The site's [liveness] threshold, where it set one, over the model's own.
-        self.monitor = LivenessMonitor(dataclasses.replace(liveness, threshold=liveness_threshold(settings, liveness)))
+        self.monitor = LivenessMonitor(dataclasses.replace(liveness, threshold=liveness_threshold(settings, liveness.threshold)))
         self.tracker = Tracker()
         self._identity: dict[int, _Identity] = {}
         self._segment = 0

@@ -13,28 +13,25 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from accessctl.config import Settings
 from accessctl.door.access import AccessController, Decision, EventKind
 from accessctl.door.hook import HookResult, HookRunner
+from accessctl.door.outputs import AuditSink, JsonSink, Sink
 from accessctl.door.pipeline import FrameResult, Pipeline
 from accessctl.errors import AccessctlError
 from accessctl.frames.capture import FeedState, FeedStatus, FrameFeed
 from accessctl.frames.sources import Frame
 from accessctl.liveness import load_liveness
 from accessctl.storage.audit import (
-    AuditError,
     AuditLog,
     Event,
     prune_snapshots,
     save_snapshot,
 )
 from accessctl.storage.gallery import Gallery
-
-AUDIT_BACKLOG = 1000  # events held in memory while the audit log cannot be written
 
 
 @dataclass
@@ -69,9 +66,11 @@ class Runner:
         self._camera_lost = False
         self._feed: FrameFeed | None = None
         self.stopped = threading.Event()
-        self._backlog: deque[tuple[float, Event]] = deque()  # (when it failed, event), oldest first
-        self._backlog_lock = threading.Lock()  # the hook thread logs too
-        self._audit_error: str | None = None
+        self.audit_out = AuditSink(audit, settings.audit, self.emit)
+        # Every decision goes to each of these in turn; the hook last, once it is logged.
+        self.sinks: list[Sink] = [JsonSink(self.emit), self.audit_out]
+        if self.hooks is not None:
+            self.sinks.append(self.hooks)
         if settings.audit.snapshots:
             prune_snapshots(settings.audit.snapshot_days)
 
@@ -79,41 +78,10 @@ class Runner:
         with self._emit_lock:
             self._emit(obj)
 
-    def _log(self, event: Event) -> None:
-        """Write ``event`` after any held back; what cannot be written is held and retried."""
-        with self._backlog_lock:
-            self._backlog.append((time.monotonic(), event))
-            try:
-                while self._backlog:
-                    self.audit.append(self._backlog[0][1])
-                    self._backlog.popleft()
-            except AuditError as exc:
-                if self._audit_error is None:
-                    self.emit({"event": "error", "reason": "audit", "detail": str(exc)})
-                self._audit_error = str(exc)
-                while len(self._backlog) > AUDIT_BACKLOG and not self.settings.audit.fail_closed:
-                    self._backlog.popleft()  # fail open was chosen: the oldest are lost, memory is bounded
-                return
-            if self._audit_error is not None:
-                self._audit_error = None
-                self.emit({"event": "error", "reason": "audit", "detail": "the audit log is written again"})
-
-    def _check_audit(self) -> None:
-        """Fail closed: events unwritten for too long (or too many) stop the door."""
-        if not self.settings.audit.fail_closed:
-            return
-        with self._backlog_lock:
-            if not self._backlog:
-                return
-            age = time.monotonic() - self._backlog[0][0]
-            if age > self.settings.audit.backlog_s or len(self._backlog) >= AUDIT_BACKLOG:
-                raise AccessctlError(f"the audit log cannot be written ({self._audit_error}); {len(self._backlog)} "
-                                     f"event(s) held for {age:.0f} s, and nothing is granted unlogged")
-
     def _hook_done(self, r: HookResult) -> None:
         d = r.decision
         detail = {"returncode": r.returncode, "timed_out": r.timed_out, "error": r.error, "output": r.output}
-        self._log(Event("hook", d.event, d.person_id, d.name, stream_t=d.t, frame=d.frame, detail=detail))
+        self.audit_out.log(Event("hook", d.event, d.person_id, d.name, stream_t=d.t, frame=d.frame, detail=detail))
         self.emit({"event": "hook", "for": d.event, "person_id": d.person_id, "t": d.t, "frame": d.frame, **detail})
 
     def feed_status(self, status: FeedStatus) -> None:
@@ -121,12 +89,12 @@ class Runner:
         if status.state == FeedState.CAMERA_LOST:
             self._camera_lost = True
             self.emit({"event": "camera", "reason": status.detail, "retry_in_s": status.retry_in_s})
-            self._log(Event("camera", status.detail, detail={"retry_in_s": status.retry_in_s}))
+            self.audit_out.log(Event("camera", status.detail, detail={"retry_in_s": status.retry_in_s}))
         elif status.state == FeedState.RUNNING and self._camera_lost:
             self._camera_lost = False
             why = f"{status.source} is delivering frames again"
             self.emit({"event": "camera", "reason": why, "retry_in_s": None})
-            self._log(Event("camera", why))
+            self.audit_out.log(Event("camera", why))
 
     def _snapshot(self, frame: Frame, result: FrameResult, d: Decision) -> dict | None:
         if d.event != EventKind.DENIED or not self.settings.audit.snapshots:
@@ -144,7 +112,7 @@ class Runner:
     def step(self, frame: Frame) -> tuple[FrameResult, list[Decision]]:
         if self.hooks is not None and not self.hooks.alive:  # fail closed: a grant would open nothing
             raise AccessctlError("the door hook's worker has stopped, so no door can open")
-        self._check_audit()
+        self.audit_out.check()
         result = self.pipeline.process(frame)
         for face in result.faces:
             if self._states.get(face.track_id) != face.liveness.state:
@@ -158,15 +126,12 @@ class Runner:
             if error != self._last_error:  # once per new problem, not once per frame
                 self._last_error = error
                 self.emit({"event": "error", "reason": "identity", "detail": error, "t": round(frame.t, 3)})
-                self._log(Event("error", "identity", stream_t=frame.t, frame=frame.index, detail={"error": error}))
+                self.audit_out.log(Event("error", "identity", stream_t=frame.t, frame=frame.index, detail={"error": error}))
         decisions = self.controller.decide(result)
         for d in decisions:
-            detail = self._snapshot(frame, result, d)
-            self.emit(d.to_json() | (detail or {}))
-            self._log(Event(d.event, d.reason, d.person_id, d.name, d.distance, d.liveness, d.t, d.frame, detail))
-            self._check_audit()  # before the door opens: a grant that cannot be logged in time opens nothing
-            if self.hooks is not None:
-                self.hooks.submit(d)
+            detail = self._snapshot(frame, result, d) or {}
+            for sink in self.sinks:
+                sink.deliver(d, detail)
         if self.on_frame is not None:
             self.on_frame(frame, result, decisions)
         return result, decisions

@@ -21,7 +21,6 @@ from accessctl.errors import AccessctlError
 from accessctl.frames.images import IMAGE_SUFFIXES, load_image
 from accessctl.frames.sources import open_source
 from accessctl.identity.encoders import SFACE_ID, load_encoder
-from accessctl.kiosk.session import KioskState
 from accessctl.liveness import LivenessMonitor, load_liveness
 from accessctl.liveness.features import Observation, observe
 from accessctl.storage.gallery import TemplateIndex
@@ -30,7 +29,7 @@ from accessctl.vision.faces import align, analyzer
 FRAME_SIZE = (640, 480)
 
 
-def _stats(samples: Sequence[float] | np.ndarray) -> dict[str, float]:
+def time_stats(samples: Sequence[float] | np.ndarray) -> dict[str, float]:
     ms = np.asarray(samples) * 1000.0
     return {"median_ms": round(float(np.median(ms)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3), "n": len(ms)}
 
@@ -149,32 +148,32 @@ def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int
         per_face.append(t4 - t1)  # detect + landmarks + align of one frame with a face
     if not chips:
         raise AccessctlError("no face found in any benchmark frame")
-    stages["decode_jpeg_640x480"] = _stats(decode)
-    stages["detect"] = _stats(detect)
-    stages["landmarks"] = _stats(mark)
-    stages["align"] = _stats(aligned)
-    stages["detect_landmarks_align"] = _stats(per_face)
+    stages["decode_jpeg_640x480"] = time_stats(decode)
+    stages["detect"] = time_stats(detect)
+    stages["landmarks"] = time_stats(mark)
+    stages["align"] = time_stats(aligned)
+    stages["detect_landmarks_align"] = time_stats(per_face)
 
     one = np.stack(chips[:1])
     eight = np.stack([chips[i % len(chips)] for i in range(8)])
-    stages["encode_batch1_per_face"] = _stats(_time(lambda: encoder.encode(one), 30))
+    stages["encode_batch1_per_face"] = time_stats(_time(lambda: encoder.encode(one), 30))
     b8 = _time(lambda: encoder.encode(eight), 10)
-    stages["encode_batch8_per_face"] = _stats([t / 8 for t in b8])
+    stages["encode_batch8_per_face"] = time_stats([t / 8 for t in b8])
     sface = load_encoder(SFACE_ID)
-    stages["encode_sface_per_face"] = _stats(_time(lambda: sface.encode(one), 30))
-    stages["liveness_per_frame"] = _stats(_liveness_times(observations))
+    stages["encode_sface_per_face"] = time_stats(_time(lambda: sface.encode(one), 30))
+    stages["liveness_per_frame"] = time_stats(_liveness_times(observations))
     peak_pipeline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     pipeline_ms = _pipeline_times(frames if paths_given else consecutive_frames())
     if pipeline_ms:
-        stages["pipeline_per_frame"] = _stats([m / 1000 for m in pipeline_ms])
+        stages["pipeline_per_frame"] = time_stats([m / 1000 for m in pipeline_ms])
 
     rng = np.random.default_rng(0)
     query = encoder.encode(one)[0]
     for n in search_sizes:
         emb = (rng.standard_normal((n, 128), dtype=np.float32) * 0.05).astype(np.float32)
         index = TemplateIndex(emb, np.arange(n) // 3)
-        stages[f"search_1toN_{n}"] = _stats(_time(functools.partial(index.nearest, query), 20 if n >= 1_000_000 else 50))
+        stages[f"search_1toN_{n}"] = time_stats(_time(functools.partial(index.nearest, query), 20 if n >= 1_000_000 else 50))
         del emb, index
     return {
         "frames": len(frames),
@@ -186,65 +185,3 @@ def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int
     }
 
 
-def run_kiosk_bench(sources: Sequence[str], *, max_s: float = 300.0) -> dict:
-    """The kiosk window running on videos played at their own pace, as a camera delivers
-    frames (stale ones dropped), with the real GUI event loop: rates, latencies, the
-    time from a face's first frame to its decision, and the GUI thread's longest stall.
-
-    Counting starts once the first frame is processed (the models are loaded by then,
-    on the worker thread; the window is already up and painting)."""
-    from PyQt6.QtCore import QEventLoop, QTimer
-
-    from accessctl.gui.app import application
-    from accessctl.gui.kiosk_window import KioskWindow
-    from accessctl.kiosk.session import KioskSession
-    from accessctl.storage.adminpin import AdminPin
-
-    app = application()  # kept alive for the window's lifetime
-    session = KioskSession(list(sources), config.load_settings(), realtime=True)
-    window = KioskWindow(session, AdminPin())
-    loop = QEventLoop()
-    t0 = time.monotonic()
-    mark: dict[str, float] = {}
-
-    def check() -> None:
-        view = window.view
-        if "start" not in mark and view is not None and view.result is not None:
-            mark["start"], mark["preview"] = time.monotonic(), window.preview_frames
-            session.reset_measurements()
-            window.reset_measurements()
-        if (view is not None and view.state in (KioskState.ENDED, KioskState.OUT_OF_SERVICE)) or time.monotonic() - t0 > max_s:
-            mark["end"] = time.monotonic()
-            loop.quit()
-
-    timer = QTimer()
-    timer.timeout.connect(check)
-    timer.start(50)
-    window.start()
-    loop.exec()
-    timer.stop()
-    stall_ms = window.longest_stall_ms
-    state, message = (window.view.state, window.view.message) if window.view else ("none", "")
-    stats = session.feed_stats
-    window.close()
-    if "start" not in mark:
-        raise AccessctlError(f"the kiosk processed no frame ({state}: {message})")
-    elapsed = mark["end"] - mark["start"]
-    m = session.measurements
-    lat = list(m.latencies_ms)
-    return {
-        "sources": list(sources),
-        "platform": app.platformName(),
-        "seconds": round(elapsed, 2),
-        "capture_fps": round((stats.captured if stats else 0) / elapsed, 1),
-        "preview_fps": round((window.preview_frames - mark["preview"]) / elapsed, 1),
-        "inference_fps": round(len(lat) / elapsed, 1),
-        "frames_dropped": stats.dropped if stats else 0,
-        "frames_captured": stats.captured if stats else 0,
-        "latency_ms": _stats(np.asarray(lat) / 1000.0) if lat else None,
-        "pipeline_ms": _stats(np.asarray(m.inference_ms) / 1000.0) if m.inference_ms else None,
-        "face_to_decision_s": [round(v, 3) for v in m.face_to_decision_s],
-        "decisions": [f"{d.event} {d.reason}" + (f" {d.name}" if d.name else "") for d in m.decisions],
-        "gui_longest_stall_ms": round(stall_ms, 1),
-        "end_state": state,
-    }

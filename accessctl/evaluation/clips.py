@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from accessctl import config
 from accessctl.errors import AccessctlError
 from accessctl.evaluation.lists import list_path, read_rows
 from accessctl.frames.sources import open_source
-from accessctl.liveness import LivenessModel, frame_features, presentation_scores
+from accessctl.liveness import DECIDE_S, PRESENTATION_S, LivenessModel, LivenessMonitor, LivenessVerdict, frame_features
 from accessctl.liveness.features import BOX_CORRECTION, CNN_SCALES, N_POINTS, observe
 from accessctl.liveness.minifasnet import INPUT
 from accessctl.vision.faces import analyzer, largest
@@ -136,6 +137,42 @@ def extract(path: str | Path, *, use_cache: bool = True) -> ClipFrames:
 
         config.write_private(cache, save)
     return clip
+
+
+def decision_score(verdicts: list[LivenessVerdict]) -> float | None:
+    """What the door acts on for one presentation: the lowest P(live) of the verdicts in
+    its first :data:`~accessctl.liveness.DECIDE_S` seconds, a still or planar verdict counting as 0. A spoof verdict
+    is final, so a presentation is refused at a threshold exactly when this score is
+    below it, which makes the score usable for choosing the threshold. None when no
+    verdict was reached."""
+    if not verdicts:
+        return None
+    first = verdicts[0]
+    scores = [0.0 if v.still or v.planar else float(v.p_live or 0.0) for v in verdicts if v.t - first.t <= DECIDE_S]
+    return float(min(scores))
+
+
+def presentation_scores(model: LivenessModel, frames: ClipFrames) -> list[float | None]:
+    """Door decisions for a clip, fed frame by frame to a :class:`~accessctl.liveness.LivenessMonitor` as the
+    kiosk feeds it: one per :data:`~accessctl.liveness.PRESENTATION_S` of the clip (each a new track, like a
+    person stepping up again), see :func:`decision_score`."""
+    if len(frames) == 0:
+        return [None]
+    feats = torch.from_numpy(frames.features)
+    monitor = LivenessMonitor(model, keep_scores=True)
+    start = float(frames.t[0])
+    track = 0
+    out: list[float | None] = []
+    for i in range(len(frames)):
+        if frames.t[i] - start >= PRESENTATION_S:
+            out.append(decision_score(monitor.verdicts(track)))
+            monitor.forget(track)
+            track, start = track + 1, float(frames.t[i])
+        monitor.update_features(track, float(frames.t[i]), feats[i], frames.points[i])
+    last = decision_score(monitor.verdicts(track))
+    if last is not None or not out:
+        out.append(last)
+    return out
 
 
 def score_clip(model: LivenessModel, path: str | Path) -> list[float | None]:

@@ -41,11 +41,10 @@ from PyQt6.QtWidgets import (
 from accessctl import config
 from accessctl.config import Settings
 from accessctl.gui.tasks import Tasks
+from accessctl.kiosk.admin import EDITABLE_SECTIONS, AdminActions
 from accessctl.storage.adminpin import AdminPin, PinError
-from accessctl.storage.audit import AuditLog, log_admin, to_csv
-from accessctl.storage.gallery import Gallery, Person
+from accessctl.storage.gallery import Person
 
-EDITABLE_SECTIONS = ("match", "liveness", "access", "enroll", "hook", "kiosk", "audit")
 AUDIT_ROWS = 500  # newest events shown; the whole log is in `accessctl events`
 
 
@@ -57,15 +56,9 @@ def error_label() -> QLabel:
     return label
 
 
-def pin_refusal(pin: AdminPin, text: str) -> str | None:
-    """None when ``text`` is the admin PIN; otherwise what to tell the person typing."""
-    try:
-        check = pin.check(text)
-    except PinError as exc:
-        return str(exc)
-    if check.ok:
-        return None
-    return f"Too many wrong PINs: try again in {check.locked_for_s:.0f} s" if check.locked_for_s > 0 else "Wrong PIN"
+def sentence(text: str) -> str:
+    """A one-line message as the screen shows it: starting with a capital."""
+    return text[:1].upper() + text[1:]
 
 
 def _ok_cancel(dialog: QDialog, layout: QVBoxLayout, on_ok: Callable[[], None]) -> None:
@@ -96,12 +89,12 @@ class PinDialog(QDialog):
         _ok_cancel(self, layout, self.try_accept)
 
     def try_accept(self) -> None:
-        why = pin_refusal(self.pin, self.edit.text())
+        why = self.pin.refusal(self.edit.text())
         self.edit.clear()
         if why is None:
             self.accept()
             return
-        self.error.setText(why)
+        self.error.setText(sentence(why))
         if self.on_failure is not None:
             self.on_failure(why)
 
@@ -247,6 +240,7 @@ class AdminDialog(QDialog):
         self.settings = settings
         self.pin = pin
         self.gallery_path, self.audit_path = gallery_path, audit_path
+        self.admin_actions = AdminActions(gallery_path, audit_path, settings.kiosk.name)
         self.tasks = Tasks(self)
         self.people: list[Person] = []
         self.events: list[dict] = []
@@ -278,8 +272,7 @@ class AdminDialog(QDialog):
         self.say(str(exc), error=True)
 
     def _admin_event(self, action: str, person: Person | None = None, detail: dict | None = None) -> None:
-        self.tasks.run(lambda: log_admin(action, person, detail, self.audit_path, self.settings.kiosk.name),
-                       on_error=self._failed)
+        self.tasks.run(lambda: self.admin_actions.log(action, person, detail), on_error=self._failed)
 
     # -- people -----------------------------------------------------------------------
     def _people_page(self) -> QWidget:
@@ -300,29 +293,19 @@ class AdminDialog(QDialog):
         return page
 
     def refresh_people(self) -> None:
-        def load() -> list[Person]:
-            with Gallery(self.gallery_path) as g:
-                return g.people()
-
         def show(people: list[Person]) -> None:
             self.people = people
             _fill(self.people_table, [[p.employee_id, p.name, "yes" if p.active else "no", p.templates, p.created]
                                       for p in people])
 
-        self.tasks.run(load, show, self._failed)
+        self.tasks.run(self.admin_actions.people, show, self._failed)
 
     def selected_person(self) -> Person | None:
         model = self.people_table.selectionModel()
         rows = model.selectedRows() if model is not None else []
         return self.people[rows[0].row()] if rows and rows[0].row() < len(self.people) else None
 
-    def _gallery_op(self, action: str, op: Callable[[Gallery], Person], done: str) -> None:
-        def work() -> Person:
-            with Gallery(self.gallery_path) as g:
-                person = op(g)
-            log_admin(action, person, None, self.audit_path, self.settings.kiosk.name)
-            return person
-
+    def _gallery_op(self, work: Callable[[], Person], done: str) -> None:
         def finished(person: Person) -> None:
             self.say(done.format(name=person.name, id=person.employee_id))
             self.refresh_people()
@@ -331,14 +314,14 @@ class AdminDialog(QDialog):
         self.tasks.run(work, finished, self._failed)
 
     def rename(self, employee_id: str, name: str) -> None:
-        self._gallery_op("rename", lambda g: g.rename(employee_id, name), "Renamed {id} to {name}")
+        self._gallery_op(lambda: self.admin_actions.rename(employee_id, name), "Renamed {id} to {name}")
 
     def set_active(self, employee_id: str, active: bool) -> None:
-        self._gallery_op("enable" if active else "disable", lambda g: g.set_active(employee_id, active),
+        self._gallery_op(lambda: self.admin_actions.set_active(employee_id, active),
                          "{name} ({id}) is now " + ("enabled" if active else "disabled"))
 
     def remove(self, employee_id: str) -> None:
-        self._gallery_op("remove", lambda g: g.remove(employee_id), "Removed {name} ({id}) and their templates")
+        self._gallery_op(lambda: self.admin_actions.remove(employee_id), "Removed {name} ({id}) and their templates")
 
     def _ask_rename(self) -> None:
         p = self.selected_person()
@@ -376,21 +359,15 @@ class AdminDialog(QDialog):
         return page
 
     def save_settings(self) -> None:
-        new = self.settings_form.values()
-
-        def work() -> Settings:
-            config.save_settings(new)
-            changed = {f"{s}.{k}": v for s in EDITABLE_SECTIONS for k, v in dataclasses.asdict(getattr(new, s)).items()
-                       if getattr(getattr(self.settings, s), k) != v}
-            log_admin("settings", None, changed, self.audit_path, new.kiosk.name)
-            return new
+        new, old = self.settings_form.values(), self.settings
 
         def finished(saved: Settings) -> None:
             self.settings = saved
+            self.admin_actions.kiosk = saved.kiosk.name
             self.say(f"Settings saved to {config.config_path()} and applied")
             self.settings_saved.emit(saved)
 
-        self.tasks.run(work, finished, self._failed)
+        self.tasks.run(lambda: self.admin_actions.save_settings(old, new), finished, self._failed)
 
     # -- audit log --------------------------------------------------------------------
     def _audit_page(self) -> QWidget:
@@ -416,27 +393,17 @@ class AdminDialog(QDialog):
     def refresh_events(self) -> None:
         person = self.person_filter.text().strip() or None
 
-        def load() -> list[dict]:
-            with AuditLog(self.audit_path, kiosk=self.settings.kiosk.name) as audit:
-                return audit.query(person=person, last=AUDIT_ROWS)
-
         def show(rows: list[dict]) -> None:
             self.events = rows
             _fill(self.audit_table, [[r["time"], r["kiosk"], r["event"], r["reason"], r["person_id"], r["name"],
                                       r["distance"], r["liveness"]] for r in reversed(rows)])
 
-        self.tasks.run(load, show, self._failed)
+        self.tasks.run(lambda: self.admin_actions.events(person, AUDIT_ROWS), show, self._failed)
 
     def export_events(self, path: str | Path) -> None:
         person = self.person_filter.text().strip() or None
 
-        def work() -> int:
-            with AuditLog(self.audit_path, kiosk=self.settings.kiosk.name) as audit:
-                rows = audit.query(person=person)
-            config.write_private(Path(path), to_csv(rows))
-            return len(rows)
-
-        self.tasks.run(work, lambda n: self.say(f"{n} events written to {path}"), self._failed)
+        self.tasks.run(lambda: self.admin_actions.export_events(path, person), lambda n: self.say(f"{n} events written to {path}"), self._failed)
 
     def _ask_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export the audit log", "events.csv", "CSV (*.csv)")
@@ -471,4 +438,4 @@ class AdminDialog(QDialog):
         super().done(result)
 
 
-__all__ = ["AdminDialog", "PinDialog", "SetPinDialog", "SettingsForm", "error_label", "log_admin", "pin_refusal"]
+__all__ = ["AdminDialog", "PinDialog", "SetPinDialog", "SettingsForm", "error_label", "sentence"]

@@ -25,10 +25,11 @@ from PyQt6.QtWidgets import (
 )
 
 from accessctl.config import Settings
-from accessctl.gui.admin import AdminDialog, PinDialog, SetPinDialog, log_admin
+from accessctl.gui.admin import AdminDialog, PinDialog, SetPinDialog
 from accessctl.gui.preview import TONE_COLOURS, VideoWidget
 from accessctl.gui.tasks import Tasks
 from accessctl.gui.wizard import EnrollWizard
+from accessctl.kiosk.admin import AdminActions
 from accessctl.kiosk.session import KioskSession, KioskState, KioskView, ScreenText, screen_text
 from accessctl.storage.adminpin import AdminPin
 
@@ -183,8 +184,8 @@ class KioskWindow(QMainWindow):
 
     # -- admin ------------------------------------------------------------------------
     def _audit(self, action: str, detail: dict | None = None) -> None:
-        name = self.session.settings.kiosk.name
-        self.tasks.run(lambda: log_admin(action, None, detail, self.audit_path, name))
+        actions = AdminActions(self.gallery_path, self.audit_path, self.session.settings.kiosk.name)
+        self.tasks.run(lambda: actions.log(action, None, detail))
 
     def _pin_failed(self, why: str) -> None:
         self._audit("pin-failed", {"why": why})

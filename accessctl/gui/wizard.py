@@ -32,9 +32,9 @@ from PyQt6.QtWidgets import (
 )
 
 from accessctl.config import Settings
-from accessctl.errors import AccessctlError, GalleryError
+from accessctl.errors import AccessctlError
 from accessctl.frames.images import load_image
-from accessctl.gui.admin import error_label, log_admin, pin_refusal
+from accessctl.gui.admin import error_label, sentence
 from accessctl.gui.preview import VideoWidget
 from accessctl.gui.tasks import Tasks
 from accessctl.identity.encoders import load_encoder
@@ -42,8 +42,8 @@ from accessctl.identity.matching import (
     EncodedFace,
     enrollment_warnings,
     sample_from_image,
-    save_enrollment,
 )
+from accessctl.kiosk.admin import AdminActions
 from accessctl.kiosk.enrollment import POSES, CaptureSession
 from accessctl.storage.adminpin import AdminPin
 from accessctl.storage.gallery import Gallery, Person
@@ -80,16 +80,21 @@ class PinPage(QWizardPage):
         layout.addWidget(self.error)
 
     def validatePage(self) -> bool:  # noqa: N802 - Qt's name
-        why = pin_refusal(self.pin, self.edit.text())
+        why = self.pin.refusal(self.edit.text())
         self.edit.clear()
-        self.error.setText(why or "")
+        self.error.setText(sentence(why) if why else "")
         return why is None
 
 
 class DetailsPage(QWizardPage):
-    def __init__(self, gallery_path: Path | None) -> None:
+    """The employee id and name. Ids already enrolled are read on a worker thread when
+    the page opens (the GUI thread never waits on the gallery); should that read not be
+    back yet, the save itself refuses an id that is taken, so nothing is lost."""
+
+    def __init__(self, actions: AdminActions, tasks: Tasks) -> None:
         super().__init__()
-        self.gallery_path = gallery_path
+        self.admin_actions, self.tasks = actions, tasks
+        self.known: dict[str, str] | None = None
         self.setTitle("Who is being enrolled?")
         form = QFormLayout(self)
         self.employee_id = QLineEdit()
@@ -103,19 +108,21 @@ class DetailsPage(QWizardPage):
         self.registerField("employee_id*", self.employee_id)
         self.registerField("name*", self.name)
 
+    def initializePage(self) -> None:  # noqa: N802
+        self.known = None
+
+        def show(known: dict[str, str]) -> None:
+            self.known = known
+
+        self.tasks.run(self.admin_actions.enrolled, show, lambda exc: self.error.setText(str(exc)))
+
     def validatePage(self) -> bool:  # noqa: N802
         eid = self.employee_id.text().strip()
         if not eid or not self.name.text().strip():
             self.error.setText("Both the employee id and the name are needed")
             return False
-        try:
-            with Gallery(self.gallery_path) as g:
-                existing = next((p for p in g.people() if p.employee_id == eid), None)
-        except GalleryError as exc:
-            self.error.setText(str(exc))
-            return False
-        if existing is not None:
-            self.error.setText(f"{eid} is already enrolled ({existing.name}); remove them in the admin area first")
+        if self.known is not None and eid in self.known:
+            self.error.setText(f"{eid} is already enrolled ({self.known[eid]}); remove them in the admin area first")
             return False
         return True
 
@@ -381,6 +388,7 @@ class EnrollWizard(QWizard):
         self.sources = [sources] if isinstance(sources, str) else list(sources)
         self.settings, self.realtime = settings, realtime
         self.gallery_path, self.audit_path = gallery_path, audit_path
+        self.admin_actions = AdminActions(gallery_path, audit_path, settings.kiosk.name)
         self.samples: list[tuple[str, EncodedFace]] = []  # what Finish saves, from the camera or the files page
         self.method = ""
         self.saving = False
@@ -392,7 +400,7 @@ class EnrollWizard(QWizard):
         self.camera_page = CameraPage(self)
         self.files_page = FilesPage(self)
         self.review_page = ReviewPage(self)
-        for page_id, page in ((PIN_PAGE, PinPage(pin)), (DETAILS_PAGE, DetailsPage(gallery_path)),
+        for page_id, page in ((PIN_PAGE, PinPage(pin)), (DETAILS_PAGE, DetailsPage(self.admin_actions, self.tasks)),
                               (CONSENT_PAGE, ConsentPage()), (METHOD_PAGE, MethodPage()),
                               (CAMERA_PAGE, self.camera_page), (FILES_PAGE, self.files_page),
                               (REVIEW_PAGE, self.review_page)):
@@ -406,13 +414,6 @@ class EnrollWizard(QWizard):
         eid, name = str(self.field("employee_id")).strip(), str(self.field("name")).strip()
         samples, method = list(self.samples), self.method
 
-        def work() -> Person:
-            with Gallery(self.gallery_path) as g:
-                person = save_enrollment(g, eid, name, samples)
-            log_admin("enroll", person, {"templates": len(samples), "method": method}, self.audit_path,
-                      self.settings.kiosk.name)
-            return person
-
         def saved(person: Person) -> None:
             self.saving = False
             self.enrolled.emit(person)
@@ -425,7 +426,7 @@ class EnrollWizard(QWizard):
 
         self.saving = True
         self.review_page.completeChanged.emit()
-        self.tasks.run(work, saved, failed)
+        self.tasks.run(lambda: self.admin_actions.enroll(eid, name, samples, method), saved, failed)
 
     def done(self, result: int) -> None:  # noqa: D102 - Qt's name; any way out stops the camera
         self.camera_page.stop()

@@ -9,13 +9,15 @@ so it can run on a worker thread while the window stays responsive.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from accessctl import config
+from accessctl.clock import now
 from accessctl.config import Settings
 from accessctl.errors import AccessctlError
+from accessctl.identity.matching import EncodedFace, save_enrollment
 from accessctl.storage.audit import AuditLog, log_admin, to_csv
 from accessctl.storage.gallery import Gallery, Person
 
@@ -50,9 +52,20 @@ class AdminActions:
         with Gallery(self.gallery_path) as g:
             return g.people()
 
-    def enrolled(self) -> set[str]:
-        """Every enrolled employee id (the wizard checks a new id against these)."""
-        return {p.employee_id for p in self.people()}
+    def enrolled(self) -> dict[str, str]:
+        """Every enrolled employee id with its name (the wizard checks a new id against these)."""
+        return {p.employee_id: p.name for p in self.people()}
+
+    def enroll(self, employee_id: str, name: str, samples: Sequence[tuple[str, EncodedFace]], method: str) -> Person:
+        """A new person and their templates, in one transaction, logged before it is written."""
+        who = Person(0, employee_id, name, True, now())
+        detail = {"templates": len(samples), "method": method}
+
+        def write() -> Person:
+            with Gallery(self.gallery_path) as g:
+                return save_enrollment(g, employee_id, name, samples)
+
+        return self._audited("enroll", who, detail, write)
 
     def _person_op(self, action: str, employee_id: str, detail: dict | None, op: Callable[[Gallery], Person]) -> Person:
         with Gallery(self.gallery_path) as g:

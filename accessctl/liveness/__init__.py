@@ -24,7 +24,6 @@ import json
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -44,9 +43,6 @@ from accessctl.liveness.minifasnet import INPUT
 from accessctl.liveness.model import FEATURE_DIM, FrameCNN, SequenceHead
 from accessctl.liveness.weights import checked_state, load_frame_cnn, shipped_dir
 from accessctl.tracing import trace_for_inference
-
-if TYPE_CHECKING:
-    from accessctl.evaluation.clips import ClipFrames
 
 WEIGHTS_FILE = "liveness.pt"
 META_FILE = "liveness.json"
@@ -244,39 +240,3 @@ class _TrackBuffer:
         self.t.append(t)
         self.features.append(feature)
         self.points.append(points)
-
-
-def decision_score(verdicts: list[LivenessVerdict]) -> float | None:
-    """What the door acts on for one presentation: the lowest P(live) of the verdicts in
-    its first :data:`DECIDE_S` seconds, a still or planar verdict counting as 0. A spoof verdict
-    is final, so a presentation is refused at a threshold exactly when this score is
-    below it, which makes the score usable for choosing the threshold. None when no
-    verdict was reached."""
-    if not verdicts:
-        return None
-    first = verdicts[0]
-    scores = [0.0 if v.still or v.planar else float(v.p_live or 0.0) for v in verdicts if v.t - first.t <= DECIDE_S]
-    return float(min(scores))
-
-
-def presentation_scores(model: LivenessModel, frames: "ClipFrames") -> list[float | None]:
-    """Door decisions for a clip, fed frame by frame to a :class:`LivenessMonitor` as the
-    kiosk feeds it: one per :data:`PRESENTATION_S` of the clip (each a new track, like a
-    person stepping up again), see :func:`decision_score`."""
-    if len(frames) == 0:
-        return [None]
-    feats = torch.from_numpy(frames.features)
-    monitor = LivenessMonitor(model, keep_scores=True)
-    start = float(frames.t[0])
-    track = 0
-    out: list[float | None] = []
-    for i in range(len(frames)):
-        if frames.t[i] - start >= PRESENTATION_S:
-            out.append(decision_score(monitor.verdicts(track)))
-            monitor.forget(track)
-            track, start = track + 1, float(frames.t[i])
-        monitor.update_features(track, float(frames.t[i]), feats[i], frames.points[i])
-    last = decision_score(monitor.verdicts(track))
-    if last is not None or not out:
-        out.append(last)
-    return out

@@ -131,6 +131,17 @@ class AdminPin:
         with self._locked():
             return self._check(pin)
 
+    def refusal(self, pin: str) -> str | None:
+        """None when ``pin`` is the admin PIN; otherwise, in one line, why it was refused
+        (the words the kiosk's dialogs and the command line both show)."""
+        try:
+            check = self.check(pin)
+        except PinError as exc:
+            return str(exc)
+        if check.ok:
+            return None
+        return f"too many wrong PINs: try again in {check.locked_for_s:.0f} s" if check.locked_for_s > 0 else "wrong PIN"
+
     def _check(self, pin: str) -> PinCheck:
         data = self._read()
         if data is None:

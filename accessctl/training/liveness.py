@@ -27,11 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from accessctl.errors import AccessctlError
-from accessctl.evaluation.clips import ClipFrames, ClipSpec, extract, read_clip_list
+from accessctl.evaluation.clips import ClipFrames, ClipSpec, extract, presentation_scores, read_clip_list
 from accessctl.liveness import (
     LivenessModel,
     model_from_head,
-    presentation_scores,
     save_model,
 )
 from accessctl.liveness.features import STEP_S, WINDOW, cues, window_before, window_ends

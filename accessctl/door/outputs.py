@@ -1,0 +1,92 @@
+"""Where the door's decisions go: one sink per output, each told every decision in order.
+
+The runner hands each decision to its sinks in turn: the JSON line (headless events,
+the kiosk screen's listener), the audit log, then the door-unlock hook. A sink that
+raises stops the decision there, so an audit log that has been unwritable for too
+long stops the door before the hook can open it (fail closed). A new output (a relay
+board, an MQTT topic) is one more class with ``deliver``, added to the list.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from accessctl.config import AuditSettings
+from accessctl.door.access import Decision
+from accessctl.errors import AccessctlError
+from accessctl.storage.audit import AuditError, AuditLog, Event
+
+AUDIT_BACKLOG = 1000  # events held in memory while the audit log cannot be written
+
+
+class Sink(Protocol):
+    def deliver(self, decision: Decision, detail: dict) -> None:
+        """Pass one decision on (``detail``: extras such as the snapshot's file name)."""
+
+
+class JsonSink:
+    """Each decision as one JSON-ready dict: what headless mode prints and the kiosk reads."""
+
+    def __init__(self, emit: Callable[[dict], None]) -> None:
+        self.emit = emit
+
+    def deliver(self, decision: Decision, detail: dict) -> None:
+        self.emit(decision.to_json() | detail)
+
+
+def audit_event(decision: Decision, detail: dict | None = None) -> Event:
+    """A decision as its audit row."""
+    d = decision
+    return Event(d.event, d.reason, d.person_id, d.name, d.distance, d.liveness, d.t, d.frame, detail or None)
+
+
+class AuditSink:
+    """The audit log, written in order. What cannot be written is held and retried with
+    the next event; held longer than ``[audit] backlog_s`` (or more than
+    :data:`AUDIT_BACKLOG` events), the door stops: nothing is granted unlogged.
+    ``notify`` hears when writing fails and when it works again."""
+
+    def __init__(self, audit: AuditLog, settings: AuditSettings, notify: Callable[[dict], None]) -> None:
+        self.audit, self.settings, self.notify = audit, settings, notify
+        self._backlog: deque[tuple[float, Event]] = deque()  # (when it failed, event), oldest first
+        self._lock = threading.Lock()  # the hook thread logs too
+        self._error: str | None = None
+
+    def deliver(self, decision: Decision, detail: dict) -> None:
+        self.log(audit_event(decision, detail))
+        self.check()  # before the door opens: a grant that cannot be logged in time opens nothing
+
+    def log(self, event: Event) -> None:
+        """Write ``event`` after any held back; what cannot be written is held."""
+        with self._lock:
+            self._backlog.append((time.monotonic(), event))
+            try:
+                while self._backlog:
+                    self.audit.append(self._backlog[0][1])
+                    self._backlog.popleft()
+            except AuditError as exc:
+                if self._error is None:
+                    self.notify({"event": "error", "reason": "audit", "detail": str(exc)})
+                self._error = str(exc)
+                while len(self._backlog) > AUDIT_BACKLOG and not self.settings.fail_closed:
+                    self._backlog.popleft()  # fail open was chosen: the oldest are lost, memory is bounded
+                return
+            if self._error is not None:
+                self._error = None
+                self.notify({"event": "error", "reason": "audit", "detail": "the audit log is written again"})
+
+    def check(self) -> None:
+        """Fail closed: events unwritten for too long (or too many) stop the door."""
+        if not self.settings.fail_closed:
+            return
+        with self._lock:
+            if not self._backlog:
+                return
+            age = time.monotonic() - self._backlog[0][0]
+            if age > self.settings.backlog_s or len(self._backlog) >= AUDIT_BACKLOG:
+                raise AccessctlError(f"the audit log cannot be written ({self._error}); {len(self._backlog)} "
+                                     f"event(s) held for {age:.0f} s, and nothing is granted unlogged")
