@@ -290,6 +290,18 @@ class AuditSettings:
 
 
 @dataclass
+class StoreSettings:
+    # Empty: this door's own SQLite gallery and audit log (one door, or several on one
+    # machine). postgresql://...: a site's central store (people, templates, every
+    # door's events); each kiosk then decides on a local replica and spools its events.
+    # libpq's URL options pass through: ?sslmode=verify-full&sslrootcert=/etc/ca.pem.
+    # Keep passwords out of it (PGPASSFILE or a client certificate).
+    url: str = ""
+    # Catch-up by version this often, besides the change notifications.
+    sync_s: float = 5.0
+
+
+@dataclass
 class AdminSettings:
     # Ask for the admin PIN before a command-line change (enroll, gallery changes,
     # calibrate, encoder use): off by default, since the CLI already needs a login on
@@ -308,6 +320,7 @@ class Settings:
     kiosk: KioskSettings = field(default_factory=KioskSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
 
 
 # The range each numeric setting must lie in (inclusive); others: 0 to DEFAULT_LIMIT.
@@ -315,6 +328,7 @@ LIMITS: dict[tuple[str, str], tuple[float, float]] = {
     ("match", "threshold"): (0.0, 1000.0),  # 0: the encoder's default; a trained space can be small or large
     ("match", "min_probability"): (0.01, 0.99),
     ("liveness", "threshold"): (0.0, 0.99),  # 0: the model's own
+    ("store", "sync_s"): (0.2, 3600),
     ("enroll", "min_face_px"): (16, 4096),
     ("enroll", "max_yaw_deg"): (1, 90),
     ("enroll", "max_pitch_deg"): (1, 90),
@@ -349,6 +363,8 @@ def check_settings(settings: Settings) -> None:
                 lo, hi = limits(section.name, f.name)
                 if not lo <= value <= hi:
                     raise AccessctlError(f"[{section.name}] {f.name} = {value:g} is out of range ({lo:g} to {hi:g})")
+    if settings.store.url and not settings.store.url.startswith(("postgresql://", "postgres://")):
+        raise AccessctlError("[store] url must be empty (this door's own files) or a postgresql:// URL")
 
 
 def config_path() -> Path:

@@ -294,7 +294,7 @@ def test_a_version_1_gallery_is_migrated_and_keeps_its_people(gallery_path: Path
         assert g.encoder_id == ENC and g.identify(vec(1), 0.6).person.employee_id == "E1"
         assert [p.employee_id for p in g.without_chips()] == ["E1"]
     conn = sqlite3.connect(gallery_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert "chip" in [r[1] for r in conn.execute("PRAGMA table_info(templates)")]
     conn.close()
 
@@ -378,3 +378,29 @@ def test_data_files_are_never_links_and_keep_their_owners_read_only_bit(tmp_path
         assert "is owned by user id 4242" in capsys.readouterr().err
         config.data_dir()
         assert capsys.readouterr().err == ""  # said once
+
+
+def test_a_replicas_index_is_patched_with_only_the_people_an_update_changed(tmp_path: Path) -> None:
+    """A kiosk of a 100 000-person site must not rebuild its whole index for one
+    enrollment: the replica logs whom each update touched, and the index is patched;
+    the answers are those of a full rebuild."""
+    from accessctl.storage.gallery import REPLICA_LOG_MAX, PersonRecord, _encode_embedding
+
+    def rec(eid: str, seed: int, active: bool = True) -> PersonRecord:
+        return PersonRecord(eid, f"name {eid}", active, "then", [(_encode_embedding(vec(seed)), 0.9, "s", ENC, "then")])
+
+    path = tmp_path / "replica.db"
+    with Gallery(path, encoder_id=ENC) as writer, Gallery(path, encoder_id=ENC) as kiosk:
+        writer.apply_changes([rec(f"E{i}", i) for i in range(REPLICA_LOG_MAX + 5)], [], 1)  # a first copy: not logged
+        assert kiosk.identify(vec(3), 0.5).person.employee_id == "E3" and len(kiosk.index()) == REPLICA_LOG_MAX + 5
+        before = kiosk.index()
+        writer.apply_changes([rec("E3", 3, active=False), rec("NEW", 9999)], ["E4"], 2)
+        after = kiosk.index()
+        assert after is not before and after.employee_ids is not None
+        assert kiosk.identify(vec(3), 0.5).person is None  # disabled at once
+        assert kiosk.identify(vec(4), 0.5).person is None  # removed
+        assert kiosk.identify(vec(9999), 0.5).person.employee_id == "NEW"
+        with Gallery(path, encoder_id=ENC) as fresh:  # what a full rebuild gives
+            full = fresh.index()
+            assert sorted(full.employee_ids) == sorted(after.employee_ids) and len(full) == len(after)
+            assert np.allclose(np.sort(full.embeddings, axis=0), np.sort(after.embeddings, axis=0))

@@ -24,3 +24,15 @@ def test_a_passing_problem_shows_on_the_status_line_for_a_while_then_clears(monk
     assert session.view().warning == ""
     session._emit(_Run(), {"event": "error", "detail": "audit log locked"})  # an old run's news is ignored
     assert session.view().warning == ""
+
+
+def test_the_screen_says_when_the_kiosk_decides_on_its_replica_alone() -> None:
+    emitted: list[dict] = []
+    session = KioskSession("unused.mp4", Settings(), emit=emitted.append)
+    assert session.view().store == ""
+    session.store_changed({"event": "store", "state": "replica-only", "detail": "the central store cannot be reached"})
+    assert session.view().store == "the central store cannot be reached"
+    session._reset_view()  # a pipeline restart (new settings) keeps what the store link said
+    assert session.view().store
+    session.store_changed({"event": "store", "state": "online", "detail": "central store"})
+    assert session.view().store == "" and [e["state"] for e in emitted] == ["replica-only", "online"]

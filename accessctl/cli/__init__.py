@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from accessctl import __version__
-from accessctl.cli import admin, bench, encoder, evaluate, kiosk, liveness, people
+from accessctl.cli import admin, bench, encoder, evaluate, kiosk, liveness, people, store
 from accessctl.cli.common import EXIT_ERROR
 from accessctl.errors import AccessctlError
 
-GROUPS = (people, evaluate, encoder, liveness, kiosk, admin, bench)
+GROUPS = (people, evaluate, encoder, liveness, kiosk, store, admin, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +51,10 @@ def admin_action(args: argparse.Namespace) -> str | None:
         return "encoder fit-head"
     if func is evaluate.cmd_calibrate and not dry:
         return "calibrate"
+    if func is store.cmd_store_init and not args.print_sql:
+        return "store init"
+    if func is store.cmd_store_migrate:
+        return "store migrate"
     if func is admin.cmd_admin_set_pin:
         return "set-pin"
     if func is kiosk.cmd_run and args.threshold is not None:
@@ -89,6 +93,14 @@ def _admin_gate(args: argparse.Namespace, action: str) -> None:
         log_admin(action, None, detail, kiosk=settings.kiosk.name, via="cli")
     except AccessctlError as exc:
         raise AccessctlError(f"{action} not done: the audit log cannot record it ({exc})") from None
+    if settings.store.url and action not in ("store init", "store migrate"):
+        from accessctl.storage.replica import upload_now
+
+        try:
+            upload_now(settings.store.url)  # a site's log is the central one: there first, or no change
+        except AccessctlError as exc:
+            _admin_failed(action, str(exc))
+            raise AccessctlError(f"{action} not done: the central audit log cannot record it ({exc})") from None
 
 
 def _admin_failed(action: str, why: str) -> None:
@@ -97,7 +109,12 @@ def _admin_failed(action: str, why: str) -> None:
     from accessctl.storage.audit import log_admin
 
     try:
-        log_admin(f"{action} failed", None, {"error": why}, kiosk=load_settings().kiosk.name, via="cli")
+        settings = load_settings()
+        log_admin(f"{action} failed", None, {"error": why}, kiosk=settings.kiosk.name, via="cli")
+        if settings.store.url:
+            from accessctl.storage.replica import upload_now
+
+            upload_now(settings.store.url)
     except AccessctlError:
         pass
 

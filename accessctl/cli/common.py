@@ -13,10 +13,19 @@ from accessctl.errors import AccessctlError
 EXIT_REFUSED = 1
 EXIT_ERROR = 2
 
-def open_gallery():
+def open_gallery(*, local_only: str = ""):
+    """The gallery the admin's commands work on: the site's central store where
+    ``[store] url`` names one, else this door's own SQLite gallery. ``local_only``
+    names a command that only works on a SQLite gallery (refused on the store)."""
+    from accessctl.config import load_settings
+    from accessctl.storage.central import CentralGallery
     from accessctl.storage.gallery import Gallery
 
-    return Gallery()
+    url = load_settings().store.url
+    if url and local_only:
+        raise AccessctlError(f"{local_only} works on a door's own SQLite gallery, not on the central store; "
+                             "move a gallery there with `accessctl store migrate`")
+    return CentralGallery(url) if url else Gallery()
 
 
 def eval_encoder(args: argparse.Namespace):

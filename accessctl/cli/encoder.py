@@ -75,7 +75,7 @@ def cmd_encoder_use(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     choice = choose_encoder(args.run)
-    with open_gallery() as gallery:
+    with open_gallery(local_only="encoder use") as gallery:
         people = gallery.people()
         print(f"gallery encoder: {gallery.encoder_id} -> {choice.encoder_id}; {len(people)} people to re-encode")
         print(f"match threshold: {threshold_text(settings, gallery.encoder_id)} -> {choice.threshold:.4f}"

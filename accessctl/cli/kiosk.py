@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -19,9 +20,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from accessctl.door.runner import Runner, print_json
     from accessctl.frames.capture import FrameFeed
     from accessctl.storage.audit import AuditLog
+    from accessctl.storage.gallery import Gallery
+    from accessctl.storage.replica import door_store
 
-    with open_gallery() as gallery, AuditLog(kiosk=settings.kiosk.name) as audit:
+    # A many-door site's kiosk decides on its replica; a single door on its own gallery.
+    with door_store(settings, print_json) as replica, Gallery(replica) as gallery, \
+            AuditLog(kiosk=settings.kiosk.name) as audit:
         runner = Runner(gallery, settings, audit, print_json)
+        # A service manager stops a door with SIGTERM: finish the frame, the hooks and the uploads.
+        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
         feed = FrameFeed(args.source, realtime=args.realtime, loop=args.loop, on_status=runner.feed_status)
         stats = runner.run(feed)
     fps = stats.frames / stats.seconds if stats.seconds else 0.0

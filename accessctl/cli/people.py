@@ -121,7 +121,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:
-    with open_gallery() as gallery:
+    local = f"gallery {args.gallery_cmd}" if args.gallery_cmd in ("export", "import") else ""
+    with open_gallery(local_only=local) as gallery:
         if args.gallery_cmd == "list":
             people = gallery.people()
             if args.json:

@@ -160,5 +160,12 @@ class Runner:
             self._feed.stop(wait_s=0)
 
 
+_PRINT = threading.Lock()
+
+
 def print_json(obj: dict) -> None:
-    print(json.dumps(obj), flush=True)
+    """One JSON object per line, whole, whichever thread prints it (the runner, the hook
+    worker, the store link)."""
+    line = json.dumps(obj)
+    with _PRINT:
+        print(line, flush=True)

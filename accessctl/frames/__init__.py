@@ -1,0 +1,1 @@
+"""Where frames come from: image files, a camera, a video or a frame folder, and the capture thread."""

@@ -240,7 +240,7 @@ class AdminDialog(QDialog):
         self.settings = settings
         self.pin = pin
         self.gallery_path, self.audit_path = gallery_path, audit_path
-        self.admin_actions = AdminActions(gallery_path, audit_path, settings.kiosk.name)
+        self.admin_actions = AdminActions(gallery_path, audit_path, settings.kiosk.name, settings.store.url)
         self.tasks = Tasks(self)
         self.people: list[Person] = []
         self.events: list[dict] = []

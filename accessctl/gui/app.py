@@ -19,6 +19,7 @@ from accessctl.gui.kiosk_window import KioskWindow
 from accessctl.gui.qtlibs import uses_xcb, xcb_problem
 from accessctl.kiosk.session import KioskSession
 from accessctl.storage.adminpin import AdminPin
+from accessctl.storage.replica import door_store
 
 
 def application() -> QApplication:
@@ -60,13 +61,25 @@ def run_kiosk(sources: Sequence[str], settings: Settings, *, realtime: bool = Tr
     if not pin.is_set():
         if SetPinDialog(pin).exec() != QDialog.DialogCode.Accepted:
             raise AccessctlError("an admin PIN is needed on the first run (or set one with `accessctl admin set-pin`)")
-    window = KioskWindow(KioskSession(list(sources), settings, realtime=realtime, loop=loop), pin,
-                         fullscreen=fullscreen)
-    signal.signal(signal.SIGINT, lambda *_: window.close() if not window.kiosk_mode else app.quit())
-    keepalive = QTimer()  # lets Python run its signal handlers while Qt's loop runs
-    keepalive.start(200)
-    keepalive.timeout.connect(lambda: None)
-    window.start()
-    app.exec()
-    window.session.stop(wait_s=10.0)  # the window is gone: let queued hooks and audit writes finish
+    notes: list[dict] = []  # what the store link says before the session exists
+    session: KioskSession | None = None
+
+    def store_changed(obj: dict) -> None:
+        if session is None:
+            notes.append(obj)
+        else:
+            session.store_changed(obj)
+
+    with door_store(settings, store_changed) as replica:
+        session = KioskSession(list(sources), settings, realtime=realtime, loop=loop, gallery_path=replica)
+        for obj in notes:
+            session.store_changed(obj)
+        window = KioskWindow(session, pin, fullscreen=fullscreen, gallery_path=replica)
+        signal.signal(signal.SIGINT, lambda *_: window.close() if not window.kiosk_mode else app.quit())
+        keepalive = QTimer()  # lets Python run its signal handlers while Qt's loop runs
+        keepalive.start(200)
+        keepalive.timeout.connect(lambda: None)
+        window.start()
+        app.exec()
+        window.session.stop(wait_s=10.0)  # the window is gone: let queued hooks and audit writes finish
     return 0

@@ -178,6 +178,8 @@ class KioskWindow(QMainWindow):
             parts.append(f"latency {view.latency_ms:.0f} ms")
         if view.message and view.state not in (KioskState.OUT_OF_SERVICE, KioskState.CAMERA_LOST):
             parts.append(view.message)
+        if view.store:
+            parts.append(f"on its replica alone: {view.store}")
         if view.warning:
             parts.append(f"warning: {view.warning}")
         return "  ·  ".join(parts)

@@ -388,7 +388,7 @@ class EnrollWizard(QWizard):
         self.sources = [sources] if isinstance(sources, str) else list(sources)
         self.settings, self.realtime = settings, realtime
         self.gallery_path, self.audit_path = gallery_path, audit_path
-        self.admin_actions = AdminActions(gallery_path, audit_path, settings.kiosk.name)
+        self.admin_actions = AdminActions(gallery_path, audit_path, settings.kiosk.name, settings.store.url)
         self.samples: list[tuple[str, EncodedFace]] = []  # what Finish saves, from the camera or the files page
         self.method = ""
         self.saving = False

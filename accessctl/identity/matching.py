@@ -18,7 +18,7 @@ import numpy as np
 from accessctl.config import Settings
 from accessctl.errors import FaceQualityError, MultipleFacesError, NoFaceError
 from accessctl.identity.encoders import FaceEncoder, load_encoder
-from accessctl.storage.gallery import Gallery, Match, NewTemplate, Person
+from accessctl.storage.gallery import Match, NewTemplate, PeopleStore, Person
 from accessctl.thresholds import match_threshold
 from accessctl.vision.faces import Face, Quality, analyzer
 
@@ -102,7 +102,7 @@ def sample_from_image(image: np.ndarray, source: str, settings: Settings, encode
     return face
 
 
-def enrollment_warnings(gallery: Gallery, samples: Sequence[tuple[str, EncodedFace]], employee_id: str,
+def enrollment_warnings(gallery: PeopleStore, samples: Sequence[tuple[str, EncodedFace]], employee_id: str,
                         threshold: float) -> list[str]:
     """What an admin should look at before saving (not refusals): a face that already
     matches someone else enrolled (a duplicate enrollment), or samples that do not look
@@ -123,7 +123,7 @@ def enrollment_warnings(gallery: Gallery, samples: Sequence[tuple[str, EncodedFa
     return warnings
 
 
-def save_enrollment(gallery: Gallery, employee_id: str, name: str, samples: Sequence[tuple[str, EncodedFace]], *,
+def save_enrollment(gallery: PeopleStore, employee_id: str, name: str, samples: Sequence[tuple[str, EncodedFace]], *,
                     append: bool = False) -> Person:
     """Write the person and one template per sample in one transaction."""
     return gallery.add_person(
@@ -134,7 +134,7 @@ def save_enrollment(gallery: Gallery, employee_id: str, name: str, samples: Sequ
 
 
 def enroll(
-    gallery: Gallery,
+    gallery: PeopleStore,
     images: Sequence[tuple[str, np.ndarray]],
     employee_id: str,
     name: str,
@@ -155,7 +155,7 @@ def enroll(
     return EnrollResult(person, len(samples), warnings)
 
 
-def identify(gallery: Gallery, image: np.ndarray, settings: Settings) -> list[tuple[EncodedFace, Match]]:
+def identify(gallery: PeopleStore, image: np.ndarray, settings: Settings) -> list[tuple[EncodedFace, Match]]:
     """1:N for every face in the image."""
     faces = encode_faces(image, load_encoder(gallery.encoder_id))
     threshold = match_threshold(settings, gallery.encoder_id)
@@ -163,7 +163,7 @@ def identify(gallery: Gallery, image: np.ndarray, settings: Settings) -> list[tu
 
 
 def verify(
-    gallery: Gallery,
+    gallery: PeopleStore,
     employee_id: str,
     image: np.ndarray,
     source: str,

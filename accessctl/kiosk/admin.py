@@ -19,6 +19,7 @@ from accessctl.config import Settings
 from accessctl.errors import AccessctlError
 from accessctl.identity.matching import EncodedFace, save_enrollment
 from accessctl.storage.audit import AuditLog, log_admin, to_csv
+from accessctl.storage.central import CentralGallery
 from accessctl.storage.gallery import Gallery, Person
 
 # The settings sections the admin area edits (the rest only the configuration file).
@@ -32,6 +33,10 @@ class AdminActions:
     gallery_path: Path | None = None
     audit_path: Path | None = None
     kiosk: str = "kiosk"
+    store_url: str = ""  # a many-door site: changes go to the central store, not the replica
+
+    def _gallery(self) -> Gallery | CentralGallery:
+        return CentralGallery(self.store_url) if self.store_url else Gallery(self.gallery_path)
 
     def log(self, action: str, person: Person | None = None, detail: dict | None = None) -> None:
         log_admin(action, person, detail, self.audit_path, self.kiosk)
@@ -49,7 +54,7 @@ class AdminActions:
 
     # -- people -----------------------------------------------------------------------
     def people(self) -> list[Person]:
-        with Gallery(self.gallery_path) as g:
+        with self._gallery() as g:
             return g.people()
 
     def enrolled(self) -> dict[str, str]:
@@ -62,13 +67,14 @@ class AdminActions:
         detail = {"templates": len(samples), "method": method}
 
         def write() -> Person:
-            with Gallery(self.gallery_path) as g:
+            with self._gallery() as g:
                 return save_enrollment(g, employee_id, name, samples)
 
         return self._audited("enroll", who, detail, write)
 
-    def _person_op(self, action: str, employee_id: str, detail: dict | None, op: Callable[[Gallery], Person]) -> Person:
-        with Gallery(self.gallery_path) as g:
+    def _person_op(self, action: str, employee_id: str, detail: dict | None,
+                   op: Callable[[Gallery | CentralGallery], Person]) -> Person:
+        with self._gallery() as g:
             before = g.get(employee_id)
             return self._audited(action, before, detail, lambda: op(g))
 
@@ -80,7 +86,7 @@ class AdminActions:
                                lambda g: g.set_active(employee_id, active))
 
     def remove(self, employee_id: str) -> Person:
-        def op(g: Gallery) -> Person:
+        def op(g: Gallery | CentralGallery) -> Person:
             person = g.get(employee_id)
             g.remove(employee_id)
             return person

@@ -86,6 +86,7 @@ class KioskView:
     idle: bool = True  # nobody in front of the camera for a while
     paused: bool = False  # lockout: nobody is let in for now
     warning: str = ""  # the latest problem that does not stop the kiosk (audit log, hook, identity)
+    store: str = ""  # a many-door site: "" while the central store is reachable, else why not
     capture_fps: float = 0.0
     inference_fps: float = 0.0
     latency_ms: float | None = None  # from a frame's capture to its result
@@ -135,6 +136,7 @@ class KioskSession:
     def _reset_view(self) -> None:
         self._state, self._message = KioskState.STARTING, "Starting…"
         self._warning, self._warned_at = "", float("-inf")
+        self._store = getattr(self, "_store", "")  # the store link outlives pipeline restarts
         self._result: FrameResult | None = None
         self._banner: Banner | None = None
         self._last_face = float("-inf")
@@ -237,6 +239,13 @@ class KioskSession:
             self._result, self._banner = None, None
         self._emit(run, {"event": "error", "reason": "out_of_service", "detail": why})
 
+    def store_changed(self, obj: dict) -> None:
+        """The central store came or went (``StoreLink``'s notices, from its thread)."""
+        with self._lock:
+            self._store = "" if obj.get("state") == "online" else str(obj.get("detail", "replica only"))
+        if self._emit_to is not None:
+            self._emit_to(obj)
+
     def _emit(self, run: "_Run", obj: dict) -> None:
         if self._emit_to is not None:
             self._emit_to(obj)
@@ -316,6 +325,7 @@ class KioskSession:
                 idle=now - self._last_face > self.settings.kiosk.idle_after_s,
                 paused=result is not None and result.t < self._paused_until_t,
                 warning=self._warning if now - self._warned_at < WARNING_S else "",
+                store=self._store,
                 capture_fps=_count_rate(self._captures),
                 inference_fps=_rate(self._results),
                 latency_ms=self._latency,

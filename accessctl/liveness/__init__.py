@@ -1,6 +1,6 @@
 """Is the face in front of the camera a live person, or a photo or a screen?
 
-:func:`load_liveness` gives the shipped model (``assets/liveness``) or a trained one;
+:func:`load_liveness` gives the shipped model (``accessctl/assets/liveness``) or a trained one;
 :class:`LivenessMonitor` keeps one rolling window per tracked face and turns the
 model's window scores into the states the kiosk shows: checking, live, spoof.
 

@@ -1,1 +1,1 @@
-"""Training the Siamese encoder: losses, online triplet mining, trainer, calibration."""
+"""Training: the Siamese encoder (losses, online triplet mining, trainer) and the liveness head. Never imported by the kiosk."""

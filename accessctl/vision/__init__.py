@@ -1,0 +1,1 @@
+"""Faces in a frame: detection, landmarks, alignment, quality, and tracks across frames."""

@@ -1,0 +1,536 @@
+"""The central store of a many-door site: people, templates and the audit log in PostgreSQL.
+
+One server holds the site's people and every door's events. Kiosks never decide on it
+directly: each keeps a local SQLite replica (:mod:`accessctl.storage.replica`),
+brought up to date from here, and spools its events locally before uploading them.
+
+Change tracking: every change to a person takes the next value of one sequence as
+its version, under one transaction-scoped advisory lock, so versions commit in the
+order they were taken and a reader that has seen version *v* has seen everything
+below it. A removal leaves a tombstone with its version. Each change also sends a
+``NOTIFY`` on :data:`CHANNEL` (delivered on commit), which replicas listen to; a
+periodic catch-up by version covers a missed notification.
+
+Events carry the unique id their kiosk gave them; inserting one twice does nothing,
+so a backlog uploaded again after an outage adds no duplicate. A trigger keeps the
+events table append-only for every role; the kiosk role may only insert there.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accessctl import config
+from accessctl.clock import now
+from accessctl.errors import AccessctlError, GalleryError
+from accessctl.storage.gallery import (
+    EMBEDDING_DIM,
+    MAX_ID_CHARS,
+    MAX_NAME_CHARS,
+    Match,
+    NewTemplate,
+    Person,
+    PersonRecord,
+    Template,
+    TemplateIndex,
+    _decode_embedding,
+    _encode_embedding,
+    clean_text,
+    encode_chip,
+)
+
+CHANNEL = "accessctl_gallery"
+KIOSK_ROLE, ADMIN_ROLE = "accessctl_kiosk", "accessctl_admin"
+WRITE_LOCK = 0x61636374  # pg_advisory_xact_lock key: one writer at a time, versions in commit order
+
+# Each entry upgrades the schema by one version; accessctl_meta.schema_version records it.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE accessctl_meta (key text PRIMARY KEY, value text NOT NULL);
+    CREATE SEQUENCE accessctl_version;
+    CREATE TABLE people (
+        employee_id text PRIMARY KEY,
+        name text NOT NULL,
+        active boolean NOT NULL DEFAULT true,
+        created text NOT NULL,
+        version bigint NOT NULL
+    );
+    CREATE INDEX people_version ON people(version);
+    CREATE TABLE templates (
+        id bigserial PRIMARY KEY,
+        employee_id text NOT NULL REFERENCES people(employee_id) ON DELETE CASCADE,
+        embedding bytea NOT NULL,
+        quality real NOT NULL,
+        source text NOT NULL,
+        encoder text NOT NULL,
+        created text NOT NULL,
+        chip bytea
+    );
+    CREATE INDEX templates_person ON templates(employee_id);
+    CREATE TABLE removed (employee_id text PRIMARY KEY, version bigint NOT NULL);
+    CREATE INDEX removed_version ON removed(version);
+    CREATE TABLE events (
+        uid uuid PRIMARY KEY,
+        time text NOT NULL,
+        kiosk text NOT NULL,
+        kiosk_seq bigint NOT NULL,
+        event text NOT NULL,
+        reason text,
+        person_id text,
+        name text,
+        distance double precision,
+        liveness double precision,
+        stream_t double precision,
+        frame bigint,
+        detail text,
+        received timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX events_time ON events(time);
+    CREATE FUNCTION accessctl_append_only() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+    CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
+        FOR EACH ROW EXECUTE FUNCTION accessctl_append_only();
+    CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+        FOR EACH STATEMENT EXECUTE FUNCTION accessctl_append_only();
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+ROLES_SQL = f"""\
+-- Two roles (cluster-wide; give them passwords or certificates as your site does):
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{KIOSK_ROLE}') THEN CREATE ROLE {KIOSK_ROLE} LOGIN; END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ADMIN_ROLE}') THEN CREATE ROLE {ADMIN_ROLE} LOGIN; END IF;
+END $$;
+-- The kiosk reads people and templates and appends events; nothing else.
+GRANT USAGE ON SCHEMA public TO {KIOSK_ROLE}, {ADMIN_ROLE};
+GRANT SELECT ON accessctl_meta, people, templates, removed TO {KIOSK_ROLE};
+GRANT INSERT ON events TO {KIOSK_ROLE};
+-- (and the ids alone, which an idempotent INSERT ... ON CONFLICT (uid) must read: not who came and went)
+GRANT SELECT (uid) ON events TO {KIOSK_ROLE};
+-- The admin enrolls and changes people, and reads (and appends to) the log.
+GRANT SELECT ON accessctl_meta TO {ADMIN_ROLE};
+GRANT SELECT, INSERT, UPDATE, DELETE ON people, templates, removed TO {ADMIN_ROLE};
+GRANT SELECT, INSERT ON events TO {ADMIN_ROLE};
+GRANT USAGE ON SEQUENCE accessctl_version, templates_id_seq TO {ADMIN_ROLE};
+"""
+
+
+class StoreError(AccessctlError):
+    """The central store cannot be reached or refused a request."""
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - a dependency; only a broken install lacks it
+        raise StoreError("[store] url is a PostgreSQL server, but psycopg is not installed") from None
+    return psycopg
+
+
+def schema_sql() -> str:
+    """Everything `store init` runs, for a DBA to read or run with psql."""
+    steps = "\n".join(f"-- schema version {i + 1}\n{textwrap.dedent(m).strip()}\n" for i, m in enumerate(MIGRATIONS))
+    meta = f"INSERT INTO accessctl_meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');\n"
+    return f"BEGIN;\n{steps}{meta}{ROLES_SQL}COMMIT;\n"
+
+
+def event_uid(install: str, seq: int) -> uuid.UUID:
+    """The id of a kiosk's event: its events file's own id and the row number in it."""
+    return uuid.uuid5(uuid.UUID(install), str(seq))
+
+
+@dataclass(frozen=True)
+class Changes:
+    version: int  # everything up to this version is in these changes (or was before)
+    people: list[PersonRecord]
+    removed: list[str]
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        d = conninfo_to_dict(url)
+        if "password" in d:
+            d["password"] = "***"
+        return make_conninfo("", **d)
+    except Exception:
+        return "the configured [store] url"
+
+
+class CentralStore:
+    """One connection to the central store. Not shared between threads."""
+
+    def __init__(self, url: str, *, connect_timeout_s: float = 3.0, autocommit: bool = True) -> None:
+        pg = _psycopg()
+        self.url = url
+        try:
+            self.conn = pg.connect(url, connect_timeout=max(1, int(connect_timeout_s)), autocommit=autocommit)
+        except pg.Error as exc:
+            raise StoreError(f"the central store at {redact(url)} cannot be reached: {_first_line(exc)}") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> CentralStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        pg = _psycopg()
+        try:
+            yield
+        except pg.errors.InsufficientPrivilege as exc:
+            raise StoreError(f"the central store refused this role: {_first_line(exc)}") from None
+        except pg.Error as exc:
+            raise StoreError(f"central store {redact(self.url)}: {_first_line(exc)}") from None
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        """One transaction holding the writers' lock, with its version taken after the lock."""
+        with self._errors(), self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            yield cur
+
+    def _next_version(self, cur: Any) -> int:
+        cur.execute("SELECT nextval('accessctl_version')")
+        version = int(cur.fetchone()[0])
+        cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(version)))
+        return version
+
+    # -- schema -----------------------------------------------------------------------
+    def schema_version(self) -> int:
+        with self._errors(), self.conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('accessctl_meta') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return 0
+            cur.execute("SELECT value FROM accessctl_meta WHERE key = 'schema_version'")
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def check_schema(self) -> None:
+        version = self.schema_version()
+        if version == 0:
+            raise StoreError(f"the central store at {redact(self.url)} has no accessctl schema: run `accessctl store init`")
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"the central store has schema version {version}; this accessctl reads up to "
+                             f"{SCHEMA_VERSION} (upgrade accessctl)")
+        if version < SCHEMA_VERSION:
+            raise StoreError(f"the central store has schema version {version}: run `accessctl store init` to upgrade it")
+
+    def init(self, encoder_id: str | None = None) -> tuple[int, int]:
+        """Create or upgrade the schema and grant the two roles; returns (from, to) versions."""
+        with self._errors(), self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            start = self.schema_version()
+            if start > SCHEMA_VERSION:
+                raise StoreError(f"the central store has schema version {start}, newer than this accessctl")
+            for step in range(start, SCHEMA_VERSION):
+                cur.execute(MIGRATIONS[step])
+            cur.execute("INSERT INTO accessctl_meta(key, value) VALUES ('schema_version', %s) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
+            cur.execute("INSERT INTO accessctl_meta(key, value) VALUES ('encoder', %s), ('created', %s) "
+                        "ON CONFLICT (key) DO NOTHING", (encoder_id or config.NEW_GALLERY_ENCODER, now()))
+            cur.execute(ROLES_SQL)
+        return start, SCHEMA_VERSION
+
+    def meta(self, key: str) -> str | None:
+        with self._errors(), self.conn.cursor() as cur:
+            cur.execute("SELECT value FROM accessctl_meta WHERE key = %s", (key,))
+            row = cur.fetchone()
+        return None if row is None else str(row[0])
+
+    def version(self) -> int:
+        """The newest committed change (0: none yet)."""
+        with self._errors(), self.conn.cursor() as cur:
+            cur.execute("SELECT GREATEST(COALESCE((SELECT max(version) FROM people), 0), "
+                        "COALESCE((SELECT max(version) FROM removed), 0))")
+            return int(cur.fetchone()[0])
+
+    # -- what replicas read -------------------------------------------------------------
+    def changes_since(self, version: int) -> Changes:
+        """Every person changed or removed after ``version``, read in one snapshot."""
+        with self._errors(), self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            cur.execute("SELECT employee_id, name, active, created, version FROM people WHERE version > %s", (version,))
+            people = cur.fetchall()
+            cur.execute("SELECT t.employee_id, t.embedding, t.quality, t.source, t.encoder, t.created "
+                        "FROM templates t JOIN people p ON p.employee_id = t.employee_id "
+                        "WHERE p.version > %s ORDER BY t.id", (version,))
+            templates: dict[str, list[tuple[bytes, float, str, str, str]]] = {}
+            for eid, emb, q, src, enc, created in cur.fetchall():
+                templates.setdefault(eid, []).append((bytes(emb), float(q), src, enc, created))
+            cur.execute("SELECT employee_id, version FROM removed WHERE version > %s", (version,))
+            removed = cur.fetchall()
+        top = max([version] + [int(p[4]) for p in people] + [int(r[1]) for r in removed])
+        records = [PersonRecord(p[0], p[1], bool(p[2]), p[3], templates.get(p[0], [])) for p in people]
+        return Changes(top, records, [r[0] for r in removed])
+
+    # -- admin writes -----------------------------------------------------------------
+    def add_person(self, employee_id: str, name: str, templates: Sequence[NewTemplate], *, append: bool = False,
+                   encoder_id: str) -> None:
+        employee_id = clean_text(employee_id, "employee id", MAX_ID_CHARS)
+        name = clean_text(name, "name", MAX_NAME_CHARS)
+        if not templates:
+            raise GalleryError("at least one face template is needed to enroll")
+        rows = [(_encode_embedding(t.embedding), float(t.quality), str(t.source), encode_chip(t.chip)) for t in templates]
+        with self._write() as cur:
+            cur.execute("SELECT name FROM people WHERE employee_id = %s", (employee_id,))
+            existing = cur.fetchone()
+            if existing is not None and not append:
+                raise GalleryError(f"employee id {employee_id!r} is already enrolled ({existing[0]}); "
+                                   "use --append to add photos to it")
+            version = self._next_version(cur)
+            if existing is None:
+                cur.execute("INSERT INTO people(employee_id, name, active, created, version) VALUES (%s, %s, true, %s, %s)",
+                            (employee_id, name, now(), version))
+                cur.execute("DELETE FROM removed WHERE employee_id = %s", (employee_id,))
+            else:
+                cur.execute("UPDATE people SET version = %s WHERE employee_id = %s", (version, employee_id))
+            stamp = now()
+            cur.executemany("INSERT INTO templates(employee_id, embedding, quality, source, encoder, created, chip) "
+                            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                            [(employee_id, emb, q, src, encoder_id, stamp, chip) for emb, q, src, chip in rows])
+
+    def _update(self, employee_id: str, sql: str, args: tuple) -> None:
+        with self._write() as cur:
+            version = self._next_version(cur)
+            cur.execute(sql, (*args, version, employee_id))
+            if cur.rowcount == 0:
+                raise GalleryError(f"no enrolled person has employee id {employee_id!r}")
+
+    def rename(self, employee_id: str, name: str) -> None:
+        name = clean_text(name, "name", MAX_NAME_CHARS)
+        self._update(employee_id, "UPDATE people SET name = %s, version = %s WHERE employee_id = %s", (name,))
+
+    def set_active(self, employee_id: str, active: bool) -> None:
+        self._update(employee_id, "UPDATE people SET active = %s, version = %s WHERE employee_id = %s", (active,))
+
+    def remove(self, employee_id: str) -> None:
+        with self._write() as cur:
+            cur.execute("DELETE FROM people WHERE employee_id = %s", (employee_id,))
+            if cur.rowcount == 0:
+                raise GalleryError(f"no enrolled person has employee id {employee_id!r}")
+            version = self._next_version(cur)
+            cur.execute("INSERT INTO removed(employee_id, version) VALUES (%s, %s) "
+                        "ON CONFLICT (employee_id) DO UPDATE SET version = excluded.version", (employee_id, version))
+
+    # -- admin reads ------------------------------------------------------------------
+    _PEOPLE = ("SELECT p.employee_id, p.name, p.active, p.created, "
+               "(SELECT count(*) FROM templates t WHERE t.employee_id = p.employee_id) FROM people p")
+
+    def people(self) -> list[Person]:
+        with self._errors(), self.conn.cursor() as cur:
+            cur.execute(self._PEOPLE + " ORDER BY p.employee_id")
+            rows = cur.fetchall()
+        return [Person(i, r[0], r[1], bool(r[2]), r[3], int(r[4])) for i, r in enumerate(rows, start=1)]
+
+    def get(self, employee_id: str) -> Person:
+        with self._errors(), self.conn.cursor() as cur:
+            cur.execute(self._PEOPLE + " WHERE p.employee_id = %s", (employee_id,))
+            r = cur.fetchone()
+        if r is None:
+            raise GalleryError(f"no enrolled person has employee id {employee_id!r}")
+        return Person(0, r[0], r[1], bool(r[2]), r[3], int(r[4]))
+
+    def templates(self, employee_id: str) -> list[Template]:
+        with self._errors(), self.conn.cursor() as cur:
+            cur.execute("SELECT id, quality, source, encoder, created FROM templates WHERE employee_id = %s "
+                        "ORDER BY id", (employee_id,))
+            rows = cur.fetchall()
+        return [Template(int(r[0]), 0, float(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    def active_templates(self, encoder_id: str) -> tuple[list[str], np.ndarray]:
+        with self._errors(), self.conn.cursor() as cur:
+            cur.execute("SELECT t.employee_id, t.embedding FROM templates t JOIN people p USING (employee_id) "
+                        "WHERE p.active AND t.encoder = %s ORDER BY t.id", (encoder_id,))
+            rows = cur.fetchall()
+        emb = np.stack([_decode_embedding(bytes(r[1])) for r in rows]) if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
+        return [r[0] for r in rows], emb
+
+    # -- the audit log ----------------------------------------------------------------
+    def insert_events(self, rows: Sequence[dict]) -> int:
+        """Append events (each with its ``uid``); one already there is skipped. Returns
+        how many were new."""
+        if not rows:
+            return 0
+        cols = ("uid", "time", "kiosk", "kiosk_seq", "event", "reason", "person_id", "name", "distance", "liveness",
+                "stream_t", "frame", "detail")
+        sql = (f"INSERT INTO events({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
+               "ON CONFLICT (uid) DO NOTHING")
+        with self._errors(), self.conn.transaction(), self.conn.cursor() as cur:
+            new = 0
+            for r in rows:
+                cur.execute(sql, tuple(r[c] for c in cols))
+                new += cur.rowcount
+        return new
+
+    def events(self, *, kiosk: str | None = None) -> list[dict]:
+        with self._errors(), self.conn.cursor() as cur:
+            cur.execute("SELECT uid, time, kiosk, kiosk_seq, event, reason, person_id, name FROM events"
+                        + (" WHERE kiosk = %s" if kiosk else "") + " ORDER BY kiosk, kiosk_seq", (kiosk,) if kiosk else ())
+            names = [d.name for d in cur.description]
+            return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def migrate(url: str, gallery: Path, audit: Path | None) -> tuple[int, int, int]:
+    """Copy a door's SQLite gallery (people, templates with their chips) and audit log
+    into an empty central store, in one transaction: all or nothing, with the counts
+    checked before it commits. Events keep the ids that door's uploads would give
+    them, so a kiosk later pointed at the store does not send them twice."""
+    from accessctl.storage.gallery import Gallery
+
+    with Gallery(gallery) as g:
+        people = g.people()
+        encoder_id = g.encoder_id
+        conn = g._conn
+        rows = conn.execute("SELECT p.employee_id, t.embedding, t.quality, t.source, t.encoder, t.created, t.chip "
+                            "FROM templates t JOIN people p ON p.id = t.person_id ORDER BY t.id").fetchall()
+        templates = [tuple(r) for r in rows]
+    events: list[dict] = []
+    if audit is not None and audit.exists():
+        from accessctl.storage.replica import Spool
+
+        spool = Spool(audit)
+        try:
+            while batch := spool.pending(limit=100_000, after=events[-1]["kiosk_seq"] if events else 0):
+                events += batch
+        finally:
+            spool.close()
+    with CentralStore(url) as store:
+        store.check_schema()
+        with store._write() as cur:
+            cur.execute("SELECT count(*) FROM people")
+            if cur.fetchone()[0]:
+                raise StoreError("the central store already holds people; `store migrate` only fills an empty one "
+                                 "(move further people with `gallery export` and `enroll`)")
+            cur.execute("UPDATE accessctl_meta SET value = %s WHERE key = 'encoder'", (encoder_id,))
+            version = store._next_version(cur)
+            cur.executemany("INSERT INTO people(employee_id, name, active, created, version) VALUES (%s, %s, %s, %s, %s)",
+                            [(p.employee_id, p.name, p.active, p.created, version) for p in people])
+            cur.executemany("INSERT INTO templates(employee_id, embedding, quality, source, encoder, created, chip) "
+                            "VALUES (%s, %s, %s, %s, %s, %s, %s)", templates)
+            cols = ("uid", "time", "kiosk", "kiosk_seq", "event", "reason", "person_id", "name", "distance",
+                    "liveness", "stream_t", "frame", "detail")
+            cur.executemany(f"INSERT INTO events({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
+                            "ON CONFLICT (uid) DO NOTHING", [tuple(e[c] for c in cols) for e in events])
+            counts = []
+            for table in ("people", "templates"):
+                cur.execute(f"SELECT count(*) FROM {table}")
+                counts.append(int(cur.fetchone()[0]))
+            cur.execute("SELECT count(*) FROM events WHERE uid = ANY(%s)", ([e["uid"] for e in events],))
+            counts.append(int(cur.fetchone()[0]))
+            if counts != [len(people), len(templates), len(events)]:
+                raise StoreError(f"copied {counts[0]} people, {counts[1]} templates, {counts[2]} events, but the door "
+                                 f"has {len(people)}, {len(templates)}, {len(events)}; nothing was migrated")
+    if audit is not None and events:
+        from accessctl.storage.replica import Spool
+
+        spool = Spool(audit)
+        spool.mark(events[-1]["kiosk_seq"])  # the store has them: a kiosk here does not send them again
+        spool.close()
+    return len(people), len(templates), len(events)
+
+
+class CentralGallery:
+    """The central store behind the gallery's own interface, for the admin's commands
+    (enroll, list, show, rename, enable, disable, remove, identify, verify): the
+    same calls as :class:`~accessctl.storage.gallery.Gallery`, so a command does not
+    care which one it was given."""
+
+    def __init__(self, url: str) -> None:
+        self.store = CentralStore(url)
+        self.store.check_schema()
+        self.encoder_id = self.store.meta("encoder") or config.NEW_GALLERY_ENCODER
+        self.path = redact(url)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> CentralGallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def people(self, *, include_inactive: bool = True) -> list[Person]:
+        return [p for p in self.store.people() if include_inactive or p.active]
+
+    def get(self, employee_id: str) -> Person:
+        return self.store.get(employee_id)
+
+    def templates(self, employee_id: str) -> list[Template]:
+        return self.store.templates(employee_id)
+
+    def embeddings(self, employee_id: str) -> np.ndarray:
+        ids, emb = self.store.active_templates(self.encoder_id)
+        return emb[[i for i, e in enumerate(ids) if e == employee_id]]
+
+    def add_person(self, employee_id: str, name: str, templates: Sequence[NewTemplate], *,
+                   append: bool = False) -> Person:
+        self.store.add_person(employee_id, name, templates, append=append, encoder_id=self.encoder_id)
+        return self.get(employee_id)
+
+    def rename(self, employee_id: str, name: str) -> Person:
+        self.store.rename(employee_id, name)
+        return self.get(employee_id)
+
+    def set_active(self, employee_id: str, active: bool) -> Person:
+        self.store.set_active(employee_id, active)
+        return self.get(employee_id)
+
+    def remove(self, employee_id: str) -> Person:
+        person = self.get(employee_id)
+        self.store.remove(employee_id)
+        return person
+
+    def _index(self) -> tuple[list[str], TemplateIndex]:
+        ids, emb = self.store.active_templates(self.encoder_id)
+        order = sorted(set(ids))
+        number = {e: i for i, e in enumerate(order)}
+        return order, TemplateIndex(emb, np.array([number[e] for e in ids], np.int64))
+
+    def identify(self, embedding: np.ndarray, threshold: float) -> Match:
+        from accessctl import thresholds
+
+        thresholds.check_threshold(threshold, self.encoder_id)
+        order, index = self._index()
+        row, distance = index.nearest(embedding)
+        if row < 0:
+            return Match(None, distance, threshold)
+        person = self.get(order[int(index.person_ids[row])])
+        return Match(person if distance <= threshold else None, distance, threshold, person)
+
+    def verify(self, employee_id: str, embedding: np.ndarray, threshold: float) -> Match:
+        from accessctl import thresholds
+
+        thresholds.check_threshold(threshold, self.encoder_id)
+        person = self.get(employee_id)
+        if not person.active:
+            raise GalleryError(f"employee id {employee_id!r} ({person.name}) is disabled")
+        mine = self.embeddings(employee_id)
+        if len(mine) == 0:
+            return Match(None, float("inf"), threshold, person)
+        distance = float(np.min(np.linalg.norm(mine - np.asarray(embedding, np.float32).reshape(1, -1), axis=1)))
+        return Match(person if distance <= threshold else None, distance, threshold, person)
+
+    def unsupported(self, what: str) -> AccessctlError:
+        return AccessctlError(f"{what} works on a door's own SQLite gallery, not on the central store "
+                              f"({self.path}); move a gallery there with `accessctl store migrate`")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
