@@ -275,6 +275,8 @@ def test_store_commands_migrate_and_report_status(store_url: str, home: Path, ca
     assert main(["store", "status", "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["reachable"] and s["server_version"] == 2 and s["replica_version"] is None and s["spooled_events"] == 0
+    assert main(["events"]) == 0  # the site's log, from the central store
+    assert "gallery disable" in capsys.readouterr().out
     assert main(["gallery", "export", str(home / "x.json")]) == 2
     assert "own SQLite gallery" in capsys.readouterr().err
     (home / "config.toml").write_text('[store]\nurl = "mysql://x"\n')

@@ -66,11 +66,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
+    from accessctl.config import load_settings
     from accessctl.storage.audit import AuditLog, parse_since, to_csv
 
     since = parse_since(args.since)
-    with AuditLog() as audit:
-        rows = audit.query(since=since, person=args.person)
+    url = load_settings().store.url
+    if url:  # a many-door site: every door's log, on the central store
+        from accessctl.storage.central import CentralStore
+
+        with CentralStore(url) as store:
+            rows = store.query(since=since, person=args.person)
+    else:
+        with AuditLog() as audit:
+            rows = audit.query(since=since, person=args.person)
     if args.csv:
         sys.stdout.write(to_csv(rows))
     else:

@@ -385,6 +385,24 @@ class CentralStore:
             names = [d.name for d in cur.description]
             return [dict(zip(names, r)) for r in cur.fetchall()]
 
+    def query(self, *, since: str | None = None, person: str | None = None) -> list[dict]:
+        """Every door's events as :meth:`AuditLog.query` gives one door's (same columns; ``id``
+        is the kiosk's own row number), in time order."""
+        where, args = [], []
+        if since:
+            where.append("time >= %s")
+            args.append(since)
+        if person:
+            where.append("person_id = %s")
+            args.append(person)
+        sql = ("SELECT kiosk_seq AS id, time, kiosk, event, reason, person_id, name, distance, liveness, stream_t, "
+               "frame, detail FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY time, kiosk, kiosk_seq")
+        with self._errors(), self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            names = [d.name for d in cur.description]
+            return [dict(zip(names, r)) for r in cur.fetchall()]
+
 
 def migrate(url: str, gallery: Path, audit: Path | None) -> tuple[int, int, int]:
     """Copy a door's SQLite gallery (people, templates with their chips) and audit log
