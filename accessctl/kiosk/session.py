@@ -131,12 +131,12 @@ class KioskSession:
         self.measurements = Measurements()
         self._lock = threading.Lock()
         self._run: _Run | None = None
+        self._store = ""  # the store link's news: it outlives pipeline restarts, so not in _reset_view
         self._reset_view()
 
     def _reset_view(self) -> None:
         self._state, self._message = KioskState.STARTING, "Starting…"
         self._warning, self._warned_at = "", float("-inf")
-        self._store = getattr(self, "_store", "")  # the store link outlives pipeline restarts
         self._result: FrameResult | None = None
         self._banner: Banner | None = None
         self._last_face = float("-inf")

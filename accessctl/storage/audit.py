@@ -114,15 +114,8 @@ class AuditLog:
 
     def query(self, *, since: str | None = None, person: str | None = None, last: int | None = None) -> list[dict]:
         """Events in the order they happened; ``last``: only the newest N of them."""
-        where: list[str] = []
-        args: list[str | int] = []
-        if since:
-            where.append("time >= ?")
-            args.append(since)
-        if person:
-            where.append("person_id = ?")
-            args.append(person)
-        sql = f"SELECT {', '.join(COLUMNS)} FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+        where, args = event_filter(since, person, "?")
+        sql = f"SELECT {', '.join(COLUMNS)} FROM events" + where
         if last is not None:
             sql += " ORDER BY id DESC LIMIT ?"
             args.append(last)
@@ -134,6 +127,20 @@ class AuditLog:
             raise AuditError(f"audit log {self.path}: {exc}") from None
         out = [dict(zip(COLUMNS, r)) for r in rows]
         return out[::-1] if last is not None else out
+
+
+def event_filter(since: str | None, person: str | None, mark: str) -> tuple[str, list[str | int]]:
+    """The WHERE clause (with its arguments) of an events query, for SQLite (``mark``
+    ``?``) and the central store (``%s``) alike."""
+    where: list[str] = []
+    args: list[str | int] = []
+    if since:
+        where.append(f"time >= {mark}")
+        args.append(since)
+    if person:
+        where.append(f"person_id = {mark}")
+        args.append(person)
+    return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
 def parse_since(text: str | None) -> str | None:

@@ -31,8 +31,8 @@ import numpy as np
 from accessctl import config
 from accessctl.clock import now
 from accessctl.errors import AccessctlError, GalleryError
+from accessctl.storage.audit import event_filter
 from accessctl.storage.gallery import (
-    EMBEDDING_DIM,
     MAX_ID_CHARS,
     MAX_NAME_CHARS,
     Match,
@@ -41,10 +41,11 @@ from accessctl.storage.gallery import (
     PersonRecord,
     Template,
     TemplateIndex,
-    _decode_embedding,
+    _decode_embeddings,
     _encode_embedding,
     clean_text,
     encode_chip,
+    verify_in,
 )
 
 CHANNEL = "accessctl_gallery"
@@ -233,8 +234,7 @@ class CentralStore:
 
     def init(self, encoder_id: str | None = None) -> tuple[int, int]:
         """Create or upgrade the schema and grant the two roles; returns (from, to) versions."""
-        with self._errors(), self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        with self._write() as cur:
             start = self.schema_version()
             if start > SCHEMA_VERSION:
                 raise StoreError(f"the central store has schema version {start}, newer than this accessctl")
@@ -358,8 +358,14 @@ class CentralStore:
             cur.execute("SELECT t.employee_id, t.embedding FROM templates t JOIN people p USING (employee_id) "
                         "WHERE p.active AND t.encoder = %s ORDER BY t.id", (encoder_id,))
             rows = cur.fetchall()
-        emb = np.stack([_decode_embedding(bytes(r[1])) for r in rows]) if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
-        return [r[0] for r in rows], emb
+        return [r[0] for r in rows], _decode_embeddings([bytes(r[1]) for r in rows])
+
+    def embeddings(self, employee_id: str) -> np.ndarray:
+        """All of one person's templates (as :meth:`Gallery.embeddings`)."""
+        with self._errors(), self.conn.cursor() as cur:
+            cur.execute("SELECT embedding FROM templates WHERE employee_id = %s ORDER BY id", (employee_id,))
+            rows = cur.fetchall()
+        return _decode_embeddings([bytes(r[0]) for r in rows])
 
     # -- the audit log ----------------------------------------------------------------
     def insert_events(self, rows: Sequence[dict]) -> int:
@@ -388,16 +394,9 @@ class CentralStore:
     def query(self, *, since: str | None = None, person: str | None = None) -> list[dict]:
         """Every door's events as :meth:`AuditLog.query` gives one door's (same columns; ``id``
         is the kiosk's own row number), in time order."""
-        where, args = [], []
-        if since:
-            where.append("time >= %s")
-            args.append(since)
-        if person:
-            where.append("person_id = %s")
-            args.append(person)
+        where, args = event_filter(since, person, "%s")
         sql = ("SELECT kiosk_seq AS id, time, kiosk, event, reason, person_id, name, distance, liveness, stream_t, "
-               "frame, detail FROM events" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY time, kiosk, kiosk_seq")
+               "frame, detail FROM events" + where + " ORDER BY time, kiosk, kiosk_seq")
         with self._errors(), self.conn.cursor() as cur:
             cur.execute(sql, args)
             names = [d.name for d in cur.description]
@@ -494,8 +493,7 @@ class CentralGallery:
         return self.store.templates(employee_id)
 
     def embeddings(self, employee_id: str) -> np.ndarray:
-        ids, emb = self.store.active_templates(self.encoder_id)
-        return emb[[i for i, e in enumerate(ids) if e == employee_id]]
+        return self.store.embeddings(employee_id)
 
     def add_person(self, employee_id: str, name: str, templates: Sequence[NewTemplate], *,
                    append: bool = False) -> Person:
@@ -533,21 +531,7 @@ class CentralGallery:
         return Match(person if distance <= threshold else None, distance, threshold, person)
 
     def verify(self, employee_id: str, embedding: np.ndarray, threshold: float) -> Match:
-        from accessctl import thresholds
-
-        thresholds.check_threshold(threshold, self.encoder_id)
-        person = self.get(employee_id)
-        if not person.active:
-            raise GalleryError(f"employee id {employee_id!r} ({person.name}) is disabled")
-        mine = self.embeddings(employee_id)
-        if len(mine) == 0:
-            return Match(None, float("inf"), threshold, person)
-        distance = float(np.min(np.linalg.norm(mine - np.asarray(embedding, np.float32).reshape(1, -1), axis=1)))
-        return Match(person if distance <= threshold else None, distance, threshold, person)
-
-    def unsupported(self, what: str) -> AccessctlError:
-        return AccessctlError(f"{what} works on a door's own SQLite gallery, not on the central store "
-                              f"({self.path}); move a gallery there with `accessctl store migrate`")
+        return verify_in(self, employee_id, embedding, threshold)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -193,6 +193,20 @@ class PeopleStore(Protocol):
     def verify(self, employee_id: str, embedding: np.ndarray, threshold: float) -> Match: ...
 
 
+def verify_in(store: PeopleStore, employee_id: str, embedding: np.ndarray, threshold: float) -> Match:
+    """1:1, for either backend: is this the claimed person? Distance to the claimant's
+    nearest template (refused above the encoder's safe ceiling, and for a disabled person)."""
+    thresholds.check_threshold(threshold, store.encoder_id)
+    person = store.get(employee_id)
+    if not person.active:
+        raise GalleryError(f"employee id {employee_id!r} ({person.name}) is disabled")
+    emb = store.embeddings(employee_id)
+    if len(emb) == 0:
+        return Match(None, float("inf"), threshold, person)
+    distance = float(np.min(np.linalg.norm(emb - np.asarray(embedding, np.float32).reshape(1, -1), axis=1)))
+    return Match(person if distance <= threshold else None, distance, threshold, person)
+
+
 def default_path() -> Path:
     return config.data_dir() / GALLERY_FILE
 
@@ -417,7 +431,7 @@ class Gallery:
         person = self.get(employee_id)
         with self._errors():
             rows = self._conn.execute("SELECT embedding FROM templates WHERE person_id = ? ORDER BY id", (person.id,)).fetchall()
-        return np.stack([_decode_embedding(r[0]) for r in rows]) if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
+        return _decode_embeddings([r[0] for r in rows])
 
     def _version(self) -> tuple[int, int]:
         with self._errors():
@@ -484,18 +498,7 @@ class Gallery:
         return Match(person if distance <= threshold else None, distance, threshold, person, tid)
 
     def verify(self, employee_id: str, embedding: np.ndarray, threshold: float) -> Match:
-        """1:1: is this the claimed person? Distance to the claimant's nearest template."""
-        thresholds.check_threshold(threshold, self.encoder_id)
-        person = self.get(employee_id)
-        if not person.active:
-            raise GalleryError(f"employee id {employee_id!r} ({person.name}) is disabled")
-        emb = self.embeddings(employee_id)
-        if len(emb) == 0:
-            return Match(None, float("inf"), threshold, person)
-        d = np.linalg.norm(emb - np.asarray(embedding, np.float32).reshape(1, -1), axis=1)
-        i = int(np.argmin(d))
-        distance = float(d[i])
-        return Match(person if distance <= threshold else None, distance, threshold, person)
+        return verify_in(self, employee_id, embedding, threshold)
 
     # -- writing --------------------------------------------------------------------
     def add_person(

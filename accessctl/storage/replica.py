@@ -28,7 +28,7 @@ from accessctl import config
 from accessctl.config import Settings
 from accessctl.errors import AccessctlError, GalleryError
 from accessctl.storage.audit import AUDIT_FILE
-from accessctl.storage.central import CHANNEL, CentralStore, StoreError, _psycopg, event_uid, redact
+from accessctl.storage.central import CHANNEL, CentralStore, StoreError, _first_line, _psycopg, event_uid, redact
 from accessctl.storage.gallery import Gallery
 
 log = logging.getLogger(__name__)
@@ -133,10 +133,7 @@ def sync_once(store: CentralStore, replica: Gallery) -> int:
 class LinkStatus:
     online: bool = False
     replica_version: int = 0
-    server_version: int | None = None
-    last_contact: float | None = None  # time.time() of the last good exchange
-    error: str = ""
-    uploaded: int = 0
+    error: str = ""  # why the server is not reachable, while it is not
 
 
 class StoreLink:
@@ -167,7 +164,7 @@ class StoreLink:
                 self.encoder_id = store.meta("encoder") or config.NEW_GALLERY_ENCODER
                 with open_replica(self.encoder_id, self.replica_file) as replica:
                     self.status.replica_version = sync_once(store, replica)
-                self._online(store.version())
+                self._online()
         except StoreError as exc:
             if not self.replica_file.exists():
                 raise StoreError(f"{exc}; this kiosk has no replica yet, so it cannot start without the server") from None
@@ -188,16 +185,10 @@ class StoreLink:
         for t in self._threads:
             t.join(wait_s)
 
-    def events_written(self) -> None:
-        """A hint that new events are in the spool (the upload does not wait its period)."""
-        self._wake_upload.set()
-
     # -- state ----------------------------------------------------------------------------
-    def _online(self, server_version: int | None = None) -> None:
+    def _online(self) -> None:
         was = self.status.online
-        self.status.online, self.status.error, self.status.last_contact = True, "", time.time()
-        if server_version is not None:
-            self.status.server_version = server_version
+        self.status.online, self.status.error = True, ""
         if not was:
             self.notify({"event": "store", "state": "online", "detail": f"central store {redact(self.url)}",
                          "replica_version": self.status.replica_version})
@@ -219,19 +210,19 @@ class StoreLink:
                         CentralStore(self.url) as store, open_replica(self.encoder_id, self.replica_file) as replica:
                     listen.execute(f"LISTEN {CHANNEL}")
                     self.status.replica_version = sync_once(store, replica)  # what was missed while away
-                    self._online(self.status.replica_version)
+                    self._online()
                     attempt = 0
                     last_sync = time.monotonic()
                     while not self._stop.is_set():
                         woke = any(True for _ in listen.notifies(timeout=min(1.0, self.sync_s), stop_after=1))
                         if woke or time.monotonic() - last_sync >= self.sync_s:
                             self.status.replica_version = sync_once(store, replica)
-                            self._online(self.status.replica_version)
+                            self._online()
                             last_sync = time.monotonic()
             except (pg.Error, StoreError, GalleryError, OSError) as exc:
                 if self._stop.is_set():
                     return
-                self._offline(f"the central store cannot be reached ({_short(exc)}); deciding on the replica "
+                self._offline(f"the central store cannot be reached ({_first_line(exc)}); deciding on the replica "
                               f"(version {self.status.replica_version})")
                 self._stop.wait(RETRY_S[min(attempt, len(RETRY_S) - 1)])
                 attempt += 1
@@ -246,7 +237,7 @@ class StoreLink:
                 try:
                     if store is None:
                         store = CentralStore(self.url)
-                    self.status.uploaded += spool.upload(store)
+                    spool.upload(store)
                 except (StoreError, AccessctlError, sqlite3.Error) as exc:
                     if store is not None:
                         store.close()
@@ -285,10 +276,6 @@ def local_status(url: str) -> dict:
     if out["server_version"] is not None and out["replica_version"] is not None:
         out["lag"] = out["server_version"] - out["replica_version"]
     return out
-
-
-def _short(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 
