@@ -211,6 +211,65 @@ def test_a_spoof_verdict_sticks_even_when_the_score_recovers() -> None:
     assert monitor.update_features(2, 4.0, *frame(120, 4.0)[2:]).state == LivenessState.CHECKING  # a new track starts over
 
 
+def test_the_shipped_fine_tuned_layers_are_checked_by_hash_and_a_changed_file_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    from accessctl.config import sha256_file as sha256
+    from accessctl.liveness import TUNED_FILE
+    from accessctl.liveness.weights import shipped_dir
+
+    shipped = shipped_dir()
+    meta = json.loads((shipped / "liveness.json").read_text())
+    assert meta["cnn"]["sha256"] == sha256(shipped / TUNED_FILE)
+    assert load_liveness().cnn_id == meta["cnn"]["sha256"]
+    for f in ("liveness.json", "liveness.pt", TUNED_FILE):
+        shutil.copyfile(shipped / f, tmp_path / f)
+    data = bytearray((tmp_path / TUNED_FILE).read_bytes())
+    data[-100] ^= 1
+    (tmp_path / TUNED_FILE).write_bytes(bytes(data))
+    with pytest.raises(AccessctlError, match="damaged or replaced"):
+        load_liveness(tmp_path)
+    (tmp_path / TUNED_FILE).unlink()
+    with pytest.raises(AccessctlError, match="cnn_tuned.pt missing"):
+        load_liveness(tmp_path)
+
+
+@pytest.mark.shared
+def test_fine_tuning_starts_from_the_pretrained_cnns_and_changes_only_its_layers(shared_data: Path) -> None:
+    """The split into frozen and tuned layers is exact, no fine-tuning is the
+    pretrained CNNs (the baseline the recipe must beat), and what is trained is only
+    the layers named."""
+    import torch
+
+    from accessctl.evaluation.clips import ClipSpec
+    from accessctl.liveness import frame_features
+    from accessctl.liveness.weights import load_frame_cnn
+    from accessctl.training.liveness import (
+        Clip,
+        LivenessTrainConfig,
+        clip_features,
+        fine_tune,
+        trunks,
+        tuned_state,
+    )
+
+    d = shared_data / "nuaa_train"
+    clips = [Clip(ClipSpec(p, label, attack, p.name[:4]), extract(p)) for p, label, attack in (
+        (d / "live/0002_01_00_01", "live", "none"), (d / "print/0002_01_01_02", "spoof", "print"))]
+    base = load_frame_cnn()
+    trunks(base, clips, "conv_5")
+    pretrained = frame_features(clips[0].frames.crops)
+    assert np.abs(clip_features(base, clips[0], "conv_5") - pretrained).max() < 1e-3
+    cfg = LivenessTrainConfig(clips=[], out="", tune_steps=0)
+    assert np.abs(clip_features(fine_tune(base, clips, cfg, 0), clips[0], "conv_5") - pretrained).max() < 1e-3
+    tuned = fine_tune(base, clips, LivenessTrainConfig(clips=[], out="", tune_steps=5), 0)
+    changed = {k.split(".")[2] for k, v in tuned.state_dict().items() if not torch.equal(v, base.state_dict()[k])}
+    assert changed and changed <= {"conv_5", "conv_6_sep", "conv_6_dw", "linear", "bn", "prob"}
+    state = tuned_state(tuned, "conv_5")
+    assert {k.split(".")[2] for k in state} == {"conv_5", "conv_6_sep", "conv_6_dw", "linear", "bn", "prob"}
+    assert np.abs(clip_features(tuned, clips[0], "conv_5") - pretrained).max() > 1e-3
+
+
 def test_a_damaged_model_fails_closed_with_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "liveness.json").write_text(json.dumps({"threshold": 0.5, "window": 8, "step_s": 0.066,
                                                         "head": {"hidden": 8, "proj": 0}, "sha256": "0" * 64}))
@@ -275,7 +334,7 @@ def test_liveness_train_command(shared_data: Path, tmp_path: Path, capsys) -> No
         f"{d}/nuaa_train/live/0004_01_00_01,live,none\n"
         f"{d}/nuaa_train/print/0004_01_01_02,spoof,print\n"
     )
-    code = main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "model"), "--steps", "5",
+    code = main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "model"), "--tune-steps", "20",
                  "--cv-by", "source"])
     out = capsys.readouterr().out
     assert code == 0
@@ -287,7 +346,21 @@ def test_liveness_train_command(shared_data: Path, tmp_path: Path, capsys) -> No
     assert set(cv) == {"pretrained", "trained"} and set(cv["trained"]["sources"]) == {"nuaa-0002", "nuaa-0003",
                                                                                         "nuaa-0004"}
     assert meta["threshold"] == cv["trained"]["threshold"] and 0 < meta["threshold"] < 1
-    assert load_liveness(tmp_path / "model").window == WINDOW
+    model = load_liveness(tmp_path / "model")
+    assert model.window == WINDOW
+    assert (tmp_path / "model" / "cnn_tuned.pt").is_file() and model.cnn_id == meta["cnn"]["sha256"]
+    assert set(meta["cnn"]["layers"]) == {"conv_5", "conv_6_sep", "conv_6_dw", "linear", "bn", "prob"}
+    # a model with other CNN weights than the cached features' is scored on its own CNNs
+    frames = extract(d / "nuaa_train/live/0002_01_00_01")
+    assert frames.cnn_id == load_liveness().cnn_id != model.cnn_id
+    assert np.abs(frames.features_for(model) - frames.features).max() > 1e-3
+    assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "frozen"), "--tune-from", "none",
+                 "--steps", "5", "--val-sources", "nuaa-0004"]) == 0
+    assert not (tmp_path / "frozen" / "cnn_tuned.pt").exists() and load_liveness(tmp_path / "frozen").cnn_id == "pretrained"
+    capsys.readouterr()
+    assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "m3"), "--tune-from", "conv_1",
+                 "--cv-by", "source"]) == 2
+    assert "--tune-from 'conv_1'" in capsys.readouterr().err
     assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "m2"), "--steps", "2"]) == 2
     assert "--cv-by source, or --val-sources" in capsys.readouterr().err
     frames = extract(d / "nuaa_train/live/0002_01_00_01")
@@ -346,7 +419,7 @@ def test_live_motion_and_blinks_do_not_pass_a_print(shared_data: Path) -> None:
     live = extract(shared_data / "nuaa_train/live/0004_01_00_01")
     attack = extract(shared_data / "nuaa_train/print/0004_01_00_01")
     n = min(len(live), len(attack), 60)
-    mixed = ClipFrames(attack.crops[:n], live.points[:n], live.t[:n], n, attack.features[:n])
+    mixed = ClipFrames(attack.crops[:n], live.points[:n], live.t[:n], n, attack.features[:n], attack.cnn_id)
     assert refused(model, mixed)
 
 

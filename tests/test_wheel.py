@@ -33,7 +33,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert built.returncode == 0, built.stderr[-3000:]
     wheel = next(tmp.glob("accessctl-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("accessctl/assets/liveness/liveness.pt", "accessctl/assets/liveness/2.7_80x80_MiniFASNetV2.pth",
+    for needed in ("accessctl/assets/liveness/liveness.pt", "accessctl/assets/liveness/cnn_tuned.pt",
+                   "accessctl/assets/liveness/2.7_80x80_MiniFASNetV2.pth",
                    "accessctl/assets/liveness/LICENSE-MiniFASNet", "accessctl/assets/sface/SHA256SUMS",
                    "accessctl/assets/yunet/face_detection_yunet_2023mar_int8bq.onnx", "accessctl/assets/warmup_face.jpg"):
         assert needed in names, f"{needed} is not in the wheel"

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def cmd_liveness_train(args: argparse.Namespace) -> int:
@@ -16,8 +17,11 @@ def cmd_liveness_train(args: argparse.Namespace) -> int:
     from accessctl.training.liveness import LivenessTrainConfig, train
 
     torch.set_num_threads(cpu_threads(load_settings()))
-    cfg = LivenessTrainConfig(clips=args.clips, out=args.out, steps=args.steps, batch=args.batch, seed=args.seed,
-                              cv_by=args.cv_by or "", val_sources=[s for s in (args.val_sources or "").split(",") if s])
+    given: dict[str, Any] = {k: v for k, v in (("steps", args.steps), ("batch", args.batch), ("tune_steps", args.tune_steps),
+                               ("tune_from", "" if args.tune_from == "none" else args.tune_from))
+             if v is not None}
+    cfg = LivenessTrainConfig(clips=args.clips, out=args.out, seed=args.seed, cv_by=args.cv_by or "",
+                              val_sources=[s for s in (args.val_sources or "").split(",") if s], **given)
     result = train(cfg, log=lambda line: None if line.startswith("reading") else print(line, file=sys.stderr))
     print(f"trained on {len(result['train_sources'])} sources ({result['clips']} clips) in "
           f"{result['train_seconds']:.0f} s; threshold {result['threshold']:.3f}")
@@ -101,8 +105,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q = lsub.add_parser("train", help="train on clip lists (path,label,attack) of videos or frame folders")
     q.add_argument("--clips", required=True, action="append", metavar="CLIPS.csv", help="may be given more than once")
     q.add_argument("--out", required=True, metavar="DIR", help="where liveness.pt and liveness.json go")
-    q.add_argument("--steps", type=int, default=300)
-    q.add_argument("--batch", type=int, default=64, help="clip windows per step")
+    # Defaults (None here) are the recipe's, in LivenessTrainConfig: one place for them.
+    q.add_argument("--tune-from", metavar="LAYER",
+                   help="the first CNN layer fine-tuned, with all after it: conv_5 (the recipe), conv_6_sep, "
+                        "conv_6_dw, or none (the pretrained CNNs frozen)")
+    q.add_argument("--tune-steps", type=int, help="fine-tuning steps (the recipe: 200)")
+    q.add_argument("--steps", type=int,
+                   help="training steps of the GRU head on top (the recipe: 0, the CNNs' score averaged over the window)")
+    q.add_argument("--batch", type=int, help="frames per fine-tuning step, clip windows per head step (64)")
     q.add_argument("--cv-by", choices=["source"],
                    help="first hold out each source in turn and report per source; the threshold comes from this")
     q.add_argument("--val-sources", metavar="A,B,...", help="sources held out of training, to set the threshold on")

@@ -21,13 +21,21 @@ from accessctl import config
 from accessctl.errors import AccessctlError
 from accessctl.evaluation.lists import list_path, read_rows
 from accessctl.frames.sources import open_source
-from accessctl.liveness import DECIDE_S, PRESENTATION_S, LivenessModel, LivenessMonitor, LivenessVerdict, frame_features
+from accessctl.liveness import (
+    DECIDE_S,
+    PRESENTATION_S,
+    LivenessModel,
+    LivenessMonitor,
+    LivenessVerdict,
+    frame_features,
+    load_liveness,
+)
 from accessctl.liveness.features import BOX_CORRECTION, CNN_SCALES, N_POINTS, observe
 from accessctl.liveness.minifasnet import INPUT
 from accessctl.vision.faces import analyzer, largest
 
 LABELS = ("live", "spoof")
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -50,10 +58,18 @@ class ClipFrames:
     points: np.ndarray = field(repr=False)  # (T, N_POINTS, 3) float32
     t: np.ndarray = field(repr=False)  # (T,) seconds since the start of the clip
     frames: int  # frames read, with or without a face
-    features: np.ndarray = field(repr=False)  # (T, FEATURE_DIM): the shipped CNNs' outputs
+    features: np.ndarray = field(repr=False)  # (T, FEATURE_DIM): the shipped model's CNN outputs
+    cnn_id: str  # the CNN weights ``features`` come from (LivenessModel.cnn_id)
 
     def __len__(self) -> int:
         return len(self.t)
+
+    def features_for(self, model: LivenessModel) -> np.ndarray:
+        """The per-frame features as ``model``'s CNNs give them (computed again for a
+        model whose CNN weights are not the ones cached)."""
+        if model.cnn_id == self.cnn_id:
+            return self.features
+        return frame_features(self.crops, model.cnn)
 
 
 def read_clip_list(path: str | Path) -> list[ClipSpec]:
@@ -99,14 +115,23 @@ def _cache_key(path: Path) -> str:
 
 
 def extract(path: str | Path, *, use_cache: bool = True) -> ClipFrames:
-    """The observations of the largest face in every frame of a clip."""
+    """The observations of the largest face in every frame of a clip, and the shipped
+    model's CNN features of them (computed again, not the face analysis, when the
+    shipped CNN weights have changed since the clip was cached)."""
     path = Path(path)
+    shipped = load_liveness()
     with open_source(path) as source:  # raises a clear VideoError for missing or damaged input
         cache = config.cache_dir() / "liveness-clips" / f"{_cache_key(path)}.npz"
         if use_cache and cache.is_file():
             try:
                 with np.load(cache) as z:
-                    return ClipFrames(z["crops"], z["points"], z["t"], int(z["frames"]), z["features"])
+                    clip = ClipFrames(z["crops"], z["points"], z["t"], int(z["frames"]), z["features"],
+                                      str(z["cnn_id"]))
+                if clip.cnn_id == shipped.cnn_id:
+                    return clip
+                clip.features, clip.cnn_id = clip.features_for(shipped), shipped.cnn_id
+                _save(cache, clip)
+                return clip
             except (OSError, ValueError, KeyError):
                 pass
         crops, points, times, n = [], [], [], 0
@@ -126,17 +151,23 @@ def extract(path: str | Path, *, use_cache: bool = True) -> ClipFrames:
         np.stack(points).astype(np.float32) if points else np.zeros((0, N_POINTS, 3), np.float32),
         np.array(times, np.float64),
         n,
-        frame_features(stacked),
+        frame_features(stacked, shipped.cnn),
+        shipped.cnn_id,
     )
     if use_cache:
-        cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-        def save(tmp: str) -> None:
-            with open(tmp, "wb") as f:
-                np.savez(f, crops=clip.crops, points=clip.points, t=clip.t, frames=clip.frames, features=clip.features)
-
-        config.write_private(cache, save)
+        _save(cache, clip)
     return clip
+
+
+def _save(cache: Path, clip: ClipFrames) -> None:
+    cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def save(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, crops=clip.crops, points=clip.points, t=clip.t, frames=clip.frames, features=clip.features,
+                     cnn_id=clip.cnn_id)
+
+    config.write_private(cache, save)
 
 
 def decision_score(verdicts: list[LivenessVerdict]) -> float | None:
@@ -152,13 +183,15 @@ def decision_score(verdicts: list[LivenessVerdict]) -> float | None:
     return float(min(scores))
 
 
-def presentation_scores(model: LivenessModel, frames: ClipFrames) -> list[float | None]:
+def presentation_scores(model: LivenessModel, frames: ClipFrames,
+                        features: np.ndarray | None = None) -> list[float | None]:
     """Door decisions for a clip, fed frame by frame to a :class:`~accessctl.liveness.LivenessMonitor` as the
     kiosk feeds it: one per :data:`~accessctl.liveness.PRESENTATION_S` of the clip (each a new track, like a
-    person stepping up again), see :func:`decision_score`."""
+    person stepping up again), see :func:`decision_score`. ``features``: the frames'
+    CNN features when training has them (default: ``model``'s CNNs')."""
     if len(frames) == 0:
         return [None]
-    feats = torch.from_numpy(frames.features)
+    feats = torch.from_numpy(frames.features_for(model) if features is None else features)
     monitor = LivenessMonitor(model, keep_scores=True)
     start = float(frames.t[0])
     track = 0

@@ -46,6 +46,8 @@ from accessctl.tracing import trace_for_inference
 
 WEIGHTS_FILE = "liveness.pt"
 META_FILE = "liveness.json"
+TUNED_FILE = "cnn_tuned.pt"  # the CNNs' fine-tuned last layers, when the model has them
+PRETRAINED = "pretrained"  # the CNN id of the MiniFASNets as published
 
 # States of a face, in the order the kiosk meets them.
 class LivenessState(Label):
@@ -73,6 +75,7 @@ class LivenessModel:
     step_s: float
     source: Path
     cnn: torch.nn.Module = field(repr=False)  # FrameCNN, traced for the kiosk
+    cnn_id: str = PRETRAINED  # which CNN weights: PRETRAINED, or the SHA-256 of the fine-tuned layers
 
 
 def traced_cnn(cnn: FrameCNN) -> torch.nn.Module:
@@ -80,14 +83,15 @@ def traced_cnn(cnn: FrameCNN) -> torch.nn.Module:
     return trace_for_inference(cnn, torch.zeros(1, len(CNN_SCALES), INPUT, INPUT, 3, dtype=torch.uint8))
 
 
-@functools.lru_cache(maxsize=1)
-def _shared_cnn() -> torch.nn.Module:
-    return traced_cnn(load_frame_cnn())
+@functools.lru_cache(maxsize=4)
+def frame_cnn(tuned: tuple[Path, str] | None = None) -> torch.nn.Module:
+    """The traced CNNs, pretrained or with fine-tuned last layers (a file and its SHA-256)."""
+    return traced_cnn(load_frame_cnn(tuned=tuned))
 
 
-def frame_features(crops: np.ndarray, batch: int = 64) -> np.ndarray:
-    """(N, 2, 80, 80, 3) crops -> (N, FEATURE_DIM) per-frame features (the shipped CNNs)."""
-    cnn = _shared_cnn()
+def frame_features(crops: np.ndarray, cnn: torch.nn.Module | None = None, batch: int = 64) -> np.ndarray:
+    """(N, 2, 80, 80, 3) crops -> (N, FEATURE_DIM) per-frame features (default: the pretrained CNNs)."""
+    cnn = cnn if cnn is not None else frame_cnn()
     out = [np.zeros((0, FEATURE_DIM), np.float32)]
     with torch.inference_mode():
         for i in range(0, len(crops), batch):
@@ -95,17 +99,20 @@ def frame_features(crops: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.concatenate(out)
 
 
-def model_from_head(head: SequenceHead, threshold: float, window: int, step_s: float, source: Path) -> LivenessModel:
-    return LivenessModel(head.eval(), threshold, window, step_s, source, _shared_cnn())
+def model_from_head(head: SequenceHead, threshold: float, window: int, step_s: float, source: Path,
+                    tuned: tuple[Path, str] | None = None) -> LivenessModel:
+    return LivenessModel(head.eval(), threshold, window, step_s, source, frame_cnn(tuned),
+                         tuned[1] if tuned else PRETRAINED)
 
 
 @functools.lru_cache(maxsize=2)
 def load_liveness(folder: str | Path | None = None) -> LivenessModel:
     """The liveness model in ``folder`` (default: the one shipped in ``assets/``).
 
-    The per-frame CNNs are always the shipped, checksummed MiniFASNets; a folder holds
-    the sequence head (``liveness.pt``, its SHA-256 in ``liveness.json``) and the
-    threshold.
+    The per-frame CNNs are the shipped, checksummed MiniFASNets; a folder holds the
+    sequence head (``liveness.pt``, its SHA-256 in ``liveness.json``), the threshold,
+    and optionally the CNNs' fine-tuned last layers (``cnn_tuned.pt``, its SHA-256 there
+    too).
     """
     folder = Path(folder) if folder is not None else shipped_dir()
     try:
@@ -113,6 +120,7 @@ def load_liveness(folder: str | Path | None = None) -> LivenessModel:
         digest = str(meta["sha256"])
         threshold, window, step_s = float(meta["threshold"]), int(meta["window"]), float(meta["step_s"])
         shape = {"hidden": int(meta["head"]["hidden"]), "proj": int(meta["head"]["proj"])}
+        tuned = (folder / TUNED_FILE, str(meta["cnn"]["sha256"])) if meta.get("cnn") else None
     except FileNotFoundError as exc:
         raise AccessctlError(f"no liveness model in {folder} ({Path(exc.filename).name} missing)") from None
     except (ValueError, KeyError, TypeError) as exc:
@@ -124,19 +132,28 @@ def load_liveness(folder: str | Path | None = None) -> LivenessModel:
         head.load_state_dict(checked_state(folder / WEIGHTS_FILE, digest))
     except RuntimeError as exc:
         raise AccessctlError(f"the liveness model in {folder} does not load: {exc}") from None
-    return model_from_head(head, threshold, window, step_s, folder)
+    return model_from_head(head, threshold, window, step_s, folder, tuned)
 
 
-def save_model(head: SequenceHead, out: Path, threshold: float, extra: dict) -> None:
-    """``liveness.pt`` (a plain state dict) and ``liveness.json`` (threshold, window, digest)."""
+def save_model(head: SequenceHead, out: Path, threshold: float, extra: dict,
+               tuned: dict[str, torch.Tensor] | None = None) -> None:
+    """``liveness.pt`` (a plain state dict), ``cnn_tuned.pt`` (the fine-tuned CNN layers,
+    a plain state dict of :class:`.FrameCNN` keys, if any) and ``liveness.json``
+    (threshold, window, digests)."""
     from accessctl import config
     from accessctl.liveness.features import STEP_S, WINDOW
 
     config.private_dir(out)
     config.write_private(out / WEIGHTS_FILE, lambda tmp: torch.save(head.state_dict(), tmp))
     shape = {"hidden": head.gru.hidden_size, "proj": head.proj.out_features if isinstance(head.proj, torch.nn.Linear) else 0}
+    cnn = None
+    if tuned:
+        config.write_private(out / TUNED_FILE, lambda tmp: torch.save(tuned, tmp))
+        cnn = {"sha256": config.sha256_file(out / TUNED_FILE), "layers": sorted({k.split(".")[2] for k in tuned})}
+    else:
+        (out / TUNED_FILE).unlink(missing_ok=True)
     meta = {"threshold": threshold, "window": WINDOW, "step_s": STEP_S, "head": shape,
-            "sha256": config.sha256_file(out / WEIGHTS_FILE), **extra}
+            "sha256": config.sha256_file(out / WEIGHTS_FILE), "cnn": cnn, **extra}
     config.write_private(out / META_FILE, json.dumps(meta, indent=1))
 
 

@@ -31,6 +31,11 @@ _PLAN_V2 = [32, 32, 103, 103, 64, 13, 13, 64, 13, 13, 64, 13, 13, 64, 13, 13, 64
             128, 26, 26, 128, 26, 26, 128, 512, 512]
 
 
+# The convolutional layers in the order they run; then ``linear``, ``bn`` and ``prob``.
+LAYERS = ("conv1", "conv2_dw", "conv_23", "conv_3", "conv_34", "conv_4", "conv_45", "conv_5",
+          "conv_6_sep", "conv_6_dw")
+
+
 class _ConvBN(nn.Module):
     """Convolution and batch norm, with a PReLU unless it is a linear (projection) layer."""
 
@@ -117,15 +122,21 @@ class MiniFASNet(nn.Module):
         self.bn = nn.BatchNorm1d(EMBEDDING)
         self.prob = nn.Linear(EMBEDDING, 3, bias=False)
 
-    def embedding(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in (self.conv1, self.conv2_dw, self.conv_23, self.conv_3, self.conv_34, self.conv_4,
-                      self.conv_45, self.conv_5, self.conv_6_sep, self.conv_6_dw):
+    def layers(self, start: str = LAYERS[0], stop: str | None = None) -> list[nn.Module]:
+        """The convolutional layers from ``start`` up to (not including) ``stop``, in order."""
+        names = list(LAYERS)
+        return [getattr(self, n) for n in names[names.index(start): names.index(stop) if stop else None]]
+
+    def embedding(self, x: torch.Tensor, start: str = LAYERS[0]) -> torch.Tensor:
+        """``x`` is the input, or with ``start`` the output of the layer before it (training
+        fine-tunes the last layers on the frozen ones' outputs, computed once)."""
+        for layer in self.layers(start):
             x = layer(x)
         return self.bn(self.linear(x.flatten(1)))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The 128-D embedding and the three class logits."""
-        e = self.embedding(x)
+    def forward(self, x: torch.Tensor, start: str = LAYERS[0]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 128-D embedding and the three class logits (``start``: see :meth:`embedding`)."""
+        e = self.embedding(x, start)
         return e, self.prob(e)
 
 

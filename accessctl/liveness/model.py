@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from accessctl.liveness.features import N_CUES
-from accessctl.liveness.minifasnet import EMBEDDING, LIVE_CLASS, MiniFASNet
+from accessctl.liveness.minifasnet import EMBEDDING, LAYERS, LIVE_CLASS, MiniFASNet
 
 N_CNNS = 2
 # Per frame: the combined live logit, each CNN's live logit, each CNN's embedding.
@@ -40,12 +40,20 @@ class FrameCNN(nn.Module):
         super().__init__()
         self.nets = nn.ModuleList([v2, v1se])
 
+    def minifasnets(self) -> list[MiniFASNet]:
+        return [n for n in self.nets if isinstance(n, MiniFASNet)]
+
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         """(N, N_CNNS, 80, 80, 3) BGR uint8 -> features."""
         x = crops.permute(0, 1, 4, 2, 3).float()  # 0..255, no normalisation: the models' convention
+        return self.from_inputs([x[:, i] for i in range(N_CNNS)])
+
+    def from_inputs(self, inputs: list[torch.Tensor], start: str = LAYERS[0]) -> torch.Tensor:
+        """Features from each net's input, or (``start``) from the outputs of each net's
+        layers before that one (training fine-tunes the last layers on those, computed once)."""
         embs, probs = [], []
-        for i, net in enumerate(self.nets):
-            e, logits = net(x[:, i])
+        for net, x in zip(self.nets, inputs):
+            e, logits = net(x, start)
             embs.append(e)
             probs.append(torch.softmax(logits, dim=1)[:, LIVE_CLASS])
         p = torch.stack(probs, 1)

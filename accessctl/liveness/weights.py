@@ -1,9 +1,10 @@
-"""Loading the liveness weights: the shipped MiniFASNet files and a trained head.
+"""Loading the liveness weights: the shipped MiniFASNet files, their fine-tuned last
+layers and a trained head.
 
 Every file is checked by SHA-256 before torch reads it: the pretrained files against
 the digests published with them (``assets/liveness/SHA256SUMS``, which are also
-written here, so that an edited SHA256SUMS cannot vouch for an edited model), a
-trained head against the digest in its own ``liveness.json``.
+written here, so that an edited SHA256SUMS cannot vouch for an edited model), the
+fine-tuned layers and a trained head against the digests in their own ``liveness.json``.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def checked_state(path: Path, digest: str) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}  # saved from nn.DataParallel
 
 
-def load_frame_cnn(folder: Path | None = None) -> FrameCNN:
-    """Both pretrained CNNs, checked and loaded, in eval mode."""
+def load_frame_cnn(folder: Path | None = None, tuned: tuple[Path, str] | None = None) -> FrameCNN:
+    """Both pretrained CNNs, checked and loaded, in eval mode; with ``tuned`` (a file of
+    :class:`.FrameCNN` tensors and its SHA-256), the layers it holds replaced by its."""
     folder = folder or shipped_dir()
     nets: list[MiniFASNet] = []
     for name, build, digest in PRETRAINED:
@@ -52,4 +54,12 @@ def load_frame_cnn(folder: Path | None = None) -> FrameCNN:
         except RuntimeError as exc:
             raise AccessctlError(f"the liveness model file {folder / name} does not fit its network: {exc}") from None
         nets.append(net.eval())
-    return FrameCNN(*nets).eval()
+    cnn = FrameCNN(*nets).eval()
+    if tuned is not None:
+        path, digest = tuned
+        state, own = checked_state(path, digest), cnn.state_dict()
+        wrong = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+        if wrong:
+            raise AccessctlError(f"the liveness model file {path} does not fit the CNNs: {', '.join(wrong[:3])}")
+        cnn.load_state_dict(state, strict=False)
+    return cnn

@@ -1,21 +1,26 @@
-"""Training the liveness head on real clips, and judging it across capture sources.
+"""Training the liveness model on real clips, and judging it across capture sources.
 
-The per-frame CNNs are the pretrained MiniFASNets, frozen: 9 NUAA subjects and a few
-dozen webcam sources are far too few to retrain texture features that were learnt on
-a large attack corpus, and too few not to learn the room instead. What is trained is
-the sequence head (:class:`.model.SequenceHead`), a correction on top of the CNNs'
-own score, on the CNN features cached per clip by :func:`.clips.extract`.
+What is trained, decided by the cross-source report (model card): the **last layers of
+the pretrained MiniFASNets** (from :attr:`LivenessTrainConfig.tune_from` on), fine-tuned
+on single frames with the pretrained weights as an anchor (an L2 pull towards them,
+"L2-SP") and their batch-norm statistics kept, so that a few dozen sources adjust
+the texture features learnt on a large attack corpus rather than replace them. The
+frozen layers' outputs are computed once per frame (:func:`trunks`), so fine-tuning
+costs seconds on a CPU. The sequence head (:class:`.model.SequenceHead`, a GRU over
+a window) can be trained on top (``steps``); measured, it adds nothing to the tuned
+CNNs, so by default it stays the identity (the CNNs' score averaged over the window).
 
 A source is one capture set (a NUAA subject, a replay pair, one ``liveness_web``
 repository): one person or household, one room, one camera. Every split here is by
 source, never by clip or frame. :func:`cross_validate` holds out each source in turn,
 trains on the rest, and scores the held-out clips through the kiosk's own
-:class:`.LivenessMonitor` and decision rule, for the trained head and for the
-pretrained CNNs alone; the threshold is chosen on those held-out scores.
+:class:`.LivenessMonitor` and decision rule, for the recipe and for the pretrained
+CNNs alone; the threshold is chosen on those held-out scores.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from collections.abc import Callable
@@ -34,22 +39,30 @@ from accessctl.liveness import (
     save_model,
 )
 from accessctl.liveness.features import STEP_S, WINDOW, cues, window_before, window_ends
-from accessctl.liveness.model import SequenceHead
+from accessctl.liveness.minifasnet import LAYERS
+from accessctl.liveness.model import FrameCNN, SequenceHead
+from accessctl.liveness.weights import load_frame_cnn
 
 MAX_BPCER = 0.02  # the shipped threshold refuses at most 1 live presentation in 50
+TUNABLE = LAYERS[-3:]  # where fine-tuning may start (it always includes the embedding and the classifier)
+_AFTER_LAYERS = ("linear", "bn", "prob")
 
 
 @dataclass
 class LivenessTrainConfig:
     clips: list[str]
     out: str
-    steps: int = 300
-    batch: int = 64
+    # The CNNs' fine-tuning: the recipe chosen by the cross-source report (model card).
+    tune_from: str = "conv_5"  # the first layer fine-tuned, with every one after it ("": the CNNs frozen)
+    tune_steps: int = 200
+    tune_lr: float = 3e-4
+    tune_anchor: float = 0.01  # weight of the L2 pull of the tuned weights towards the pretrained ones
+    # The GRU head on top: 0 steps leaves it the identity (measured: training it added nothing).
+    steps: int = 0
+    batch: int = 64  # frames per fine-tuning step, windows per head step
     lr: float = 3e-3
     weight_decay: float = 0.1
     seed: int = 0
-    # The recipe chosen by the cross-source report (model card): a small GRU on the CNNs'
-    # live logits and the landmark cues; the 256-D embeddings let it learn the rooms.
     hidden: int = 8  # the GRU's units
     proj: int = 0  # CNN embedding dimensions the GRU sees (0: only the CNNs' logits and the cues)
     dropout: float = 0.2
@@ -61,20 +74,26 @@ class LivenessTrainConfig:
 class Clip:
     spec: ClipSpec
     frames: ClipFrames
+    trunk: list[torch.Tensor] = field(default_factory=list, repr=False)  # per CNN: its frozen layers' outputs
 
     @property
     def source(self) -> str:
         return self.spec.source
 
     @functools.cached_property
-    def windows(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """Every window's CNN features (W, WINDOW, FEATURE_DIM) and cues, gathered once
-        (cross-validation trains 36 times on the same clips)."""
-        idx = [window_before(self.frames.t, e) for e in window_ends(self.frames.t)]
-        if not idx:
+    def window_index(self) -> list[np.ndarray]:
+        return [i for i in (window_before(self.frames.t, e) for e in window_ends(self.frames.t)) if i is not None]
+
+    @functools.cached_property
+    def window_cues(self) -> np.ndarray:
+        """Every window's cues, computed once (cross-validation trains 36 times on the same clips)."""
+        return np.stack([cues(self.frames.points[i]) for i in self.window_index])
+
+    def windows(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every window's CNN features (W, WINDOW, FEATURE_DIM) and cues."""
+        if not self.window_index:
             return None
-        return (np.stack([self.frames.features[i] for i in idx]).astype(np.float32),
-                np.stack([cues(self.frames.points[i]) for i in idx]))
+        return np.stack([features[i] for i in self.window_index]).astype(np.float32), self.window_cues
 
 
 def load_clips(lists: list[str], progress: Callable[[str], None] | None = None) -> list[Clip]:
@@ -87,46 +106,116 @@ def load_clips(lists: list[str], progress: Callable[[str], None] | None = None) 
     return out
 
 
-class Sampler:
-    """Training windows: half live, half attack; within each, a source first, then one
-    of its clips and a window, so that a long video or a big source does not outvote
-    the others."""
+class Balanced:
+    """Training items: half live, half attack; within each, a source first, then one of
+    its clips and an item of it (a frame, a window), so that a long video or a big
+    source does not outvote the others."""
 
-    def __init__(self, clips: list[Clip], rng: np.random.Generator) -> None:
+    def __init__(self, sizes: list[tuple[bool, str, int]], rng: np.random.Generator) -> None:
+        """``sizes``: per clip, whether it is live, its source and how many items it has."""
         self.rng = rng
-        self.pools: dict[bool, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {True: {}, False: {}}
-        for c in clips:
-            windows = c.windows
-            if windows is not None:
-                self.pools[c.spec.live].setdefault(c.source, []).append(windows)
+        self.pools: dict[bool, dict[str, list[tuple[int, int]]]] = {True: {}, False: {}}
+        for k, (live, source, n) in enumerate(sizes):
+            if n:
+                self.pools[live].setdefault(source, []).append((k, n))
         if not self.pools[True] or not self.pools[False]:
             raise AccessctlError("training needs live and attack clips with a face in enough frames for a window")
 
-    def _window(self, live: bool) -> tuple[np.ndarray, np.ndarray]:
-        sources = list(self.pools[live].values())
-        pool = sources[self.rng.integers(len(sources))]
-        feats, cue = pool[self.rng.integers(len(pool))]
-        k = self.rng.integers(len(feats))
-        return feats[k], cue[k]
-
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        labels = [i % 2 == 0 for i in range(n)]
-        items = [self._window(live) for live in labels]
-        feats = torch.from_numpy(np.stack([f for f, _ in items]))
-        cue = torch.from_numpy(np.stack([q for _, q in items]))
-        return feats, cue, torch.tensor(labels, dtype=torch.float32)
+    def draw(self, n: int) -> tuple[list[tuple[int, int]], torch.Tensor]:
+        """``n`` (clip, item) pairs and their labels (1 = live), alternating."""
+        picks = []
+        for i in range(n):
+            sources = list(self.pools[i % 2 == 0].values())
+            pool = sources[self.rng.integers(len(sources))]
+            k, size = pool[self.rng.integers(len(pool))]
+            picks.append((k, int(self.rng.integers(size))))
+        return picks, torch.tensor([i % 2 == 0 for i in range(n)], dtype=torch.float32)
 
 
-def fit_head(clips: list[Clip], cfg: LivenessTrainConfig, seed: int) -> tuple[SequenceHead, float]:
+def _tuned(key: str, tune_from: str) -> bool:
+    layer = key.split(".")[2]  # nets.<i>.<layer>....
+    return layer in _AFTER_LAYERS or (layer in LAYERS and LAYERS.index(layer) >= LAYERS.index(tune_from))
+
+
+def trunks(cnn: FrameCNN, clips: list[Clip], tune_from: str, batch: int = 256) -> None:
+    """Each clip's frames through each CNN's frozen layers (those before ``tune_from``), once."""
+    with torch.inference_mode():
+        for c in clips:
+            x = torch.from_numpy(c.frames.crops).permute(0, 1, 4, 2, 3).float()
+            c.trunk = []
+            for i, net in enumerate(cnn.minifasnets()):
+                parts = []
+                for j in range(0, len(x), batch):
+                    h = x[j:j + batch, i]
+                    for layer in net.layers(stop=tune_from):
+                        h = layer(h)
+                    parts.append(h)
+                c.trunk.append(torch.cat(parts) if parts else torch.zeros(0))
+
+
+def clip_features(cnn: FrameCNN, clip: Clip, tune_from: str) -> np.ndarray:
+    """A clip's per-frame features from its frozen layers' outputs (see :func:`trunks`)."""
+    if len(clip.frames) == 0:
+        return clip.frames.features
+    with torch.inference_mode():
+        return cnn.from_inputs(clip.trunk, tune_from).numpy()
+
+
+def _live_vs_rest(logits: torch.Tensor) -> torch.Tensor:
+    """The CNN's three logits as one binary logit: live (class 1) against both attack classes."""
+    return logits[:, 1] - torch.logsumexp(logits[:, [0, 2]], dim=1)
+
+
+def fine_tune(base: FrameCNN, clips: list[Clip], cfg: LivenessTrainConfig, seed: int) -> FrameCNN:
+    """A copy of the CNNs whose layers from ``cfg.tune_from`` on are trained on single
+    frames of ``clips`` (their :func:`trunks` computed), each CNN on its own live-vs-rest
+    logit, anchored to the pretrained weights; batch norm keeps its statistics."""
     torch.manual_seed(seed)
-    sampler = Sampler(clips, np.random.default_rng(seed))
+    cnn = copy.deepcopy(base).eval()
+    params = {k: p for k, p in cnn.named_parameters() if _tuned(k, cfg.tune_from)}
+    for k, p in cnn.named_parameters():
+        p.requires_grad_(k in params)
+    anchor = {k: p.detach().clone() for k, p in params.items()}
+    opt = torch.optim.AdamW(params.values(), lr=cfg.tune_lr, weight_decay=0.0)
+    frames = Balanced([(c.spec.live, c.source, len(c.frames)) for c in clips], np.random.default_rng(seed))
+    for _ in range(cfg.tune_steps):
+        picks, y = frames.draw(cfg.batch)
+        loss = cfg.tune_anchor * torch.stack([((p - anchor[k]) ** 2).sum() for k, p in params.items()]).sum()
+        for i, net in enumerate(cnn.minifasnets()):
+            h = torch.stack([clips[k].trunk[i][f] for k, f in picks])
+            loss = loss + F.binary_cross_entropy_with_logits(_live_vs_rest(net(h, cfg.tune_from)[1]), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for p in cnn.parameters():
+        p.requires_grad_(False)
+    return cnn
+
+
+def tuned_state(cnn: FrameCNN, tune_from: str) -> dict[str, torch.Tensor]:
+    """The fine-tuned layers' tensors (a plain state dict of :class:`.FrameCNN` keys)."""
+    return {k: v.clone() for k, v in cnn.state_dict().items() if _tuned(k, tune_from)}
+
+
+def fit_head(clips: list[Clip], features: list[np.ndarray], cfg: LivenessTrainConfig,
+             seed: int) -> tuple[SequenceHead, float]:
+    """The GRU head trained on windows of the clips' ``features`` (``cfg.steps`` of them;
+    0 leaves it the identity)."""
+    torch.manual_seed(seed)
     head = SequenceHead(cfg.hidden, cfg.proj, cfg.dropout)
+    if cfg.steps == 0:
+        return head.eval(), float("nan")
+    windows = [c.windows(f) for c, f in zip(clips, features)]
+    sampler = Balanced([(c.spec.live, c.source, 0 if w is None else len(w[0])) for c, w in zip(clips, windows)],
+                       np.random.default_rng(seed))
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.steps, 1), pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     losses = []
     for _ in range(cfg.steps):
         head.train()
-        feats, cue, y = sampler.batch(cfg.batch)
+        picks, y = sampler.draw(cfg.batch)
+        feats = torch.from_numpy(np.stack([windows[k][0][j] for k, j in picks]))  # type: ignore[index]
+        cue = torch.from_numpy(np.stack([windows[k][1][j] for k, j in picks]))  # type: ignore[index]
         loss = F.binary_cross_entropy_with_logits(head(feats, cue), y)
         opt.zero_grad()
         loss.backward()
@@ -134,7 +223,7 @@ def fit_head(clips: list[Clip], cfg: LivenessTrainConfig, seed: int) -> tuple[Se
         sched.step()
         losses.append(loss.item())
     head.eval()
-    return head, float(np.mean(losses[-50:])) if losses else float("nan")
+    return head, float(np.mean(losses[-50:]))
 
 
 @dataclass
@@ -147,8 +236,9 @@ class Scored:
     scores: list[float | None]
 
 
-def score_clips(model: LivenessModel, clips: list[Clip]) -> list[Scored]:
-    return [Scored(c.source, c.spec.live, c.spec.attack, presentation_scores(model, c.frames)) for c in clips]
+def score_clips(model: LivenessModel, clips: list[Clip], features: list[np.ndarray]) -> list[Scored]:
+    return [Scored(c.source, c.spec.live, c.spec.attack, presentation_scores(model, c.frames, f))
+            for c, f in zip(clips, features)]
 
 
 def threshold_for_bpcer(scored: list[Scored], max_bpcer: float = MAX_BPCER) -> float:
@@ -188,20 +278,46 @@ def per_source(scored: list[Scored], threshold: float) -> dict[str, dict]:
     return out
 
 
-def cross_validate(clips: list[Clip], cfg: LivenessTrainConfig,
-                   log: Callable[[str], None] | None = None) -> dict[str, list[Scored]]:
-    """Held-out scores of every clip, each from a head trained without the clip's source:
+class Recipe:
+    """The training of one split: fine-tune the CNNs (if the recipe does), then the head
+    on the tuned CNNs' features; the clips' frozen-layer outputs computed once."""
+
+    def __init__(self, clips: list[Clip], cfg: LivenessTrainConfig) -> None:
+        self.clips, self.cfg = clips, cfg
+        self.base = load_frame_cnn()
+        self.start = cfg.tune_from or LAYERS[-1]
+        trunks(self.base, clips, self.start)
+        self.pretrained = [clip_features(self.base, c, self.start) for c in clips]
+
+    def fit(self, train: list[int], seed: int) -> tuple[FrameCNN, SequenceHead, float]:
+        clips = [self.clips[k] for k in train]
+        cnn = fine_tune(self.base, clips, self.cfg, seed) if self.cfg.tune_from else self.base
+        feats = [self.features(cnn, k) for k in train] if self.cfg.steps else []
+        head, loss = fit_head(clips, feats, self.cfg, seed)
+        return cnn, head, loss
+
+    def features(self, cnn: FrameCNN, k: int) -> np.ndarray:
+        return self.pretrained[k] if cnn is self.base else clip_features(cnn, self.clips[k], self.start)
+
+    def score(self, cnn: FrameCNN, head: SequenceHead, ks: list[int]) -> list[Scored]:
+        model = model_from_head(head, 0.5, WINDOW, STEP_S, Path("-"))  # features given: its own CNN is unused
+        return score_clips(model, [self.clips[k] for k in ks], [self.features(cnn, k) for k in ks])
+
+
+def cross_validate(recipe: Recipe, log: Callable[[str], None] | None = None) -> dict[str, list[Scored]]:
+    """Held-out scores of every clip, each from a model trained without the clip's source:
     ``trained`` (the recipe) and ``pretrained`` (the CNNs alone, the same rule)."""
+    clips = recipe.clips
     sources = sorted({c.source for c in clips})
-    baseline = model_from_head(SequenceHead(), 0.5, WINDOW, STEP_S, Path("-"))
     out: dict[str, list[Scored]] = {"pretrained": [], "trained": []}
     for i, src in enumerate(sources):
-        held = [c for c in clips if c.source == src]
-        head, loss = fit_head([c for c in clips if c.source != src], cfg, cfg.seed + i)
-        out["trained"] += score_clips(model_from_head(head, 0.5, WINDOW, STEP_S, Path("-")), held)
-        out["pretrained"] += score_clips(baseline, held)
+        held = [k for k, c in enumerate(clips) if c.source == src]
+        cnn, head, loss = recipe.fit([k for k, c in enumerate(clips) if c.source != src], recipe.cfg.seed + i)
+        out["trained"] += recipe.score(cnn, head, held)
+        out["pretrained"] += recipe.score(recipe.base, SequenceHead(), held)
         if log:
-            log(f"fold {i + 1}/{len(sources)}: held out {src} ({len(held)} clips), training loss {loss:.3f}")
+            log(f"fold {i + 1}/{len(sources)}: held out {src} ({len(held)} clips)"
+                + (f", head loss {loss:.3f}" if recipe.cfg.steps else ""))
     return out
 
 
@@ -219,8 +335,8 @@ def cv_report(scored: dict[str, list[Scored]]) -> dict:
 
 
 def train(cfg: LivenessTrainConfig, log: Callable[[str], None] | None = None) -> dict:
-    """Optionally cross-validate by source, then train the head on every clip not held
-    out and write ``liveness.pt`` and ``liveness.json`` to ``out``.
+    """Optionally cross-validate by source, then train the recipe on every clip not held
+    out and write ``liveness.pt``, ``cnn_tuned.pt`` and ``liveness.json`` to ``out``.
 
     The threshold is the cross-validated one when ``cv_by`` is set (the only scores
     of this recipe on sources it never saw); else it is chosen on ``val_sources``;
@@ -228,6 +344,8 @@ def train(cfg: LivenessTrainConfig, log: Callable[[str], None] | None = None) ->
     """
     if cfg.cv_by not in ("", "source"):
         raise AccessctlError(f"--cv-by {cfg.cv_by!r}: the only split is 'source'")
+    if cfg.tune_from not in ("", *TUNABLE):
+        raise AccessctlError(f"--tune-from {cfg.tune_from!r}: one of {', '.join(TUNABLE)}, or none")
     clips = load_clips(cfg.clips, log)
     sources = {c.source for c in clips}
     unknown = set(cfg.val_sources) - sources
@@ -236,21 +354,22 @@ def train(cfg: LivenessTrainConfig, log: Callable[[str], None] | None = None) ->
     if not cfg.cv_by and not cfg.val_sources:
         raise AccessctlError("choose how the threshold is set: --cv-by source, or --val-sources A,B")
     t0 = time.perf_counter()
+    recipe = Recipe(clips, cfg)
     report: dict = {"clips": len(clips), "sources": len(sources)}
     if cfg.cv_by:
-        report["cv"] = cv_report(cross_validate(clips, cfg, log))
+        report["cv"] = cv_report(cross_validate(recipe, log))
         threshold = report["cv"]["trained"]["threshold"]
-    train_clips = [c for c in clips if c.source not in cfg.val_sources]
-    head, loss = fit_head(train_clips, cfg, cfg.seed)
+    train_idx = [k for k, c in enumerate(clips) if c.source not in cfg.val_sources]
+    cnn, head, loss = recipe.fit(train_idx, cfg.seed)
     if cfg.val_sources:
-        val = score_clips(model_from_head(head, 0.5, WINDOW, STEP_S, Path("-")),
-                          [c for c in clips if c.source in cfg.val_sources])
+        val = recipe.score(cnn, head, [k for k, c in enumerate(clips) if c.source in cfg.val_sources])
         if not cfg.cv_by:
             threshold = threshold_for_bpcer(val)
         report["validation"] = figures(val, threshold)
         report["validation_sources"] = sorted(cfg.val_sources)
     report["train_seconds"] = round(time.perf_counter() - t0, 1)
-    report["train_sources"] = sorted({c.source for c in train_clips})
-    report["final_loss"] = loss
-    save_model(head, Path(cfg.out), threshold, {"config": asdict(cfg), "report": report})
+    report["train_sources"] = sorted({clips[k].source for k in train_idx})
+    report["final_loss"] = loss if cfg.steps else None
+    save_model(head, Path(cfg.out), threshold, {"config": asdict(cfg), "report": report},
+               tuned_state(cnn, cfg.tune_from) if cfg.tune_from else None)
     return {"threshold": threshold, **report}
