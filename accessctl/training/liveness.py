@@ -285,7 +285,7 @@ class Recipe:
     def __init__(self, clips: list[Clip], cfg: LivenessTrainConfig) -> None:
         self.clips, self.cfg = clips, cfg
         self.base = load_frame_cnn()
-        self.start = cfg.tune_from or LAYERS[-1]
+        self.start = cfg.tune_from or TUNABLE[0]  # frozen CNNs: outputs kept where the maps are smallest
         trunks(self.base, clips, self.start)
         self.pretrained = [clip_features(self.base, c, self.start) for c in clips]
 
