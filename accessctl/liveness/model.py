@@ -43,10 +43,15 @@ class FrameCNN(nn.Module):
     def minifasnets(self) -> list[MiniFASNet]:
         return [n for n in self.nets if isinstance(n, MiniFASNet)]
 
+    @staticmethod
+    def inputs(crops: torch.Tensor) -> list[torch.Tensor]:
+        """(N, N_CNNS, 80, 80, 3) BGR uint8 crops -> each net's (N, 3, 80, 80) input."""
+        x = crops.permute(0, 1, 4, 2, 3).float()  # 0..255, no normalisation: the models' convention
+        return [x[:, i] for i in range(N_CNNS)]
+
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         """(N, N_CNNS, 80, 80, 3) BGR uint8 -> features."""
-        x = crops.permute(0, 1, 4, 2, 3).float()  # 0..255, no normalisation: the models' convention
-        return self.from_inputs([x[:, i] for i in range(N_CNNS)])
+        return self.from_inputs(self.inputs(crops))
 
     def from_inputs(self, inputs: list[torch.Tensor], start: str = LAYERS[0]) -> torch.Tensor:
         """Features from each net's input, or (``start``) from the outputs of each net's

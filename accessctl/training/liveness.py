@@ -38,7 +38,7 @@ from accessctl.liveness import (
     model_from_head,
     save_model,
 )
-from accessctl.liveness.features import STEP_S, WINDOW, cues, window_before, window_ends
+from accessctl.liveness.features import STEP_S, WINDOW, cues, window_before
 from accessctl.liveness.minifasnet import LAYERS
 from accessctl.liveness.model import FrameCNN, SequenceHead
 from accessctl.liveness.weights import load_frame_cnn
@@ -82,7 +82,8 @@ class Clip:
 
     @functools.cached_property
     def window_index(self) -> list[np.ndarray]:
-        return [i for i in (window_before(self.frames.t, e) for e in window_ends(self.frames.t)) if i is not None]
+        t = self.frames.t
+        return [i for i in (window_before(t, e) for e in range(len(t))) if i is not None]
 
     @functools.cached_property
     def window_cues(self) -> np.ndarray:
@@ -141,12 +142,12 @@ def trunks(cnn: FrameCNN, clips: list[Clip], tune_from: str, batch: int = 256) -
     """Each clip's frames through each CNN's frozen layers (those before ``tune_from``), once."""
     with torch.inference_mode():
         for c in clips:
-            x = torch.from_numpy(c.frames.crops).permute(0, 1, 4, 2, 3).float()
+            inputs = FrameCNN.inputs(torch.from_numpy(c.frames.crops))
             c.trunk = []
-            for i, net in enumerate(cnn.minifasnets()):
+            for x, net in zip(inputs, cnn.minifasnets()):
                 parts = []
                 for j in range(0, len(x), batch):
-                    h = x[j:j + batch, i]
+                    h = x[j:j + batch]
                     for layer in net.layers(stop=tune_from):
                         h = layer(h)
                     parts.append(h)
