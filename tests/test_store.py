@@ -181,7 +181,10 @@ def test_two_kiosks_keep_deciding_through_a_server_crash_and_lose_no_event(
     assert done.returncode == 0, done.stderr
     homes = [_kiosk_home(tmp_path, f"door-{i}", kiosk_url) for i in (1, 2)]
     outs = [open(h / "out.jsonl", "w") for h in homes]  # noqa: SIM115 - closed below
-    procs = [subprocess.Popen([sys.executable, "-m", "accessctl", "run", "--headless", "--realtime", "--loop",
+    # Every frame, not --realtime: on a loaded machine a realtime kiosk drops frames until
+    # its liveness windows cannot form (and, failing closed, decides nothing); this test
+    # is about the store, so the kiosks' decisions must not depend on their CPU share.
+    procs = [subprocess.Popen([sys.executable, "-m", "accessctl", "run", "--headless", "--loop",
                                "--source", str(astronaut_video)], stdout=out, stderr=subprocess.PIPE, text=True,
                               env=_env(h), stdin=subprocess.DEVNULL) for h, out in zip(homes, outs)]
 
@@ -217,7 +220,7 @@ def test_two_kiosks_keep_deciding_through_a_server_crash_and_lose_no_event(
             with Gallery(home / "replica.db") as g:
                 return any(p.employee_id == "E2" for p in g.people())
 
-        wait(lambda: all(has_e2(h) for h in homes), "the change after the restart reaches both kiosks", 10.0)
+        wait(lambda: all(has_e2(h) for h in homes), "the change after the restart reaches both kiosks", 30.0)
     finally:
         for p in procs:
             p.terminate()
