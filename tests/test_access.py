@@ -319,6 +319,38 @@ def test_a_hanging_hook_does_not_hold_up_the_kiosk(tmp_path: Path, astronaut_vid
     assert json.loads(row["detail"])["timed_out"]
 
 
+def test_a_kiosk_too_slow_for_liveness_says_so_once_and_again_when_it_recovers(tmp_path: Path,
+                                                                              astronaut_video: Path) -> None:
+    """A realtime kiosk on a starved CPU keeps only some frames; too few, and no liveness
+    window forms: nobody is judged, so nobody gets in, which must not go unsaid."""
+    from dataclasses import replace
+
+    from accessctl.config import Settings
+    from accessctl.door.runner import Runner
+    from accessctl.frames.capture import FrameFeed
+    from accessctl.storage.gallery import Gallery
+
+    frames = list(FrameFeed(str(astronaut_video)).frames())  # 30 frames at 15 fps
+    lines: list[dict] = []
+    with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
+        runner = Runner(g, Settings(), audit, lines.append)
+        # What a starved realtime feed hands over: every fourth frame (3.75 per second), for 8 s.
+        for k in range(0, 120, 4):
+            f = frames[k % 30]
+            runner.step(replace(f, index=k, t=k / 15))
+        slow = [x for x in lines if x["event"] == "error" and x["reason"] == "too_slow"]
+        assert len(slow) == 1 and "3.8 per second" in slow[0]["detail"] and "no door opens" in slow[0]["detail"]
+        assert 3.0 <= slow[0]["t"] <= 3.5  # said as soon as 3 s of stream show it
+        assert {x["state"] for x in lines if x["event"] == "state"} == {"checking"}  # the premise: nothing judged
+        for k in range(120, 180):  # the CPU is back: every frame
+            runner.step(replace(frames[k % 30], index=k, t=k / 15))
+        rows = [r for r in audit.query() if r["event"] == "error"]
+    slow = [x for x in lines if x["event"] == "error" and x["reason"] == "too_slow"]
+    assert len(slow) == 2 and "again" in slow[1]["detail"]
+    assert [r["reason"] for r in rows] == ["too_slow", "too_slow"]
+    assert any(x["event"] == "denied" for x in lines)  # judged again (a photo: refused)
+
+
 def test_a_kiosk_whose_hook_worker_is_gone_stops_deciding(tmp_path: Path, astronaut_video: Path) -> None:
     from accessctl.config import Settings
     from accessctl.door.runner import Runner

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,6 +42,42 @@ class RunStats:
     seconds: float = 0.0
 
 
+class PaceWatch:
+    """Notices when frames are processed too far apart for a liveness window to form.
+
+    A window takes frames ``step_s`` apart and refuses a gap (a face lost, frames
+    dropped); below about one frame per ``2 * step_s`` none forms, no face is ever
+    judged, and the kiosk, failing closed, lets nobody in and says nothing. A realtime
+    kiosk on a starved CPU, or a low-frame-rate camera or video, gets there: the
+    operator must hear it, once when it starts and once when it ends.
+    """
+
+    SPAN_S = 3.0  # the rate is judged over this much of the stream
+
+    def __init__(self, step_s: float) -> None:
+        self.min_fps = 1.0 / (2.0 * step_s)
+        self._t: deque[float] = deque()
+        self._segment = 0
+        self.slow = False
+
+    def add(self, frame: Frame) -> float | None:
+        """The frame rate when the pace has just crossed ``min_fps`` (either way), else None."""
+        if frame.segment != self._segment or (self._t and frame.t < self._t[-1]):
+            self._t.clear()  # a reopened camera or the next file: a new stream, not a gap
+            self._segment = frame.segment
+        self._t.append(frame.t)
+        while len(self._t) > 2 and frame.t - self._t[1] >= self.SPAN_S:
+            self._t.popleft()
+        span = frame.t - self._t[0]
+        if span < self.SPAN_S:
+            return None
+        fps = (len(self._t) - 1) / span
+        if (fps < self.min_fps) != self.slow:
+            self.slow = not self.slow
+            return fps
+        return None
+
+
 class Runner:
     """Everything that happens to one frame after it is read, and the loop over a feed.
 
@@ -55,8 +92,10 @@ class Runner:
         self._emit_lock = threading.Lock()
         self._emit = emit
         self.on_frame = on_frame
-        self.pipeline = Pipeline(gallery, settings, load_liveness())
+        liveness = load_liveness()
+        self.pipeline = Pipeline(gallery, settings, liveness)
         self.pipeline.warm_up()
+        self.pace = PaceWatch(liveness.step_s)
         self.controller = AccessController(settings.access)
         self.hooks = (HookRunner(settings.hook.path, self._hook_done, kiosk=settings.kiosk.name,
                                  timeout_s=settings.hook.timeout_s, on_deny=settings.hook.on_deny)
@@ -114,6 +153,7 @@ class Runner:
             raise AccessctlError("the door hook's worker has stopped, so no door can open")
         self.audit_out.check()
         result = self.pipeline.process(frame)
+        self._check_pace(frame)
         for face in result.faces:
             if self._states.get(face.track_id) != face.liveness.state:
                 self._states[face.track_id] = face.liveness.state
@@ -135,6 +175,18 @@ class Runner:
         if self.on_frame is not None:
             self.on_frame(frame, result, decisions)
         return result, decisions
+
+    def _check_pace(self, frame: Frame) -> None:
+        fps = self.pace.add(frame)
+        if fps is None:
+            return
+        if self.pace.slow:
+            why = (f"frames are processed {fps:.1f} per second, fewer than the {self.pace.min_fps:.1f} the liveness "
+                   "check needs: no face can be judged, so no door opens")
+        else:
+            why = f"frames are processed {fps:.1f} per second again, enough for the liveness check"
+        self.emit({"event": "error", "reason": "too_slow", "detail": why, "t": round(frame.t, 3)})
+        self.audit_out.log(Event("error", "too_slow", stream_t=frame.t, frame=frame.index, detail={"error": why}))
 
     def run(self, feed: FrameFeed) -> RunStats:
         """Process the feed to its end (files) or until :meth:`stop` (cameras)."""
