@@ -335,7 +335,7 @@ def test_liveness_train_command(shared_data: Path, tmp_path: Path, capsys) -> No
         f"{d}/nuaa_train/print/0004_01_01_02,spoof,print\n"
     )
     code = main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "model"), "--tune-steps", "20",
-                 "--cv-by", "source"])
+                 "--tune-anchor", "0.05", "--cv-by", "source"])
     out = capsys.readouterr().out
     assert code == 0
     for src in ("nuaa-0002", "nuaa-0003", "nuaa-0004"):  # one row per held-out source
@@ -346,6 +346,7 @@ def test_liveness_train_command(shared_data: Path, tmp_path: Path, capsys) -> No
     assert set(cv) == {"pretrained", "trained"} and set(cv["trained"]["sources"]) == {"nuaa-0002", "nuaa-0003",
                                                                                         "nuaa-0004"}
     assert meta["threshold"] == cv["trained"]["threshold"] and 0 < meta["threshold"] < 1
+    assert meta["config"]["tune_anchor"] == 0.05 and meta["config"]["tune_steps"] == 20
     model = load_liveness(tmp_path / "model")
     assert model.window == WINDOW
     assert (tmp_path / "model" / "cnn_tuned.pt").is_file() and model.cnn_id == meta["cnn"]["sha256"]

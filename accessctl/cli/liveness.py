@@ -18,7 +18,7 @@ def cmd_liveness_train(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(cpu_threads(load_settings()))
     given: dict[str, Any] = {k: v for k, v in (("steps", args.steps), ("batch", args.batch), ("tune_steps", args.tune_steps),
-                               ("tune_from", "" if args.tune_from == "none" else args.tune_from))
+                               ("tune_anchor", args.tune_anchor), ("tune_from", "" if args.tune_from == "none" else args.tune_from))
              if v is not None}
     cfg = LivenessTrainConfig(clips=args.clips, out=args.out, seed=args.seed, cv_by=args.cv_by or "",
                               val_sources=[s for s in (args.val_sources or "").split(",") if s], **given)
@@ -110,6 +110,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="the first CNN layer fine-tuned, with all after it: conv_5 (the recipe), conv_6_sep, "
                         "conv_6_dw, or none (the pretrained CNNs frozen)")
     q.add_argument("--tune-steps", type=int, help="fine-tuning steps (the recipe: 200)")
+    q.add_argument("--tune-anchor", type=float,
+                   help="weight of the pull towards the pretrained weights while fine-tuning (the recipe: 0.01)")
     q.add_argument("--steps", type=int,
                    help="training steps of the GRU head on top (the recipe: 0, the CNNs' score averaged over the window)")
     q.add_argument("--batch", type=int, help="frames per fine-tuning step, clip windows per head step (64)")
