@@ -26,6 +26,7 @@ from accessctl.errors import AccessctlError
 from accessctl.frames.capture import FeedState, FeedStatus, FrameFeed
 from accessctl.frames.sources import Frame
 from accessctl.liveness import load_liveness
+from accessctl.liveness.features import slowest_fps
 from accessctl.storage.audit import (
     AuditLog,
     Event,
@@ -46,7 +47,7 @@ class PaceWatch:
     """Notices when frames are processed too far apart for a liveness window to form.
 
     A window takes frames ``step_s`` apart and refuses a gap (a face lost, frames
-    dropped); below about one frame per ``2 * step_s`` none forms, no face is ever
+    dropped); below :func:`~accessctl.liveness.features.slowest_fps` none forms, no face is ever
     judged, and the kiosk, failing closed, lets nobody in and says nothing. A realtime
     kiosk on a starved CPU, or a low-frame-rate camera or video, gets there: the
     operator must hear it, once when it starts and once when it ends.
@@ -55,7 +56,7 @@ class PaceWatch:
     SPAN_S = 3.0  # the rate is judged over this much of the stream
 
     def __init__(self, step_s: float) -> None:
-        self.min_fps = 1.0 / (2.0 * step_s)
+        self.min_fps = slowest_fps(step_s)
         self._t: deque[float] = deque()
         self._segment = 0
         self.slow = False
@@ -165,8 +166,7 @@ class Runner:
         for error in result.errors:
             if error != self._last_error:  # once per new problem, not once per frame
                 self._last_error = error
-                self.emit({"event": "error", "reason": "identity", "detail": error, "t": round(frame.t, 3)})
-                self.audit_out.log(Event("error", "identity", stream_t=frame.t, frame=frame.index, detail={"error": error}))
+                self._report("identity", error, frame)
         decisions = self.controller.decide(result)
         for d in decisions:
             detail = self._snapshot(frame, result, d) or {}
@@ -185,8 +185,12 @@ class Runner:
                    "check needs: no face can be judged, so no door opens")
         else:
             why = f"frames are processed {fps:.1f} per second again, enough for the liveness check"
-        self.emit({"event": "error", "reason": "too_slow", "detail": why, "t": round(frame.t, 3)})
-        self.audit_out.log(Event("error", "too_slow", stream_t=frame.t, frame=frame.index, detail={"error": why}))
+        self._report("too_slow", why, frame)
+
+    def _report(self, reason: str, why: str, frame: Frame) -> None:
+        """A problem that does not stop the kiosk: to the listeners and the audit log."""
+        self.emit({"event": "error", "reason": reason, "detail": why, "t": round(frame.t, 3)})
+        self.audit_out.log(Event("error", reason, stream_t=frame.t, frame=frame.index, detail={"error": why}))
 
     def run(self, feed: FrameFeed) -> RunStats:
         """Process the feed to its end (files) or until :meth:`stop` (cameras)."""

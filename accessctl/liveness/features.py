@@ -162,6 +162,13 @@ def window_before(t: np.ndarray, end: int, length: int = WINDOW, step_s: float =
     return idx
 
 
+def slowest_fps(step_s: float = STEP_S) -> float:
+    """The lowest frame rate at which :func:`window_before` can still find a window: it
+    refuses a frame more than ``step_s`` from its target, so frames at most ``2 * step_s``
+    apart always have one near enough."""
+    return 1.0 / (2.0 * step_s)
+
+
 def window_ends(t: np.ndarray, length: int = WINDOW, step_s: float = STEP_S) -> list[int]:
     return [e for e in range(len(t)) if window_before(t, e, length, step_s) is not None]
 
