@@ -262,12 +262,51 @@ def test_fine_tuning_starts_from_the_pretrained_cnns_and_changes_only_its_layers
     assert np.abs(clip_features(base, clips[0], "conv_5") - pretrained).max() < 1e-3
     cfg = LivenessTrainConfig(clips=[], out="", tune_steps=0)
     assert np.abs(clip_features(fine_tune(base, clips, cfg, 0), clips[0], "conv_5") - pretrained).max() < 1e-3
-    tuned = fine_tune(base, clips, LivenessTrainConfig(clips=[], out="", tune_steps=5), 0)
+    tuned = fine_tune(base, clips, LivenessTrainConfig(clips=[], out="", tune_steps=5, tune_mix=1.0), 0)
     changed = {k.split(".")[2] for k, v in tuned.state_dict().items() if not torch.equal(v, base.state_dict()[k])}
     assert changed and changed <= {"conv_5", "conv_6_sep", "conv_6_dw", "linear", "bn", "prob"}
     state = tuned_state(tuned, "conv_5")
     assert {k.split(".")[2] for k in state} == {"conv_5", "conv_6_sep", "conv_6_dw", "linear", "bn", "prob"}
     assert np.abs(clip_features(tuned, clips[0], "conv_5") - pretrained).max() > 1e-3
+    # a point between the pretrained and the fine-tuned weights: the ends are the two models
+    from accessctl.training.liveness import mix
+
+    assert np.abs(clip_features(mix(base, tuned, 0.0), clips[0], "conv_5") - pretrained).max() < 1e-3
+    assert mix(base, tuned, 1.0) is tuned
+    half = mix(base, tuned, 0.5).state_dict()
+    for k, v in tuned.state_dict().items():
+        if v.is_floating_point():
+            assert torch.allclose(half[k], (v + base.state_dict()[k]) / 2, atol=1e-6)
+    halfway = fine_tune(base, clips, LivenessTrainConfig(clips=[], out="", tune_steps=5, tune_mix=0.5), 0)
+    assert all(torch.allclose(halfway.state_dict()[k], v) for k, v in half.items())
+    # exposure copies: the frozen layers' outputs of each frame under other light, same shapes
+    trunks(base, clips, "conv_5", exposures=2)
+    assert len(clips[0].exposed) == 2
+    for copy in clips[0].exposed:
+        assert [t.shape for t in copy] == [t.shape for t in clips[0].trunk]
+        assert all(not torch.equal(a, b) for a, b in zip(copy, clips[0].trunk))
+    exposed = fine_tune(base, clips, LivenessTrainConfig(clips=[], out="", tune_steps=5, tune_exposure=2,
+                                                               tune_mix=1.0), 0)
+    assert np.abs(clip_features(exposed, clips[0], "conv_5") - clip_features(tuned, clips[0], "conv_5")).max() > 1e-4
+
+
+def test_exposure_copies_change_the_light_not_the_picture() -> None:
+    """Fine-tuning's exposure copies: each frame under its own gain, gamma and cast,
+    both crops of a frame alike, the order of brightness within a channel kept."""
+    from accessctl.training.liveness import exposure
+
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, (40, 1, INPUT, INPUT, 3), dtype=np.uint8)
+    crops = np.concatenate([crop, crop], axis=1)  # two identical crops per frame
+    out = exposure(crops, np.random.default_rng(1))
+    assert out.shape == crops.shape and out.dtype == np.uint8
+    assert np.array_equal(out[:, 0], out[:, 1])  # one camera, one moment: the same light on both
+    ratio = out.reshape(40, -1).mean(1) / crops.reshape(40, -1).mean(1)
+    assert ratio.min() < 0.8 and ratio.max() > 1.2  # some frames darker, some brighter
+    for f in range(5):  # a monotone map per channel: what was brighter stays at least as bright
+        x, y = crops[f, 0, :, :, 1].ravel(), out[f, 0, :, :, 1].ravel()
+        assert np.all(np.diff(y[np.argsort(x, kind="stable")].astype(int)) >= 0)
+    assert not np.array_equal(exposure(crops, np.random.default_rng(2)), out)
 
 
 def test_a_damaged_model_fails_closed_with_a_clear_error(tmp_path: Path) -> None:
@@ -335,7 +374,7 @@ def test_liveness_train_command(shared_data: Path, tmp_path: Path, capsys) -> No
         f"{d}/nuaa_train/print/0004_01_01_02,spoof,print\n"
     )
     code = main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "model"), "--tune-steps", "20",
-                 "--tune-anchor", "0.05", "--cv-by", "source"])
+                 "--tune-anchor", "0.05", "--tune-exposure", "1", "--cv-by", "source"])
     out = capsys.readouterr().out
     assert code == 0
     for src in ("nuaa-0002", "nuaa-0003", "nuaa-0004"):  # one row per held-out source
@@ -347,6 +386,7 @@ def test_liveness_train_command(shared_data: Path, tmp_path: Path, capsys) -> No
                                                                                         "nuaa-0004"}
     assert meta["threshold"] == cv["trained"]["threshold"] and 0 < meta["threshold"] < 1
     assert meta["config"]["tune_anchor"] == 0.05 and meta["config"]["tune_steps"] == 20
+    assert meta["config"]["tune_exposure"] == 1
     model = load_liveness(tmp_path / "model")
     assert model.window == WINDOW
     assert (tmp_path / "model" / "cnn_tuned.pt").is_file() and model.cnn_id == meta["cnn"]["sha256"]
@@ -362,6 +402,12 @@ def test_liveness_train_command(shared_data: Path, tmp_path: Path, capsys) -> No
     assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "m3"), "--tune-from", "conv_1",
                  "--cv-by", "source"]) == 2
     assert "--tune-from 'conv_1'" in capsys.readouterr().err
+    assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "m4"), "--tune-exposure", "-1",
+                 "--cv-by", "source"]) == 2
+    assert "--tune-exposure -1" in capsys.readouterr().err
+    assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "m5"), "--tune-mix", "1.5",
+                 "--cv-by", "source"]) == 2
+    assert "--tune-mix 1.5" in capsys.readouterr().err
     assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "m2"), "--steps", "2"]) == 2
     assert "--cv-by source, or --val-sources" in capsys.readouterr().err
     frames = extract(d / "nuaa_train/live/0002_01_00_01")

@@ -18,7 +18,9 @@ def cmd_liveness_train(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(cpu_threads(load_settings()))
     given: dict[str, Any] = {k: v for k, v in (("steps", args.steps), ("batch", args.batch), ("tune_steps", args.tune_steps),
-                               ("tune_anchor", args.tune_anchor), ("tune_from", "" if args.tune_from == "none" else args.tune_from))
+                               ("tune_anchor", args.tune_anchor), ("tune_exposure", args.tune_exposure),
+                               ("tune_mix", args.tune_mix),
+                               ("tune_from", "" if args.tune_from == "none" else args.tune_from))
              if v is not None}
     cfg = LivenessTrainConfig(clips=args.clips, out=args.out, seed=args.seed, cv_by=args.cv_by or "",
                               val_sources=[s for s in (args.val_sources or "").split(",") if s], **given)
@@ -112,6 +114,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--tune-steps", type=int, help="fine-tuning steps (the recipe: 200)")
     q.add_argument("--tune-anchor", type=float,
                    help="weight of the pull towards the pretrained weights while fine-tuning (the recipe: 0.01)")
+    q.add_argument("--tune-mix", type=float, metavar="ALPHA",
+                   help="ship the weights ALPHA of the way from the pretrained CNNs to the fine-tuned ones, 0 to 1 "
+                        "(the recipe: see the model card)")
+    q.add_argument("--tune-exposure", type=int, metavar="N",
+                   help="fine-tune on each frame as recorded and under N random exposures (gain, gamma, colour "
+                        "cast), so that brightness is no cue (the recipe: see the model card)")
     q.add_argument("--steps", type=int,
                    help="training steps of the GRU head on top (the recipe: 0, the CNNs' score averaged over the window)")
     q.add_argument("--batch", type=int, help="frames per fine-tuning step, clip windows per head step (64)")

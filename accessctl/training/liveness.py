@@ -6,7 +6,9 @@ on single frames with the pretrained weights as an anchor (an L2 pull towards th
 "L2-SP") and their batch-norm statistics kept, so that a few dozen sources adjust
 the texture features learnt on a large attack corpus rather than replace them. The
 frozen layers' outputs are computed once per frame (:func:`trunks`), so fine-tuning
-costs seconds on a CPU. The sequence head (:class:`.model.SequenceHead`, a GRU over
+costs seconds on a CPU. What ships is halfway between the pretrained and the tuned
+weights (:func:`mix`), which kept the gains and gave back what full tuning cost
+some live people. The sequence head (:class:`.model.SequenceHead`, a GRU over
 a window) can be trained on top (``steps``); measured, it adds nothing to the tuned
 CNNs, so by default it stays the identity (the CNNs' score averaged over the window).
 
@@ -57,6 +59,8 @@ class LivenessTrainConfig:
     tune_steps: int = 200
     tune_lr: float = 3e-4
     tune_anchor: float = 0.01  # weight of the L2 pull of the tuned weights towards the pretrained ones
+    tune_mix: float = 0.5  # the shipped weights: pretrained + tune_mix * (fine-tuned - pretrained) (1: as tuned)
+    tune_exposure: int = 0  # copies of each frame under a random exposure (gain, gamma, colour cast) to tune on
     # The GRU head on top: 0 steps leaves it the identity (measured: training it added nothing).
     steps: int = 0
     batch: int = 64  # frames per fine-tuning step, windows per head step
@@ -75,10 +79,18 @@ class Clip:
     spec: ClipSpec
     frames: ClipFrames
     trunk: list[torch.Tensor] = field(default_factory=list, repr=False)  # per CNN: its frozen layers' outputs
+    exposed: list[list[torch.Tensor]] = field(default_factory=list, repr=False)  # the same, per exposure copy
 
     @property
     def source(self) -> str:
         return self.spec.source
+
+    def variant(self, rng: np.random.Generator) -> list[torch.Tensor]:
+        """The frozen layers' outputs of the frames as recorded, or of one of their exposure copies."""
+        if not self.exposed:
+            return self.trunk
+        k = int(rng.integers(1 + len(self.exposed)))
+        return self.trunk if k == 0 else self.exposed[k - 1]
 
     @functools.cached_property
     def window_index(self) -> list[np.ndarray]:
@@ -138,20 +150,46 @@ def _tuned(key: str, tune_from: str) -> bool:
     return layer in _AFTER_LAYERS or (layer in LAYERS and LAYERS.index(layer) >= LAYERS.index(tune_from))
 
 
-def trunks(cnn: FrameCNN, clips: list[Clip], tune_from: str, batch: int = 256) -> None:
-    """Each clip's frames through each CNN's frozen layers (those before ``tune_from``), once."""
+def exposure(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each frame's crops as if lit and exposed differently: a random gain, gamma and
+    colour cast per frame (both crops of a frame alike: one camera, one moment).
+
+    Why: in the training clips attacks are bright (a screen glows) and some live rooms
+    are dim, so a model can learn "dark is an attack"; held out, the fine-tuned CNNs
+    refused the darkest live faces the pretrained ones accepted (model card). Training
+    on every frame under many exposures takes brightness away as a cue. Measured, it
+    did not bring those faces back and cost elsewhere, so the recipe leaves it off
+    (``tune_exposure`` 0); :func:`mix` did."""
+    n = len(crops)
+    gain = np.exp(rng.uniform(-0.6, 0.6, (n, 1, 1, 1, 1)))
+    gamma = np.exp(rng.uniform(-0.5, 0.5, (n, 1, 1, 1, 1)))
+    cast = np.exp(rng.uniform(-0.1, 0.1, (n, 1, 1, 1, 3)))
+    x = (crops.astype(np.float32) / 255.0) ** gamma * gain * cast
+    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def trunks(cnn: FrameCNN, clips: list[Clip], tune_from: str, batch: int = 256, exposures: int = 0,
+           seed: int = 0) -> None:
+    """Each clip's frames through each CNN's frozen layers (those before ``tune_from``),
+    once; and ``exposures`` copies of them under a random :func:`exposure` each."""
+    rng = np.random.default_rng(seed)
+
+    def run(crops: np.ndarray) -> list[torch.Tensor]:
+        out = []
+        for x, net in zip(FrameCNN.inputs(torch.from_numpy(crops)), cnn.minifasnets()):
+            parts = []
+            for j in range(0, len(x), batch):
+                h = x[j:j + batch]
+                for layer in net.layers(stop=tune_from):
+                    h = layer(h)
+                parts.append(h)
+            out.append(torch.cat(parts) if parts else torch.zeros(0))
+        return out
+
     with torch.inference_mode():
         for c in clips:
-            inputs = FrameCNN.inputs(torch.from_numpy(c.frames.crops))
-            c.trunk = []
-            for x, net in zip(inputs, cnn.minifasnets()):
-                parts = []
-                for j in range(0, len(x), batch):
-                    h = x[j:j + batch]
-                    for layer in net.layers(stop=tune_from):
-                        h = layer(h)
-                    parts.append(h)
-                c.trunk.append(torch.cat(parts) if parts else torch.zeros(0))
+            c.trunk = run(c.frames.crops)
+            c.exposed = [run(exposure(c.frames.crops, rng)) for _ in range(exposures)]
 
 
 def clip_features(cnn: FrameCNN, clip: Clip, tune_from: str) -> np.ndarray:
@@ -179,18 +217,40 @@ def fine_tune(base: FrameCNN, clips: list[Clip], cfg: LivenessTrainConfig, seed:
     anchor = {k: p.detach().clone() for k, p in params.items()}
     opt = torch.optim.AdamW(params.values(), lr=cfg.tune_lr, weight_decay=0.0)
     frames = Balanced([(c.spec.live, c.source, len(c.frames)) for c in clips], np.random.default_rng(seed))
+    which = np.random.default_rng([seed, 1])  # its own stream: without exposure copies, the draws are as before
     for _ in range(cfg.tune_steps):
         picks, y = frames.draw(cfg.batch)
+        variants = [clips[k].variant(which) for k, _ in picks]
         loss = cfg.tune_anchor * torch.stack([((p - anchor[k]) ** 2).sum() for k, p in params.items()]).sum()
         for i, net in enumerate(cnn.minifasnets()):
-            h = torch.stack([clips[k].trunk[i][f] for k, f in picks])
+            h = torch.stack([v[i][f] for v, (_, f) in zip(variants, picks)])
             loss = loss + F.binary_cross_entropy_with_logits(_live_vs_rest(net(h, cfg.tune_from)[1]), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
     for p in cnn.parameters():
         p.requires_grad_(False)
-    return cnn
+    return mix(base, cnn, cfg.tune_mix)
+
+
+def mix(base: FrameCNN, tuned: FrameCNN, alpha: float) -> FrameCNN:
+    """The weights ``alpha`` of the way from the pretrained CNNs to the fine-tuned ones.
+
+    Why: fine-tuning on a few dozen sources gains on attacks like theirs and loses some
+    of what the pretrained CNNs knew of people unlike them (the model card's live
+    refusals); a point on the straight line between the two weight sets often keeps
+    most of both (weight-space ensembling, "WiSE-FT", Wortsman et al., CVPR 2022), at
+    no cost at run time. Batch norm keeps the pretrained statistics in both, so the two
+    are comparable layer by layer."""
+    if alpha == 1.0:
+        return tuned
+    out = copy.deepcopy(tuned)
+    pre = base.state_dict()
+    with torch.no_grad():
+        for k, v in out.state_dict().items():
+            if v.is_floating_point():
+                v.copy_(pre[k] + alpha * (v - pre[k]))
+    return out
 
 
 def tuned_state(cnn: FrameCNN, tune_from: str) -> dict[str, torch.Tensor]:
@@ -287,7 +347,7 @@ class Recipe:
         self.clips, self.cfg = clips, cfg
         self.base = load_frame_cnn()
         self.start = cfg.tune_from or TUNABLE[0]  # frozen CNNs: outputs kept where the maps are smallest
-        trunks(self.base, clips, self.start)
+        trunks(self.base, clips, self.start, exposures=cfg.tune_exposure if cfg.tune_from else 0, seed=cfg.seed)
         self.pretrained = [clip_features(self.base, c, self.start) for c in clips]
 
     def fit(self, train: list[int], seed: int) -> tuple[FrameCNN, SequenceHead, float]:
@@ -347,6 +407,10 @@ def train(cfg: LivenessTrainConfig, log: Callable[[str], None] | None = None) ->
         raise AccessctlError(f"--cv-by {cfg.cv_by!r}: the only split is 'source'")
     if cfg.tune_from not in ("", *TUNABLE):
         raise AccessctlError(f"--tune-from {cfg.tune_from!r}: one of {', '.join(TUNABLE)}, or none")
+    if not 0.0 <= cfg.tune_mix <= 1.0:
+        raise AccessctlError(f"--tune-mix {cfg.tune_mix}: a fraction of the way to the fine-tuned weights, 0 to 1")
+    if cfg.tune_exposure < 0:
+        raise AccessctlError(f"--tune-exposure {cfg.tune_exposure}: a number of copies, 0 or more")
     clips = load_clips(cfg.clips, log)
     sources = {c.source for c in clips}
     unknown = set(cfg.val_sources) - sources
