@@ -116,10 +116,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="weight of the pull towards the pretrained weights while fine-tuning (the recipe: 0.01)")
     q.add_argument("--tune-mix", type=float, metavar="ALPHA",
                    help="ship the weights ALPHA of the way from the pretrained CNNs to the fine-tuned ones, 0 to 1 "
-                        "(the recipe: see the model card)")
+                        "(the recipe: 0.5; 1 ships them as tuned)")
     q.add_argument("--tune-exposure", type=int, metavar="N",
                    help="fine-tune on each frame as recorded and under N random exposures (gain, gamma, colour "
-                        "cast), so that brightness is no cue (the recipe: see the model card)")
+                        "cast), so that brightness is no cue (the recipe: 0; measured with 3, it did worse)")
     q.add_argument("--steps", type=int,
                    help="training steps of the GRU head on top (the recipe: 0, the CNNs' score averaged over the window)")
     q.add_argument("--batch", type=int, help="frames per fine-tuning step, clip windows per head step (64)")
