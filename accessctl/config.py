@@ -164,8 +164,14 @@ def _warn_unsafe_folder(folder: Path) -> None:
     if folder in _warned or not hasattr(os, "getuid"):
         return
     st = folder.stat()
-    problem = (f"is owned by user id {st.st_uid}, not you ({os.getuid()})" if st.st_uid != os.getuid() else
-               "can be written by other users" if st.st_mode & 0o022 else None)
+    problems = []
+    if st.st_uid != os.getuid():
+        problems.append(f"is owned by user id {st.st_uid}, not you ({os.getuid()})")
+    if st.st_mode & 0o002:
+        problems.append("can be written by every user")
+    elif st.st_mode & 0o020:
+        problems.append("can be written by its group")
+    problem = " and ".join(problems)
     if problem:
         _warned.add(folder)
         print(f"accessctl: warning: the data folder {folder} {problem}; anyone who can write there can change "
@@ -224,6 +230,14 @@ class LivenessSettings:
     # card: chosen on cross-source scores for at most 2% of live people refused). A
     # site that re-checks on its own camera (`accessctl liveness eval`) may set its own.
     threshold: float = 0.0
+    # When the door asks for a head turn (accessctl.liveness.challenge): "off" (never:
+    # a face with no evidence of life in time is refused), "unsure" (then, or when the
+    # motion score clears its threshold by less than challenge_band), "always" (every
+    # face, before any grant).
+    challenge: str = "unsure"
+    challenge_steps: int = 1  # 1: turn left or right; 2: then the other way
+    challenge_s: float = 3.0  # seconds to answer each step
+    challenge_band: float = 0.0  # under "unsure": motion scores this close above the threshold are asked too
 
 
 @dataclass
@@ -328,6 +342,9 @@ LIMITS: dict[tuple[str, str], tuple[float, float]] = {
     ("match", "threshold"): (0.0, 1000.0),  # 0: the encoder's default; a trained space can be small or large
     ("match", "min_probability"): (0.01, 0.99),
     ("liveness", "threshold"): (0.0, 0.99),  # 0: the model's own
+    ("liveness", "challenge_steps"): (1, 2),
+    ("liveness", "challenge_s"): (1.0, 30.0),
+    ("liveness", "challenge_band"): (0.0, 0.5),
     ("store", "sync_s"): (0.2, 3600),
     ("enroll", "min_face_px"): (16, 4096),
     ("enroll", "max_yaw_deg"): (1, 90),
@@ -363,6 +380,8 @@ def check_settings(settings: Settings) -> None:
                 lo, hi = limits(section.name, f.name)
                 if not lo <= value <= hi:
                     raise AccessctlError(f"[{section.name}] {f.name} = {value:g} is out of range ({lo:g} to {hi:g})")
+    if settings.liveness.challenge not in ("off", "unsure", "always"):
+        raise AccessctlError(f"[liveness] challenge = {settings.liveness.challenge!r}: one of off, unsure, always")
     if settings.store.url and not settings.store.url.startswith(("postgresql://", "postgres://")):
         raise AccessctlError("[store] url must be empty (this door's own files) or a postgresql:// URL")
 

@@ -66,6 +66,17 @@ def main(out: Path) -> None:
         wait(app, showing("ACCESS DENIED", "Not recognised"))
         grab(app, window, out / "kiosk-denied-stranger.png")
         wait(app, lambda: window.view is not None and window.view.state == "ended")
+        window.close()
+
+        # A door that asks everyone ([liveness] challenge = always): the prompt.
+        asking = load_settings()
+        asking.liveness.challenge = "always"
+        window = KioskWindow(KioskSession(sources[:1], asking, realtime=False), AdminPin())
+        window.move(0, 0)
+        window.start()
+        wait(app, lambda: window.text is not None and "TURN YOUR HEAD" in window.text.headline)
+        grab(app, window, out / "kiosk-challenge.png")
+        wait(app, lambda: window.view is not None and window.view.state == "ended")
 
         window.show_admin()
         admin = window.admin

@@ -290,6 +290,10 @@ def test_one_line_errors_for_bad_output_places(home: Path, capsys, photos, tmp_p
     assert code == 2 and "is a symbolic link" in err and target.read_text() == "keep me"
     code, out, _ = run(capsys, "events", "--since", "99999999999d")
     assert code == 0 and "enroll" in out
+    code, out, err = run(capsys, "events", "--since", "yesterday")  # not a time: refused, not "no events"
+    assert code == 2 and "--since 'yesterday'" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run(capsys, "events", "--since", "2000-01-01")
+    assert code == 0 and "enroll" in out
 
     class Full(__import__("io").StringIO):
         def write(self, s: str) -> int:
@@ -331,3 +335,10 @@ def test_a_full_disk_during_set_pin_is_one_line_and_keeps_the_old_pin(home: Path
     code, _, err = run(capsys, "admin", "set-pin", "--stdin")
     assert code == 2 and "No space left on device" in err and "left as it was" in err
     assert (home / "admin.json").read_text() == before
+
+
+def test_config_show_hides_the_store_password(home: Path, capsys) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text('[store]\nurl = "postgresql://kiosk:s3cret@db.local:5432/site"\n')
+    code, out, _ = run(capsys, "config", "show")
+    assert code == 0 and "s3cret" not in out and "password=***" in out and "db.local" in out

@@ -81,6 +81,17 @@ def test_disabled_people_are_not_matched(gallery: Gallery) -> None:
     assert gallery.identify(a, 0.6).accepted
 
 
+def test_a_person_can_be_marked_for_a_head_turn_every_time(gallery: Gallery) -> None:
+    a = vec(1)
+    gallery.add_person("E1", "Ada", [NewTemplate(a, 0.9, "a.jpg")])
+    assert not gallery.get("E1").challenge
+    assert gallery.set_challenge("E1", True).challenge
+    assert gallery.identify(a, 0.6).person.challenge  # the door sees it with the match
+    assert not gallery.set_challenge("E1", False).challenge
+    with pytest.raises(GalleryError, match="no enrolled person"):
+        gallery.set_challenge("E9", True)
+
+
 def test_remove_and_rename(gallery: Gallery) -> None:
     a = vec(1)
     gallery.add_person("E1", "Ada", [NewTemplate(a, 0.9, "a.jpg")])
@@ -147,6 +158,7 @@ def test_export_import_round_trip(gallery: Gallery, tmp_path: Path) -> None:
     gallery.add_person("E1", "Ada", [NewTemplate(a, 0.9, "a.jpg"), NewTemplate(vec(4), 0.7, "a2.jpg")])
     gallery.add_person("E2", "Bob", [NewTemplate(b, 0.8, "b.jpg")])
     gallery.set_active("E2", False)
+    gallery.set_challenge("E1", True)
     out = tmp_path / "export.json"
     assert gallery.export(out) == 2
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
@@ -157,6 +169,7 @@ def test_export_import_round_trip(gallery: Gallery, tmp_path: Path) -> None:
         assert other.import_(out, without_faces=True) == (2, 0)
         people = {p.employee_id: p for p in other.people()}
         assert people["E1"].templates == 2 and not people["E2"].active
+        assert people["E1"].challenge and not people["E2"].challenge
         assert np.allclose(other.embeddings("E1")[0], a)
         assert other.identify(a, 0.6).person.employee_id == "E1"
         with pytest.raises(GalleryError, match="already enrolled"):
@@ -234,6 +247,8 @@ def test_crafted_imports_cannot_take_the_gallery_down(gallery: Gallery, tmp_path
         lambda p: p["templates"][0].update(embedding=emb(np.ones(64))),
         lambda p: p.update(active="yes"),
         lambda p: p.update(active=2),
+        lambda p: p.update(challenge="no"),  # "no" would be true: a flag must be a flag
+        lambda p: p["templates"][0].update(quality=float("nan")),  # NaN would reach SQLite's NOT NULL
     ]
     with Gallery(tmp_path / "z.db", encoder_id=ENC) as other:
         for edit in edits:
@@ -246,6 +261,11 @@ def test_crafted_imports_cannot_take_the_gallery_down(gallery: Gallery, tmp_path
         (tmp_path / "twin.json").write_text(json.dumps(twin))
         with pytest.raises(GalleryError, match="appears twice"):
             other.import_(tmp_path / "twin.json")
+        huge = tmp_path / "huge.json"  # sparse: refused by its size, before a byte is read
+        with open(huge, "wb") as f:
+            f.truncate(300 * 2**20)
+        with pytest.raises(GalleryError, match="300 MiB; gallery exports over 256 MiB are refused"):
+            other.import_(huge)
         assert other.people() == []
 
 
@@ -294,7 +314,7 @@ def test_a_version_1_gallery_is_migrated_and_keeps_its_people(gallery_path: Path
         assert g.encoder_id == ENC and g.identify(vec(1), 0.6).person.employee_id == "E1"
         assert [p.employee_id for p in g.without_chips()] == ["E1"]
     conn = sqlite3.connect(gallery_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     assert "chip" in [r[1] for r in conn.execute("PRAGMA table_info(templates)")]
     conn.close()
 
@@ -374,8 +394,10 @@ def test_data_files_are_never_links_and_keep_their_owners_read_only_bit(tmp_path
     monkeypatch.setenv("ACCESSCTL_HOME", str(home))
     if os.getuid() == 0:  # root can hand the folder to someone else, as a careless install would
         os.chown(home, 4242, -1)
+        home.chmod(0o777)
         config.data_dir()
-        assert "is owned by user id 4242" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "is owned by user id 4242" in err and "can be written by every user" in err, err
         config.data_dir()
         assert capsys.readouterr().err == ""  # said once
 

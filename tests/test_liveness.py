@@ -1,6 +1,7 @@
-"""Liveness: the pretrained CNNs and their checksums, geometric cues, windows, ISO/IEC
-30107-3 figures, the shipped model and the monitor's rules (stillness, sticky spoof),
-and the CLI on real attack clips."""
+"""Liveness: the pretrained CNNs and their checksums, geometric cues, windows and
+histories, ISO/IEC 30107-3 figures, the shipped model (texture and motion) and the
+monitor's rules (repeated frames, unsure after its time, sticky spoof), photos moved
+every way the liveness issue lists, and the CLI on real attack clips."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ from accessctl.liveness.features import (
     N_POINTS,
     WINDOW,
     cues,
-    is_still,
+    history_before,
     observe,
+    partner,
     window_before,
 )
 from accessctl.liveness.minifasnet import INPUT
@@ -61,16 +63,6 @@ def test_cues_tell_a_plane_from_a_head() -> None:
     assert c_plane.shape == (8, N_CUES)
     assert c_plane[1:, 2].max() < 0.05 < c_head[1:, 2].min()  # homography residual
     assert c_plane[1:, 3].min() > 0  # it moved
-
-
-def test_a_frozen_track_is_still_and_a_moving_one_is_not() -> None:
-    base = face_points()
-    assert is_still(np.stack([base] * 8))
-    rng = np.random.default_rng(2)
-    jitter = np.stack([base + rng.normal(0, 0.0002, base.shape).astype(np.float32) for _ in range(8)])
-    assert is_still(jitter)  # detector noise on a still photo is not motion
-    sway = np.stack([base + np.float32(0.004 * i) * np.array([1, 0.5, 0], np.float32) for i in range(8)])
-    assert not is_still(sway)  # a person swaying by a few pixels is
 
 
 def test_pretrained_weights_load_match_their_checksums_and_a_changed_file_is_refused(tmp_path: Path) -> None:
@@ -106,6 +98,17 @@ def test_window_spans_half_a_second_whatever_the_frame_rate() -> None:
     idx = window_before(t30, 40)
     assert len(idx) == WINDOW and idx[-1] == 40 and np.allclose(np.diff(t30[idx]), 1 / 15, atol=0.02)
     assert list(window_before(t15, 20)) == list(range(21 - WINDOW, 21))
+
+
+def test_the_motion_head_reads_about_a_second_back_to_a_gap() -> None:
+    steps = np.arange(40) * 2 / 30  # the CNN's steps at 30 fps
+    assert partner(steps, 0) is None and partner(steps, 5) == 4
+    h = history_before(steps, 39, 15)
+    assert h[-1] == 39 and len(h) == 15 and steps[39] - steps[h[0]] == pytest.approx(14 * 2 / 30)
+    assert list(history_before(steps, 3, 15)) == [0, 1, 2, 3]  # a young track: back to its start
+    gap = np.r_[np.arange(10) * 0.067, 2.0 + np.arange(10) * 0.067]  # the face lost for 1.4 s
+    assert partner(gap, 10) is None and list(history_before(gap, 12, 15)) == [10, 11, 12]
+    assert len(history_before(np.arange(40) * 0.05, 39, 15)) == 19  # 20 fps: by time, not by count
 
 
 def test_pad_metrics_by_hand() -> None:
@@ -166,9 +169,10 @@ def test_sources_read_videos_and_folders_in_order_and_refuse_bad_input(tmp_path:
         open_source(tmp_path / "empty")
 
 
-def test_a_frozen_photo_is_refused_and_a_spoof_verdict_is_final(astronaut: np.ndarray) -> None:
-    """The same frame over and over (a frozen image) is never live, whatever its texture
-    looks like; and once a track is judged a spoof, it stays so until it ends."""
+def test_a_frozen_picture_adds_nothing_and_is_unsure_after_its_time(astronaut: np.ndarray) -> None:
+    """The same frame over and over (a frozen image, a camera repeating itself) is not a
+    step: no window forms, nothing is called live, and once the door's time is up the
+    face is unsure; another track starts from nothing."""
     from accessctl.vision.faces import analyzer
 
     face = analyzer().analyze(astronaut)[0]
@@ -176,39 +180,67 @@ def test_a_frozen_photo_is_refused_and_a_spoof_verdict_is_final(astronaut: np.nd
     assert obs.crops.shape == (len(CNN_SCALES), INPUT, INPUT, 3) and obs.points.shape == (N_POINTS, 3)
     model = load_liveness()
     monitor = LivenessMonitor(model)
-    states = [monitor.update(1, i / 30, obs) for i in range(20)]
-    assert states[0].state == LivenessState.CHECKING
-    first = next(i for i, v in enumerate(states) if v.state != LivenessState.CHECKING)
-    assert 0.4 < first / 30 < 1.0  # a verdict within a second
-    assert all(v.state == LivenessState.SPOOF and v.still for v in states[first:])
-    assert monitor.update(2, 20 / 30, obs).state == LivenessState.CHECKING  # another track starts from nothing
-    assert monitor.verdict(1).windows >= MIN_WINDOWS
+    states = [monitor.update(1, i / 30, obs) for i in range(60)]
+    assert {v.state for v in states if v.t < model.evidence_s} == {LivenessState.CHECKING}
+    assert {v.state for v in states if v.t >= model.evidence_s} == {LivenessState.UNSURE}
+    assert monitor.verdict(1, 2.0).windows == 0 and monitor.steps(1)[0].tolist() == [0.0]  # one step, ever
+    assert monitor.update(2, 2.0, obs).state == LivenessState.CHECKING  # another track starts from nothing
+
+
+def synthetic_observation(rng: np.random.Generator, base: np.ndarray):
+    """A moving face as the monitor takes it, without a camera: points that sway, a
+    patch that changes (the motion head's cues are computed from it)."""
+    from accessctl.liveness.features import Observation
+    from accessctl.liveness.motion import PATCH
+
+    pts = base + np.float32(0.01) * rng.normal(size=base.shape).astype(np.float32)
+    patch = rng.integers(0, 255, (PATCH, PATCH), dtype=np.uint8)
+    return Observation(np.zeros((len(CNN_SCALES), INPUT, INPUT, 3), np.uint8), pts, patch, (0.0, 0.0, 200.0),
+                       (640, 480))
 
 
 def test_a_spoof_verdict_sticks_even_when_the_score_recovers() -> None:
     import torch
 
-    from accessctl.liveness import model_from_head
-    from accessctl.liveness.model import FEATURE_DIM, SequenceHead
+    from accessctl.liveness import make_model
+    from accessctl.liveness.model import FEATURE_DIM, MotionHead
 
-    model = model_from_head(SequenceHead(), 0.5, 8, 1 / 15, Path("-"))
+    model = make_model(MotionHead(), 0.5, 1e-6, Path("-"))  # any motion will do: the texture decides here
     monitor = LivenessMonitor(model)
     rng = np.random.default_rng(0)
     base = face_points()
 
-    def frame(i: int, logit: float) -> list:
+    def frame(i: int, logit: float, track: int = 1) -> LivenessState:
         feat = torch.zeros(FEATURE_DIM)
         feat[:3] = logit
-        pts = base + np.float32(0.01) * rng.normal(size=base.shape).astype(np.float32)  # a moving face
-        return [1, i / 30, feat, pts]
+        return monitor.update(track, i / 30, synthetic_observation(rng, base), feat).state
 
-    states = [monitor.update_features(*frame(i, 4.0)).state for i in range(30)]
+    states = [frame(i, 4.0) for i in range(30)]
     assert states[-1] == LivenessState.LIVE
-    states = [monitor.update_features(*frame(i, -4.0)).state for i in range(30, 45)]
+    states = [frame(i, -4.0) for i in range(30, 45)]
     assert states[-1] == LivenessState.SPOOF  # a live face whose score drops is refused at once
-    states = [monitor.update_features(*frame(i, 6.0)).state for i in range(45, 120)]
+    states = [frame(i, 6.0) for i in range(45, 120)]
     assert set(states) == {LivenessState.SPOOF}  # and never let back in on a better score
-    assert monitor.update_features(2, 4.0, *frame(120, 4.0)[2:]).state == LivenessState.CHECKING  # a new track starts over
+    assert frame(120, 4.0, track=2) == LivenessState.CHECKING  # a new track starts over
+
+
+def test_looking_live_is_not_enough_without_evidence_of_life() -> None:
+    """Texture that looks live and a motion head that found nothing: checking, then
+    unsure, never live and never a spoof (a still person gives no evidence either)."""
+    import torch
+
+    from accessctl.liveness import make_model
+    from accessctl.liveness.model import FEATURE_DIM, MotionHead
+
+    model = make_model(MotionHead(), 0.5, 1 - 1e-6, Path("-"))  # no motion is ever enough
+    monitor = LivenessMonitor(model)
+    rng = np.random.default_rng(1)
+    feat = torch.zeros(FEATURE_DIM)
+    feat[:3] = 4.0
+    states = [monitor.update(1, i / 30, synthetic_observation(rng, face_points()), feat) for i in range(60)]
+    assert {v.state for v in states} == {LivenessState.CHECKING, LivenessState.UNSURE}
+    assert all(v.p_live is not None and v.p_live > 0.9 for v in states if v.windows >= MIN_WINDOWS)
+    assert states[-1].state == LivenessState.UNSURE and states[-1].p_motion is not None
 
 
 def test_the_shipped_fine_tuned_layers_are_checked_by_hash_and_a_changed_file_is_refused(tmp_path: Path) -> None:
@@ -310,10 +342,16 @@ def test_exposure_copies_change_the_light_not_the_picture() -> None:
 
 
 def test_a_damaged_model_fails_closed_with_a_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "liveness.json").write_text(json.dumps({"threshold": 0.5, "window": 8, "step_s": 0.066,
-                                                        "head": {"hidden": 8, "proj": 0}, "sha256": "0" * 64}))
+    good = json.loads((load_liveness().source / "liveness.json").read_text())
+    (tmp_path / "liveness.json").write_text(json.dumps({**good, "cnn": None, "sha256": "0" * 64}))
     (tmp_path / "liveness.pt").write_bytes(b"junk")
     with pytest.raises(AccessctlError, match="damaged or replaced"):
+        load_liveness(tmp_path)
+    (tmp_path / "liveness.json").write_text(json.dumps({**good, "format": 1}))
+    with pytest.raises(AccessctlError, match="before the motion head"):
+        load_liveness(tmp_path)  # a model of the earlier layout: one line, not a traceback
+    (tmp_path / "liveness.json").write_text(json.dumps({**good, "motion": {**good["motion"], "threshold": 1.5}}))
+    with pytest.raises(AccessctlError, match="out of range"):
         load_liveness(tmp_path)
     (tmp_path / "liveness.json").write_text("{")
     with pytest.raises(AccessctlError, match="does not load"):
@@ -324,11 +362,11 @@ def test_a_damaged_model_fails_closed_with_a_clear_error(tmp_path: Path) -> None
 
 def refused(model, frames) -> bool:
     """Every presentation of the clip refused by the kiosk's monitor and decision rule."""
-    return all(x is None or x < model.threshold for x in presentation_scores(model, frames))
+    return all(x is None or x < model.motion_threshold for x in presentation_scores(model, frames))
 
 
 def accepted(model, frames) -> bool:
-    return all(x is not None and x >= model.threshold for x in presentation_scores(model, frames))
+    return all(x is not None and x >= model.motion_threshold for x in presentation_scores(model, frames))
 
 
 @pytest.mark.shared
@@ -359,7 +397,11 @@ def test_shipped_model_on_real_attacks(shared_data: Path, tmp_path: Path, capsys
 
 
 @pytest.mark.shared
+@pytest.mark.slow
 def test_liveness_train_command(shared_data: Path, tmp_path: Path, capsys) -> None:
+    """The whole recipe on three sources: the CNNs fine-tuned and judged by source,
+    synthetic attacks of two families made from the clips, the motion head judged by
+    source and by family, the model written and loadable; and its refusals."""
     from accessctl.cli import main
 
     d = shared_data
@@ -373,13 +415,15 @@ def test_liveness_train_command(shared_data: Path, tmp_path: Path, capsys) -> No
         f"{d}/nuaa_train/live/0004_01_00_01,live,none\n"
         f"{d}/nuaa_train/print/0004_01_01_02,spoof,print\n"
     )
+    fast = ["--motion-steps", "30", "--families", "still,jitter", "--live-variants", "1", "--synthetic-frames", "20"]
     code = main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "model"), "--tune-steps", "20",
-                 "--tune-anchor", "0.05", "--tune-exposure", "1", "--cv-by", "source"])
+                 "--tune-anchor", "0.05", "--tune-exposure", "1", "--cv-by", "source", *fast])
     out = capsys.readouterr().out
     assert code == 0
     for src in ("nuaa-0002", "nuaa-0003", "nuaa-0004"):  # one row per held-out source
         assert src in out
-    assert "pretrained: threshold" in out and "trained: threshold" in out
+    assert "pretrained: threshold" in out and "trained: threshold" in out  # the texture's report
+    assert "held out by source" in out and "held out by family" in out and "jitter" in out  # the motion head's
     meta = json.loads((tmp_path / "model" / "liveness.json").read_text())
     cv = meta["report"]["cv"]
     assert set(cv) == {"pretrained", "trained"} and set(cv["trained"]["sources"]) == {"nuaa-0002", "nuaa-0003",
@@ -387,29 +431,33 @@ def test_liveness_train_command(shared_data: Path, tmp_path: Path, capsys) -> No
     assert meta["threshold"] == cv["trained"]["threshold"] and 0 < meta["threshold"] < 1
     assert meta["config"]["tune_anchor"] == 0.05 and meta["config"]["tune_steps"] == 20
     assert meta["config"]["tune_exposure"] == 1
+    motion = meta["motion_report"]
+    assert set(motion["cv"]["family"]["synthetic"]) == {"still", "jitter"}
+    assert meta["motion"]["threshold"] == max(motion["cv"]["threshold_by_source"], motion["cv"]["threshold_by_family"])
+    assert meta["motion"]["evidence_s"] == motion["cv"]["evidence_s"] and "time the door looks" in out
+    assert meta["motion_config"]["families"] == ["still", "jitter"] and meta["motion_config"]["steps"] == 30
     model = load_liveness(tmp_path / "model")
-    assert model.window == WINDOW
+    assert model.window == WINDOW and model.motion_threshold == meta["motion"]["threshold"]
     assert (tmp_path / "model" / "cnn_tuned.pt").is_file() and model.cnn_id == meta["cnn"]["sha256"]
     assert set(meta["cnn"]["layers"]) == {"conv_5", "conv_6_sep", "conv_6_dw", "linear", "bn", "prob"}
     # a model with other CNN weights than the cached features' is scored on its own CNNs
     frames = extract(d / "nuaa_train/live/0002_01_00_01")
     assert frames.cnn_id == load_liveness().cnn_id != model.cnn_id
     assert np.abs(frames.features_for(model) - frames.features).max() > 1e-3
-    assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "frozen"), "--tune-from", "none",
-                 "--steps", "5", "--val-sources", "nuaa-0004"]) == 0
-    assert not (tmp_path / "frozen" / "cnn_tuned.pt").exists() and load_liveness(tmp_path / "frozen").cnn_id == "pretrained"
+    # the CNNs kept from a model folder: only the motion head is trained (in two worker processes)
+    assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "kept"),
+                 "--cnn-from", str(tmp_path / "model"), "--workers", "2", *fast]) == 0
+    kept = json.loads((tmp_path / "kept" / "liveness.json").read_text())
+    assert kept["cnn"]["sha256"] == meta["cnn"]["sha256"] and kept["threshold"] == meta["threshold"]
     capsys.readouterr()
-    assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "m3"), "--tune-from", "conv_1",
-                 "--cv-by", "source"]) == 2
-    assert "--tune-from 'conv_1'" in capsys.readouterr().err
-    assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "m4"), "--tune-exposure", "-1",
-                 "--cv-by", "source"]) == 2
-    assert "--tune-exposure -1" in capsys.readouterr().err
-    assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "m5"), "--tune-mix", "1.5",
-                 "--cv-by", "source"]) == 2
-    assert "--tune-mix 1.5" in capsys.readouterr().err
-    assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "m2"), "--steps", "2"]) == 2
-    assert "--cv-by source, or --val-sources" in capsys.readouterr().err
+    for bad, why in ((["--tune-from", "conv_1", "--cv-by", "source"], "--tune-from 'conv_1'"),
+                     (["--tune-exposure", "-1", "--cv-by", "source"], "--tune-exposure -1"),
+                     (["--tune-mix", "1.5", "--cv-by", "source"], "--tune-mix 1.5"),
+                     ([], "--cv-by source, or --val-sources"),
+                     (["--cnn-from", str(tmp_path / "model"), "--families", "hologram"], "unknown attack families"),
+                     (["--cnn-from", str(tmp_path / "model"), "--workers", "0"], "--workers must be at least 1")):
+        assert main(["liveness", "train", "--clips", str(clips), "--out", str(tmp_path / "m2"), *bad]) == 2
+        assert why in capsys.readouterr().err
     frames = extract(d / "nuaa_train/live/0002_01_00_01")
     assert len(frames) == frames.frames == 57  # every frame of that clip has its face
 
@@ -439,8 +487,7 @@ def test_a_frozen_photo_and_a_photo_moved_as_a_plane_are_refused(shared_data: Pa
     photo = cv2.resize(load_image(shared_data / "faces/public/obama.jpg"), (240, 300), interpolation=cv2.INTER_AREA)
     model = load_liveness()
     frozen = photo_clip(tmp_path / "frozen", photo, 30, lambda i: np.array([[1, 0, 200], [0, 1, 90], [0, 0, 1.0]]))
-    scores = score_clip(model, frozen)
-    assert scores and all(s is not None for s in scores) and refused(model, extract(frozen))
+    assert refused(model, extract(frozen))
 
     def moved(i: int) -> np.ndarray:
         a = 0.35 * np.sin(i / 6)  # turning about a vertical axis, seen in perspective
@@ -456,17 +503,84 @@ def test_a_frozen_photo_and_a_photo_moved_as_a_plane_are_refused(shared_data: Pa
     assert refused(model, frames)
 
 
+def photo_video(photo: np.ndarray, n: int, move, noise: float = 0.0, seed: int = 0) -> list[tuple[float, np.ndarray]]:
+    """A photo fed to the camera path as a 30 fps clip (a virtual camera, or a print
+    that fills the view): frame ``i`` is the photo under the similarity ``move(i)``
+    (dx, dy, degrees, scale) about its centre, plus sensor noise."""
+    rng = np.random.default_rng(seed)
+    h, w = photo.shape[:2]
+    out = []
+    for i in range(n):
+        dx, dy, angle, scale = move(i)
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+        m[:, 2] += (dx, dy)
+        frame = cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        if noise:
+            frame = np.clip(frame + rng.normal(0, noise, frame.shape), 0, 255).astype(np.uint8)
+        out.append((i / 30, frame))
+    return out
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_a_sharp_photo_is_refused_however_it_is_moved(shared_data: Path) -> None:
+    """The clips of the liveness issue, made here from a press photo the model never
+    saw: every one was granted in half a second by the model before the motion head."""
+    from accessctl.evaluation.clips import observe_frames
+    from accessctl.frames.images import load_image
+
+    photo = cv2.resize(load_image(shared_data / "faces/public/obama.jpg"), (640, 480), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(7)
+    jitter = rng.uniform(-0.5, 0.5, (45, 2))
+    shake = rng.normal(0, 1, (45, 4))
+    clips = {
+        "random shift of +-0.5 px": (lambda i: (*jitter[i], 0.0, 1.0), 0.0),
+        "no motion, noise sigma 3": (lambda i: (0.0, 0.0, 0.0, 1.0), 3.0),
+        "slow shift of 3 px": (lambda i: (3.0 * i / 44, 0.0, 0.0, 1.0), 1.0),
+        "shift of 12 px": (lambda i: (12.0 * i / 44, 4.0 * i / 44, 0.0, 1.0), 1.0),
+        "a hand's wobble": (lambda i: (3 * np.sin(i / 5) + 0.3 * shake[i, 0], 2 * np.cos(i / 7) + 0.3 * shake[i, 1],
+                                       2 * np.sin(i / 6), 1 + 0.02 * np.sin(i / 4)), 2.0),
+        "four times that wobble": (lambda i: (12 * np.sin(i / 5), 8 * np.cos(i / 7), 8 * np.sin(i / 6),
+                                              1 + 0.08 * np.sin(i / 4)), 2.0),
+    }
+    model = load_liveness()
+    granted = {}
+    for name, (move, noise) in clips.items():
+        frames = observe_frames(photo_video(photo, 45, move, noise))
+        assert len(frames) >= 40, name  # the face is found: the refusal is the liveness model's
+        granted[name] = not refused(model, frames)
+    assert not any(granted.values()), granted
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_live_people_on_the_shared_videos_are_accepted_in_time(shared_data: Path) -> None:
+    """Live recordings through the same monitor: the door grants each presentation,
+    and within a second for most."""
+    from accessctl.evaluation.clips import decision_time, presentations
+
+    model = load_liveness()
+    times = []
+    for clip in ("video/replay_pairs/pair2/live.mp4", "video/faces/WolfgangLanger_Pexels.mp4",
+                 "nuaa_train/live/0003_01_00_01"):
+        frames = extract(shared_data / clip)
+        assert accepted(model, frames), clip
+        times += [decision_time(p.verdicts, p.first_t, model) for p in presentations(model, frames)]
+    assert all(t is not None for t in times) and float(np.median(times)) <= 1.0
+
+
 @pytest.mark.shared
 def test_live_motion_and_blinks_do_not_pass_a_print(shared_data: Path) -> None:
-    """No single cue is enough: a printed photo given a live face's landmark track
-    (blinks, head motion, parallax) is still refused on what the camera sees."""
+    """No single cue is enough: a printed photo given a live face's motion (its
+    landmarks and the pixels the motion cues read) is still refused on how it looks."""
     from accessctl.evaluation.clips import ClipFrames
 
     model = load_liveness()
     live = extract(shared_data / "nuaa_train/live/0004_01_00_01")
     attack = extract(shared_data / "nuaa_train/print/0004_01_00_01")
     n = min(len(live), len(attack), 60)
-    mixed = ClipFrames(attack.crops[:n], live.points[:n], live.t[:n], n, attack.features[:n], attack.cnn_id)
+    mixed = ClipFrames(attack.crops[:n], live.points[:n], live.t[:n], n, attack.features[:n], attack.cnn_id,
+                       live.patches[:n], live.squares[:n], live.sizes[:n], live.tracks[:n])
     assert refused(model, mixed)
 
 
@@ -478,17 +592,17 @@ def test_a_real_replay_after_a_live_face_is_refused_at_once_and_for_good(shared_
     import torch
 
     model = load_liveness()
-    live = extract(shared_data / "nuaa_train/live/0003_01_00_01")
+    live = extract(shared_data / "video/replay_pairs/pair2/live.mp4")
     replay = extract(shared_data / "liveness_web/Foxriver-2005__Real-Time-Facial-AntiSpoof-Detection-using-openCV"
                      / "spoof_replay_00")
     monitor = LivenessMonitor(model)
     t, states = 0.0, []
-    for clip, n in ((live, 40), (replay, len(replay)), (live, 60)):
+    for clip, n in ((live, 45), (replay, len(replay)), (live, 60)):
         phase = []
         for i in range(min(n, len(clip))):
             t += 1 / 30
-            phase.append(monitor.update_features(0, t, torch.from_numpy(clip.features[i]), clip.points[i]).state)
+            phase.append(monitor.update(0, t, clip.observations[i], torch.from_numpy(clip.features[i])).state)
         states.append(phase)
-    assert states[0][-1] == LivenessState.LIVE
+    assert LivenessState.LIVE in states[0]
     assert LivenessState.SPOOF in states[1]
     assert set(states[2]) == {LivenessState.SPOOF}

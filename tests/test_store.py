@@ -89,12 +89,14 @@ def test_migrate_copies_a_door_all_or_nothing(store_url: str, tmp_path: Path) ->
         g.add_person("E1", "Ada", [NewTemplate(unit(1), 0.9, "a.jpg", chip), NewTemplate(unit(2), 0.8, "b.jpg", chip)])
         g.add_person("E2", "Bob", [NewTemplate(unit(3), 0.7, "c.jpg", chip)])
         g.set_active("E2", False)
+        g.set_challenge("E1", True)
     with AuditLog(tmp_path / "events.db", kiosk="door-1") as log:
         for i in range(5):
             log.append(Event("denied", "spoof", frame=i))
     assert migrate(store_url, tmp_path / "g.db", tmp_path / "events.db") == (2, 3, 5)
     central = CentralGallery(store_url)
-    assert [(p.employee_id, p.active, p.templates) for p in central.people()] == [("E1", True, 2), ("E2", False, 1)]
+    assert [(p.employee_id, p.active, p.templates, p.challenge) for p in central.people()] == [
+        ("E1", True, 2, True), ("E2", False, 1, False)]
     assert central.encoder_id == "sface-2021dec"
     with pytest.raises(StoreError, match="already holds people"):
         migrate(store_url, tmp_path / "g.db", tmp_path / "events.db")
@@ -105,7 +107,7 @@ def test_migrate_copies_a_door_all_or_nothing(store_url: str, tmp_path: Path) ->
     central.close()
 
 
-def test_a_replica_follows_enrollment_disable_and_removal_within_a_second(store_url: str, tmp_path: Path) -> None:
+def test_a_replica_follows_enrollment_disable_challenge_and_removal_within_a_second(store_url: str, tmp_path: Path) -> None:
     notes: list[dict] = []
     link = StoreLink(as_role(store_url, KIOSK_ROLE), notify=notes.append, sync_s=30.0,
                      replica=tmp_path / "replica.db", events=tmp_path / "events.db")
@@ -127,6 +129,8 @@ def test_a_replica_follows_enrollment_disable_and_removal_within_a_second(store_
             lag.append(reached(lambda: kiosk.identify(unit(1), 0.5).person is None))
             admin.set_active("E1", True)
             lag.append(reached(lambda: kiosk.identify(unit(1), 0.5).person is not None))
+            admin.set_challenge("E1", True)  # a person the site always asks to turn their head
+            lag.append(reached(lambda: kiosk.get("E1").challenge))
             admin.remove("E1")
             lag.append(reached(lambda: kiosk.people() == []))
         assert max(lag) < 1.0, lag

@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 ADMIN_DETAIL_ARGS = ("employee_id", "name", "file", "run", "pairs", "far", "threshold", "images", "skip_existing",
-                     "append", "yes", "accept_risk", "source", "without_faces")
+                     "append", "yes", "accept_risk", "source", "without_faces", "setting", "challenge")
 
 
 def admin_action(args: argparse.Namespace) -> str | None:
@@ -43,7 +43,8 @@ def admin_action(args: argparse.Namespace) -> str | None:
     func, dry = args.func, getattr(args, "dry_run", False)
     if func is people.cmd_enroll:
         return "enroll"
-    if func is people.cmd_gallery and args.gallery_cmd in ("remove", "rename", "enable", "disable", "export", "import"):
+    if func is people.cmd_gallery and args.gallery_cmd in ("remove", "rename", "enable", "disable", "challenge", "export",
+                                                           "import"):
         return f"gallery {args.gallery_cmd}"  # export too: it copies every template out
     if func is encoder.cmd_encoder_use and not dry:
         return "encoder use"

@@ -33,10 +33,19 @@ def cmd_admin_set_pin(args: argparse.Namespace) -> int:
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
-    from accessctl.config import config_path, settings_toml
+    """Every setting, the store's password replaced by ``***`` as in every other
+    message: a screen or a terminal log is no place for it."""
+    import dataclasses
 
+    from accessctl.config import config_path, settings_toml
+    from accessctl.storage.central import redact
+
+    settings = run_settings(args)
+    shown = redact(settings.store.url) if settings.store.url else ""
+    if "***" in shown:
+        settings = dataclasses.replace(settings, store=dataclasses.replace(settings.store, url=shown))
     print(f"# {config_path()}{'' if config_path().exists() else ' (not written yet: these are the defaults)'}")
-    print(settings_toml(run_settings(args)), end="")
+    print(settings_toml(settings), end="")
     return 0
 
 

@@ -40,7 +40,8 @@ def _own_face_check(gallery, source: str):
 
 
 def _person_json(p) -> dict:
-    return {"employee_id": p.employee_id, "name": p.name, "active": p.active, "created": p.created, "templates": p.templates}
+    return {"employee_id": p.employee_id, "name": p.name, "active": p.active, "challenge": p.challenge,
+            "created": p.created, "templates": p.templates}
 
 
 def _match_json(m) -> dict:
@@ -70,7 +71,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"accessctl: warning: {warning}", file=sys.stderr)
     p = result.person
-    print(f"enrolled {p.name} ({p.employee_id}): {result.templates_added} template(s) added, {p.templates} in total")
+    if args.challenge:
+        with open_gallery() as gallery:
+            p = gallery.set_challenge(p.employee_id, True)
+    print(f"enrolled {p.name} ({p.employee_id}): {result.templates_added} template(s) added, {p.templates} in total"
+          + ("; the door asks them to turn their head" if p.challenge else ""))
     return 0
 
 
@@ -130,13 +135,14 @@ def cmd_gallery(args: argparse.Namespace) -> int:
             elif not people:
                 print(f"the gallery is empty ({gallery.path})")
             else:
-                print(f"{'EMPLOYEE ID':<16} {'NAME':<28} {'ACTIVE':<7} {'TEMPLATES':>9}  CREATED")
+                print(f"{'EMPLOYEE ID':<16} {'NAME':<28} {'ACTIVE':<7} {'CHALLENGE':<10} {'TEMPLATES':>9}  CREATED")
                 for p in people:
-                    active = "yes" if p.active else "no"
-                    print(f"{p.employee_id:<16} {p.name:<28} {active:<7} {p.templates:>9}  {p.created}")
+                    active, asked = "yes" if p.active else "no", "always" if p.challenge else "-"
+                    print(f"{p.employee_id:<16} {p.name:<28} {active:<7} {asked:<10} {p.templates:>9}  {p.created}")
         elif args.gallery_cmd == "show":
             p = gallery.get(args.employee_id)
-            print(f"employee id: {p.employee_id}\nname: {p.name}\nactive: {'yes' if p.active else 'no'}\ncreated: {p.created}")
+            print(f"employee id: {p.employee_id}\nname: {p.name}\nactive: {'yes' if p.active else 'no'}\n"
+                  f"challenge: {'always' if p.challenge else 'when unsure'}\ncreated: {p.created}")
             print(f"templates: {p.templates}")
             for t in gallery.templates(args.employee_id):
                 print(f"  #{t.id}  quality {t.quality:.2f}  {t.created}  {t.encoder}  {t.source}")
@@ -158,6 +164,10 @@ def cmd_gallery(args: argparse.Namespace) -> int:
         elif args.gallery_cmd in ("enable", "disable"):
             p = gallery.set_active(args.employee_id, args.gallery_cmd == "enable")
             print(f"{p.name} ({p.employee_id}) is now {'enabled' if p.active else 'disabled'}")
+        elif args.gallery_cmd == "challenge":
+            p = gallery.set_challenge(args.employee_id, args.setting == "on")
+            print(f"{p.name} ({p.employee_id}): " + ("the door always asks them to turn their head" if p.challenge
+                                                       else "the door asks them only when unsure"))
         elif args.gallery_cmd == "export":
             n = gallery.export(args.file)
             print(f"exported {n} people to {args.file} (it holds biometric templates: keep it private)")
@@ -174,6 +184,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", required=True, help="display name")
     p.add_argument("--face", type=int, help="which face to use when a photo has several (1 = leftmost)")
     p.add_argument("--append", action="store_true", help="add templates to an already enrolled employee id")
+    p.add_argument("--challenge", action="store_true",
+                   help="the door always asks this person to turn their head (see [liveness] challenge)")
     threshold_opt(p)
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.set_defaults(func=cmd_enroll)
@@ -203,6 +215,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q = gsub.add_parser("remove", help="delete a person and their templates")
     q.add_argument("employee_id")
     q.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    q = gsub.add_parser("challenge", help="on: the door always asks this person to turn their head; off: only when "
+                                          "unsure (needs [liveness] challenge unsure or always)")
+    q.add_argument("employee_id")
+    q.add_argument("setting", choices=["on", "off"])
     q = gsub.add_parser("rename", help="change a person's display name")
     q.add_argument("employee_id")
     q.add_argument("name")

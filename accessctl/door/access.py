@@ -9,12 +9,14 @@ re-trigger the lock.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 
 from accessctl.config import AccessSettings
 from accessctl.door.pipeline import FrameResult
 from accessctl.labels import Label
 from accessctl.liveness import LivenessState
+from accessctl.liveness.challenge import ChallengeState
 
 
 class EventKind(Label):
@@ -28,10 +30,10 @@ class Reason(Label):
 
     MATCH = "match"
     SPOOF = "spoof"
+    UNSURE = "unsure"  # no evidence of life in the time the door looks (a still face, or a picture moved)
+    CHALLENGE = "challenge"  # asked to turn the head, and did not, or not as a head does
     UNKNOWN = "unknown"
     LOCKOUT = "lockout"
-
-
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Decision:
     liveness: float | None  # mean P(live) behind the verdict
     t: float  # seconds since the start of the stream
     frame: int
+    why: str | None = None  # a failed challenge: how it failed (ChallengeFailure)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -53,6 +56,8 @@ class Decision:
         if d["liveness"] is not None:
             d["liveness"] = round(d["liveness"], 4)
         d["t"] = round(d["t"], 3)
+        if d["why"] is None:
+            del d["why"]
         return d
 
 
@@ -91,7 +96,30 @@ class AccessController:
                     mem.denied.add(Reason.SPOOF)
                     out.append(decision(EventKind.DENIED, Reason.SPOOF))
                 continue
-            if verdict.state != LivenessState.LIVE or face.match is None or mem.granted or result.t < self.paused_until:
+            ch = face.challenge
+            if ch is not None and ch.state == ChallengeState.FAILED:
+                if Reason.CHALLENGE not in mem.denied:
+                    mem.denied.add(Reason.CHALLENGE)
+                    out.append(dataclasses.replace(decision(EventKind.DENIED, Reason.CHALLENGE),
+                                                   why=str(ch.failure) if ch.failure else None))
+                continue
+            if (face.unknown_in_a_row >= self.settings.unknown_after and not face.live
+                    and verdict.state in (LivenessState.LIVE, LivenessState.UNSURE)
+                    and (ch is None or ch.state != ChallengeState.ACTIVE)):
+                # nobody enrolled, and past the first look: a stranger, whether or not
+                # the face showed life (a challenge would prove nothing worth knowing)
+                if not mem.denied & {Reason.UNKNOWN, Reason.UNSURE}:
+                    mem.denied.add(Reason.UNKNOWN)
+                    out.append(decision(EventKind.DENIED, Reason.UNKNOWN))
+                continue
+            if verdict.state == LivenessState.UNSURE and ch is None:
+                if Reason.UNSURE not in mem.denied:
+                    mem.denied.add(Reason.UNSURE)
+                    out.append(decision(EventKind.DENIED, Reason.UNSURE))
+                continue
+            if mem.denied & {Reason.SPOOF, Reason.UNSURE, Reason.CHALLENGE}:
+                continue  # refused on liveness once: the face has to step away and come back
+            if not face.live or face.match is None or mem.granted or result.t < self.paused_until:
                 continue
             match = face.match
             if match.person is None:
@@ -106,6 +134,9 @@ class AccessController:
                 mem.granted = True
                 self._last_grant[match.person.employee_id] = result.t
                 out.append(decision(EventKind.GRANTED, Reason.MATCH))
+        for tid, ch in result.abandoned:  # walked away from a challenge: refused, and it counts
+            out.append(Decision(EventKind.DENIED, Reason.CHALLENGE, tid, None, None, None, None, result.t,
+                                result.index, str(ch.failure) if ch.failure else None))
         return out + self._lockout(out, result)
 
     def _lockout(self, decisions: list[Decision], result: FrameResult) -> list[Decision]:

@@ -73,12 +73,16 @@ def run_hook(executable: str | Path, decision: Decision, *, kiosk: str = "kiosk"
     deadline = time.monotonic() + timeout_s
     kept = b""
     exited_at: float | None = None
+    ran_out = False  # still running at the deadline: timed out, whatever ends it after
     fd = proc.stdout.fileno()
     try:
         while True:
             now_s = time.monotonic()
             if exited_at is None and proc.poll() is not None:
                 exited_at = now_s
+            if now_s >= deadline and exited_at is None:
+                ran_out = True
+                break
             if now_s >= deadline or (exited_at is not None and now_s - exited_at >= EXIT_GRACE_S):
                 break
             ready, _, _ = select.select([fd], [], [], min(0.05, deadline - now_s))
@@ -91,7 +95,9 @@ def run_hook(executable: str | Path, decision: Decision, *, kiosk: str = "kiosk"
         proc.stdout.close()  # a helper still writing gets EPIPE, not our memory
     try:  # the pipe can close a moment before the exit status is there
         proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        timed_out = False
+        # a hook that ran out of time and then died of the closed pipe (SIGPIPE) was
+        # still killed at its deadline: say so, not "exit status -13"
+        timed_out = ran_out
     except subprocess.TimeoutExpired:
         timed_out = True
     if timed_out:

@@ -41,7 +41,8 @@ class JsonSink:
 def audit_event(decision: Decision, detail: dict | None = None) -> Event:
     """A decision as its audit row."""
     d = decision
-    return Event(d.event, d.reason, d.person_id, d.name, d.distance, d.liveness, d.t, d.frame, detail or None)
+    extra = {**(detail or {}), **({"why": d.why} if d.why else {})}
+    return Event(d.event, d.reason, d.person_id, d.name, d.distance, d.liveness, d.t, d.frame, extra or None)
 
 
 class AuditSink:

@@ -14,8 +14,11 @@ pipeline, and a spoof verdict forgets whatever was matched.
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from accessctl import config
 from accessctl.config import Settings
@@ -24,10 +27,19 @@ from accessctl.frames.images import load_image
 from accessctl.frames.sources import Frame
 from accessctl.identity.encoders import load_encoder
 from accessctl.liveness import (
+    MIN_HISTORY,
+    MIN_WINDOWS,
     LivenessModel,
     LivenessMonitor,
     LivenessState,
     LivenessVerdict,
+)
+from accessctl.liveness.challenge import (
+    Challenge,
+    ChallengeFailure,
+    ChallengeMode,
+    ChallengeState,
+    ChallengeStatus,
 )
 from accessctl.liveness.features import observe
 from accessctl.storage.gallery import Gallery, Match
@@ -46,8 +58,10 @@ class FaceState:
     liveness: LivenessVerdict
     match: Match | None  # None unless the face is live
     matches_in_a_row: int  # consecutive identity checks that gave the same person (0 unless live)
-    unknown_in_a_row: int  # consecutive identity checks that matched nobody (0 unless live)
+    unknown_in_a_row: int  # consecutive identity checks that matched nobody (told live or not: it names no one)
     face: Face | None = field(default=None, repr=False)  # landmarks, chip, quality (enrollment capture)
+    live: bool = False  # judged live: by the passive verdict, or by a challenge it passed
+    challenge: ChallengeStatus | None = None  # the head-turn challenge this face was asked, if any
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,8 @@ class FrameResult:
     # Identity lookups that failed (a locked or switched gallery): those faces got no
     # match this frame, so nobody is let in on them.
     errors: tuple[str, ...] = ()
+    # Challenges of faces that left the view before answering: (track, how it ended).
+    abandoned: tuple[tuple[int, ChallengeStatus], ...] = ()
 
 
 @dataclass
@@ -70,12 +86,21 @@ class _Identity:
     last_t: float = float("-inf")
     on_live: bool = False  # the latest check was made on a frame judged live
     deferred: bool = False  # a due check waited one frame for the liveness CNNs
+    first_t: float | None = None  # the face's first frame
+    challenge: Challenge | None = None
+    challenged_person: int | None = None  # whom the face was recognised as during its challenge
 
 
 class Pipeline:
-    def __init__(self, gallery: Gallery, settings: Settings, liveness: LivenessModel) -> None:
+    """``rng``: where challenge directions come from (default: the operating system's
+    cryptographic source; tests give a seeded one)."""
+
+    def __init__(self, gallery: Gallery, settings: Settings, liveness: LivenessModel,
+                 rng: random.Random | None = None) -> None:
         self.gallery = gallery
         self.settings = settings
+        self.challenge_mode = ChallengeMode(settings.liveness.challenge)
+        self.rng = rng
         self.encoder = load_encoder(gallery.encoder_id)
         # The site's [liveness] threshold, where it set one, over the model's own.
         self.monitor = LivenessMonitor(dataclasses.replace(liveness, threshold=liveness_threshold(settings, liveness.threshold)))
@@ -89,11 +114,12 @@ class Pipeline:
         wait ~0.7 s for the models' first-call set-up. Leaves no track behind."""
         image = load_image(config.assets_dir() / WARMUP_FACE)
         monitor = LivenessMonitor(self.monitor.model)
-        for i in range(self.monitor.model.window + 2):
-            face = analyzer().analyze(image, frame=True)[0]
+        for i in range(MIN_HISTORY + 2):
+            shifted = np.roll(image, i, axis=1)  # a new picture each time: the monitor skips repeats
+            face = analyzer().analyze(shifted, frame=True)[0]
             if i < 2:
                 self.encoder.encode(face.chip[None])
-            monitor.update(0, i * self.monitor.model.step_s, observe(image, face.box, face.landmarks))
+            monitor.update(0, i * self.monitor.model.step_s, observe(shifted, face.box, face.landmarks))
 
     def _end_all_tracks(self) -> list[int]:
         """A cut in the stream (camera reopened, next file): nobody carries over."""
@@ -124,9 +150,12 @@ class Pipeline:
         self._segment = frame.segment
         ids, ended = self.tracker.update([f.box for f in faces], frame.t)
         ended = cut + ended
+        abandoned = []
         for tid in ended:
             self.monitor.forget(tid)
-            self._identity.pop(tid, None)
+            gone = self._identity.pop(tid, None)
+            if gone is not None and gone.challenge is not None and gone.challenge.status.state == ChallengeState.ACTIVE:
+                abandoned.append((tid, gone.challenge.fail(frame.t, ChallengeFailure.FACE_LOST)))
         states = []
         errors: list[str] = []
         t_live = t_id = 0.0
@@ -135,11 +164,12 @@ class Pipeline:
             cnn_frame = self.monitor.due(tid, frame.t)
             verdict = self.monitor.update(tid, frame.t, observe(frame.image, face.box, face.landmarks))
             b = time.perf_counter()
-            live = verdict.state == LivenessState.LIVE
-            if verdict.state == LivenessState.SPOOF:
-                ident = self._identity[tid] = _Identity()
+            ident = self._identity.setdefault(tid, _Identity(first_t=frame.t))
+            status = self._challenge(ident, face, verdict, frame.t)
+            live = self._judged_live(ident, verdict)
+            if verdict.state == LivenessState.SPOOF:  # whatever was matched is forgotten
+                ident = self._identity[tid] = _Identity(first_t=ident.first_t, challenge=ident.challenge)
             else:
-                ident = self._identity.setdefault(tid, _Identity())
                 # A face that just turned live is checked at once; a periodic check due on a
                 # frame where the CNNs run waits one frame (at 30 fps they run on every other
                 # one), so that the two rarely add up; at low frame rates it never waits twice.
@@ -149,14 +179,78 @@ class Pipeline:
                 elif (live and not ident.on_live) or due:
                     ident.deferred = False
                     self._check_identity(ident, face, frame.t, live, errors)
+                    status = self._same_person(ident, frame.t) or status
             t_id += time.perf_counter() - b
             t_live += b - a
             shown = live and ident.on_live
+            # "nobody enrolled" is told even before the face is judged live: it names no
+            # one, and a stranger is refused as a stranger, not asked to prove life
             states.append(FaceState(tid, face.box, verdict, ident.match if shown else None,
-                                    ident.streak if shown else 0, ident.unknown if shown else 0, face))
+                                    ident.streak if shown else 0, ident.unknown, face, live, status))
         timings = {"faces": (t1 - t0) * 1e3, "liveness": t_live * 1e3, "identity": t_id * 1e3,
                    "total": (time.perf_counter() - t0) * 1e3}
-        return FrameResult(frame.index, frame.t, states, ended, timings, tuple(errors))
+        return FrameResult(frame.index, frame.t, states, ended, timings, tuple(errors), tuple(abandoned))
+
+    # -- the head-turn challenge ------------------------------------------------------
+    def _clearly_live(self, verdict: LivenessVerdict) -> bool:
+        """A passive live verdict that needs no challenge: under ``unsure``, its motion
+        score must clear the threshold by ``[liveness] challenge_band``."""
+        if verdict.state != LivenessState.LIVE:
+            return False
+        if self.challenge_mode != ChallengeMode.UNSURE:
+            return True
+        return (verdict.p_motion or 0.0) >= self.monitor.model.motion_threshold + self.settings.liveness.challenge_band
+
+    def _judged_live(self, ident: _Identity, verdict: LivenessVerdict) -> bool:
+        if verdict.state == LivenessState.SPOOF:
+            return False
+        if ident.challenge is not None:
+            return ident.challenge.status.state == ChallengeState.PASSED
+        return self.challenge_mode != ChallengeMode.ALWAYS and self._clearly_live(verdict)
+
+    def _challenge(self, ident: _Identity, face: Face, verdict: LivenessVerdict, t: float) -> ChallengeStatus | None:
+        """Step this face's challenge, or ask one when the mode says the passive verdict
+        is not enough: never under ``off``; under ``unsure`` for a face with no evidence
+        of life in time (or only a little, within the band), or recognised as a person
+        the site always asks; under ``always`` for every face that looks live."""
+        model = self.monitor.model
+        ch = ident.challenge
+        if ch is not None:
+            moved = verdict.p_motion is not None and verdict.p_motion >= model.motion_threshold
+            return ch.update(t, face.quality.yaw, spoof=verdict.state == LivenessState.SPOOF, head_moved=moved)
+        mode = self.challenge_mode
+        if mode == ChallengeMode.OFF or verdict.state == LivenessState.SPOOF:
+            return None
+        if ident.unknown >= self.settings.access.unknown_after:
+            return None  # nobody enrolled: refused as unknown, whatever a challenge would show
+        person = ident.match.person if ident.match is not None else None
+        if mode == ChallengeMode.ALWAYS:
+            ask = verdict.windows >= MIN_WINDOWS or verdict.state == LivenessState.UNSURE
+        else:
+            waited = ident.first_t is not None and t - ident.first_t >= model.evidence_s
+            ask = verdict.state == LivenessState.UNSURE or (verdict.state == LivenessState.LIVE and (
+                (not self._clearly_live(verdict) and waited) or (person is not None and person.challenge)))
+        if not ask:
+            return None
+        ls = self.settings.liveness
+        ident.challenge = Challenge(t, face.quality.yaw, ls.challenge_steps, ls.challenge_s, self.rng)
+        ident.challenged_person = person.id if person is not None else None
+        return ident.challenge.status
+
+    def _same_person(self, ident: _Identity, t: float) -> ChallengeStatus | None:
+        """A challenge is answered by the person it was asked of: another person
+        recognised meanwhile fails it."""
+        ch = ident.challenge
+        if ch is None or ch.status.state != ChallengeState.ACTIVE or ident.match is None:
+            return None
+        person = ident.match.person
+        if person is None:
+            return None
+        if ident.challenged_person is None:
+            ident.challenged_person = person.id
+        elif person.id != ident.challenged_person:
+            return ch.fail(t, ChallengeFailure.IDENTITY)
+        return None
 
 
 __all__ = ["Pipeline", "FrameResult", "FaceState"]

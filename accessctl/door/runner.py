@@ -26,6 +26,7 @@ from accessctl.errors import AccessctlError
 from accessctl.frames.capture import FeedState, FeedStatus, FrameFeed
 from accessctl.frames.sources import Frame
 from accessctl.liveness import load_liveness
+from accessctl.liveness.challenge import ChallengeState, ChallengeStatus
 from accessctl.liveness.features import slowest_fps
 from accessctl.storage.audit import (
     AuditLog,
@@ -102,6 +103,7 @@ class Runner:
                                  timeout_s=settings.hook.timeout_s, on_deny=settings.hook.on_deny)
                       if settings.hook.path else None)
         self._states: dict[int, str] = {}
+        self._challenges: dict[int, tuple[str, int]] = {}  # per track: its challenge's state and step, as last told
         self._last_error: str | None = None
         self._camera_lost = False
         self._feed: FrameFeed | None = None
@@ -160,9 +162,14 @@ class Runner:
                 self._states[face.track_id] = face.liveness.state
                 self.emit({"event": "state", "track": face.track_id, "state": face.liveness.state,
                            "liveness": None if face.liveness.p_live is None else round(face.liveness.p_live, 4),
+                           "motion": None if face.liveness.p_motion is None else round(face.liveness.p_motion, 4),
                            "t": round(frame.t, 3), "frame": frame.index})
+            self._tell_challenge(face.track_id, face.challenge, frame)
+        for tid, status in result.abandoned:
+            self._tell_challenge(tid, status, frame)
         for tid in result.ended_tracks:
             self._states.pop(tid, None)
+            self._challenges.pop(tid, None)
         for error in result.errors:
             if error != self._last_error:  # once per new problem, not once per frame
                 self._last_error = error
@@ -175,6 +182,22 @@ class Runner:
         if self.on_frame is not None:
             self.on_frame(frame, result, decisions)
         return result, decisions
+
+    def _tell_challenge(self, track: int, status: ChallengeStatus | None, frame: Frame) -> None:
+        """A challenge asked, each further step, and how it ended: to the listeners and the audit log."""
+        if status is None or self._challenges.get(track) == (status.state, status.step):
+            return
+        first = track not in self._challenges
+        self._challenges[track] = (status.state, status.step)
+        what = "issued" if status.state == ChallengeState.ACTIVE and first else (
+            "step" if status.state == ChallengeState.ACTIVE else str(status.state))
+        detail = {"turn": str(status.turn), "step": status.step, "steps": status.steps,
+                  "seconds": round(status.deadline_t - status.issued_t, 2)}
+        if status.failure is not None:
+            detail["failure"] = str(status.failure)
+        self.emit({"event": "challenge", "state": what, "track": track, **detail, "t": round(frame.t, 3),
+                   "frame": frame.index})
+        self.audit_out.log(Event("challenge", what, stream_t=frame.t, frame=frame.index, detail=detail))
 
     def _check_pace(self, frame: Frame) -> None:
         fps = self.pace.add(frame)

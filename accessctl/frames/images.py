@@ -53,9 +53,15 @@ def _probe(path: Path) -> tuple[int, int, int]:
                 except Exception:  # malformed EXIF must not make a good image unreadable
                     orientation = 1
                 return width, height, orientation
-    except Image.DecompressionBombError:
-        raise ImageError(f"{path}: image is over {2 * (Image.MAX_IMAGE_PIXELS or 0) // 1_000_000} megapixels; "
-                         f"images over {MAX_PIXELS // 1_000_000} megapixels are refused") from None
+    except Image.DecompressionBombError as exc:
+        # Pillow's message carries the real pixel count ("Image size (N pixels) exceeds ...")
+        import re
+
+        got = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(got.group(1)) // 1_000_000} megapixels" if got else \
+            f"over {2 * (Image.MAX_IMAGE_PIXELS or 0) // 1_000_000} megapixels"
+        raise ImageError(f"{path}: image is {size}; images over {MAX_PIXELS // 1_000_000} megapixels are "
+                         "refused") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct_error):
         raise ImageError(f"{path}: not an image, or a damaged or unsupported one (its size cannot be read)") from None
 

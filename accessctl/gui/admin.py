@@ -278,12 +278,13 @@ class AdminDialog(QDialog):
     def _people_page(self) -> QWidget:
         page = QWidget()
         layout = QVBoxLayout(page)
-        self.people_table = _table(["Employee id", "Name", "Active", "Templates", "Enrolled"])
+        self.people_table = _table(["Employee id", "Name", "Active", "Head turn", "Templates", "Enrolled"])
         self.people_table.setObjectName("peopleTable")
         layout.addWidget(self.people_table)
         row = QHBoxLayout()
         for text, slot in (("Enroll…", self.enroll_requested.emit), ("Rename…", self._ask_rename),
-                           ("Enable / disable", self._toggle_selected), ("Remove…", self._ask_remove),
+                           ("Enable / disable", self._toggle_selected),
+                           ("Head turn always / when unsure", self._toggle_challenge), ("Remove…", self._ask_remove),
                            ("Refresh", self.refresh_people)):
             b = QPushButton(text)
             b.clicked.connect(slot)
@@ -295,7 +296,8 @@ class AdminDialog(QDialog):
     def refresh_people(self) -> None:
         def show(people: list[Person]) -> None:
             self.people = people
-            _fill(self.people_table, [[p.employee_id, p.name, "yes" if p.active else "no", p.templates, p.created]
+            _fill(self.people_table, [[p.employee_id, p.name, "yes" if p.active else "no",
+                                       "always" if p.challenge else "when unsure", p.templates, p.created]
                                       for p in people])
 
         self.tasks.run(self.admin_actions.people, show, self._failed)
@@ -320,6 +322,10 @@ class AdminDialog(QDialog):
         self._gallery_op(lambda: self.admin_actions.set_active(employee_id, active),
                          "{name} ({id}) is now " + ("enabled" if active else "disabled"))
 
+    def set_challenge(self, employee_id: str, on: bool) -> None:
+        self._gallery_op(lambda: self.admin_actions.set_challenge(employee_id, on),
+                         "{name} ({id}): the door asks for a head turn " + ("always" if on else "only when unsure"))
+
     def remove(self, employee_id: str) -> None:
         self._gallery_op(lambda: self.admin_actions.remove(employee_id), "Removed {name} ({id}) and their templates")
 
@@ -336,6 +342,12 @@ class AdminDialog(QDialog):
         if p is None:
             return self.say("Select a person first", error=True)
         self.set_active(p.employee_id, not p.active)
+
+    def _toggle_challenge(self) -> None:
+        p = self.selected_person()
+        if p is None:
+            return self.say("Select a person first", error=True)
+        self.set_challenge(p.employee_id, not p.challenge)
 
     def _ask_remove(self) -> None:
         p = self.selected_person()

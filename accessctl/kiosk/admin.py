@@ -85,6 +85,10 @@ class AdminActions:
         return self._person_op("enable" if active else "disable", employee_id, None,
                                lambda g: g.set_active(employee_id, active))
 
+    def set_challenge(self, employee_id: str, on: bool) -> Person:
+        return self._person_op("challenge on" if on else "challenge off", employee_id, None,
+                               lambda g: g.set_challenge(employee_id, on))
+
     def remove(self, employee_id: str) -> Person:
         def op(g: Gallery | CentralGallery) -> Person:
             person = g.get(employee_id)

@@ -31,6 +31,7 @@ from accessctl.frames.capture import FeedStats, FeedStatus, FrameFeed
 from accessctl.frames.sources import Frame
 from accessctl.labels import Label
 from accessctl.liveness import LivenessState
+from accessctl.liveness.challenge import ChallengeState, ChallengeStatus, Turn
 from accessctl.storage.audit import AuditLog
 from accessctl.storage.gallery import Gallery
 from accessctl.workers import start_worker
@@ -72,7 +73,9 @@ def banner_for(d: Decision, now: float) -> Banner:
         return Banner(d.event, "ACCESS GRANTED", f"Welcome, {d.name}", now, d.track_id)
     if d.event == EventKind.ALERT:
         return Banner(d.event, "PAUSED", "Too many refused attempts: please wait a moment", now, d.track_id)
-    why = {Reason.SPOOF: "Photo or screen detected", Reason.UNKNOWN: "Not recognised"}.get(d.reason, str(d.reason))
+    why = {Reason.SPOOF: "Photo or screen detected", Reason.UNKNOWN: "Not recognised",
+           Reason.UNSURE: "Could not confirm a live person: step away and try again",
+           Reason.CHALLENGE: "Head turn not seen: step away and try again"}.get(d.reason, str(d.reason))
     return Banner(d.event, "ACCESS DENIED", why, now, d.track_id)
 
 
@@ -372,9 +375,21 @@ def screen_text(view: KioskView) -> ScreenText:
     if view.paused:
         return ScreenText(Tone.WARNING, "PAUSED", "Too many refused attempts: please wait a moment")
     faces = view.result.faces if view.result is not None else []
+    asked = next((f.challenge for f in faces if f.challenge is not None
+                  and f.challenge.state == ChallengeState.ACTIVE), None)
+    if asked is not None:
+        return ScreenText(Tone.WARNING, challenge_prompt(asked), f"{asked.time_left:.1f} s left")
     if view.idle or not faces:
         return ScreenText(Tone.NEUTRAL, "Please look at the camera", "")
-    return ScreenText(Tone.NEUTRAL, "Checking…", "Hold still and look at the camera")
+    return ScreenText(Tone.NEUTRAL, "Checking…", "Look at the camera")
+
+
+def challenge_prompt(status: ChallengeStatus) -> str:
+    """The instruction, with an arrow the way the person should turn: their left is
+    the screen's left as they face it, mirrored preview or not."""
+    arrow = "\u2190" if status.turn == Turn.LEFT else "\u2192"
+    step = f" ({status.step} of {status.steps})" if status.steps > 1 else ""
+    return f"{arrow}  TURN YOUR HEAD TO YOUR {str(status.turn).upper()}{step}"
 
 
 def face_caption(face: FaceState) -> tuple[str, Tone]:
@@ -382,7 +397,14 @@ def face_caption(face: FaceState) -> tuple[str, Tone]:
     state = face.liveness.state
     if state == LivenessState.SPOOF:
         return "Photo or screen", Tone.SPOOF
-    if state != LivenessState.LIVE:
+    ch = face.challenge
+    if ch is not None and ch.state == ChallengeState.FAILED:
+        return "Not confirmed", Tone.SPOOF
+    if ch is not None and ch.state == ChallengeState.ACTIVE:
+        return f"Turn {ch.turn}", Tone.CHECKING
+    if state == LivenessState.UNSURE and ch is None:
+        return "Not confirmed", Tone.SPOOF
+    if not face.live:
         return "Checking…", Tone.CHECKING
     if face.match is None:
         return "Live", Tone.LIVE

@@ -17,9 +17,9 @@ the geometric cues fed to the GRU beside the CNN's features:
 - how much the face moved (the plane test means little when nothing moves),
 - how far the nose tip stands out of the face plane in the mesh's depth.
 
-:func:`is_still` says when a window holds no motion at all (a frozen image, a photo
-or a paused screen held perfectly still), and :func:`planar_ratio` whether what moved
-moved as a plane (a photo or a screen turned in front of the camera).
+The stillness and planar rules that once stood beside the model are gone: measured
+on top of the trained motion head they refused nothing it accepted (the model card);
+the training code keeps them to score the model shipped before them.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from accessctl.liveness.minifasnet import INPUT
+from accessctl.liveness.motion import context_patch
 
 CONTEXT = 2.2  # the landmarks' frame: a square of this many face-box sides
 CNN_SCALES = (2.7, 4.0)  # MiniFASNetV2, MiniFASNetV1SE
@@ -52,6 +53,9 @@ class Observation:
 
     crops: np.ndarray = field(repr=False)  # (len(CNN_SCALES), INPUT, INPUT, 3) BGR uint8
     points: np.ndarray = field(repr=False)  # (N_POINTS, 3): x, y in CONTEXT-square units 0..1, z likewise
+    patch: np.ndarray = field(repr=False)  # (PATCH, PATCH) grey uint8 of the CONTEXT square (see .motion)
+    square: tuple[float, float, float]  # the CONTEXT square in the image: left, top, side (pixels)
+    size: tuple[int, int]  # the image's width and height
 
 
 def cnn_crop(image: np.ndarray, box: tuple[float, float, float, float], scale: float,
@@ -82,7 +86,8 @@ def observe(image: np.ndarray, box: tuple[float, float, float, float], landmarks
     out[:, 1] = (pts[:, 1] + 0.5 - oy) / side
     out[:, 2] = pts[:, 2] / side
     crops = np.stack([cnn_crop(image, box, s) for s in CNN_SCALES])
-    return Observation(crops, out)
+    square = (float(ox), float(oy), float(side))
+    return Observation(crops, out, context_patch(image, square), square, (image.shape[1], image.shape[0]))
 
 
 def _eye_openness(p: np.ndarray, eye: slice) -> np.ndarray:
@@ -162,6 +167,30 @@ def window_before(t: np.ndarray, end: int, length: int = WINDOW, step_s: float =
     return idx
 
 
+MAX_GAP_STEPS = 2.0  # frames further apart than this many steps are not one stretch of a face
+
+
+def partner(t: np.ndarray, end: int, step_s: float = STEP_S) -> int | None:
+    """The step a step's motion is measured from: the one before it, unless the two
+    are more than :data:`MAX_GAP_STEPS` steps apart (a gap: frames dropped, the face
+    lost) or ``end`` is the track's first."""
+    if end <= 0 or t[end] - t[end - 1] > MAX_GAP_STEPS * step_s:
+        return None
+    return end - 1
+
+
+def history_before(t: np.ndarray, end: int, most: int, step_s: float = STEP_S) -> np.ndarray:
+    """Indices of the steps the motion head reads at step ``end``, oldest first: those
+    of about the last ``most`` step lengths of time, back to the track's start or to a
+    gap; at least ``end`` itself. By time rather than by count, so that the head reads
+    about a second whatever the frame rate."""
+    start = end
+    while (start > 0 and t[end] - t[start - 1] < (most - 0.5) * step_s
+           and t[start] - t[start - 1] <= MAX_GAP_STEPS * step_s):
+        start -= 1
+    return np.arange(start, end + 1)
+
+
 def slowest_fps(step_s: float = STEP_S) -> float:
     """The lowest frame rate at which :func:`window_before` can still find a window: it
     refuses a frame more than ``step_s`` from its target, so frames at most ``2 * step_s``
@@ -171,49 +200,3 @@ def slowest_fps(step_s: float = STEP_S) -> float:
 
 def window_ends(t: np.ndarray, length: int = WINDOW, step_s: float = STEP_S) -> list[int]:
     return [e for e in range(len(t)) if window_before(t, e, length, step_s) is not None]
-
-
-STILL_MOTION = 0.004  # landmark motion per frame pair, in inter-ocular distances: below it, nothing moved
-
-
-def _pair_motion(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """For each frame pair of a window: its points before and after, how far they moved
-    (RMS, in inter-ocular distances of the later frame), and that distance."""
-    p = np.asarray(points, np.float64)
-    iod = np.linalg.norm(p[1:, 0, :2] - p[1:, 9, :2], axis=-1) + 1e-9
-    src, dst = p[:-1, :, :2], p[1:, :, :2]
-    return src, dst, np.sqrt(((dst - src) ** 2).sum(axis=2).mean(axis=1)) / iod, iod
-
-
-def motion(points: np.ndarray) -> float:
-    """The largest frame-to-frame landmark motion in a window, in inter-ocular
-    distances (RMS over the points). A live face is never perfectly still for half a
-    second: breathing, blinks and sway move it; a frozen frame gives exactly 0, and a
-    photo or a paused screen held still gives only the detector's jitter."""
-    if len(points) < 2:
-        return 0.0
-    return float(_pair_motion(points)[2].max())
-
-
-def is_still(points: np.ndarray) -> bool:
-    return motion(points) < STILL_MOTION
-
-
-PLANAR_MIN_MOTION = 0.02  # frame pairs moving less than this (inter-ocular distances) say nothing of shape
-PLANAR_RATIO = 0.07  # departure from a homography per unit of motion below which the face moved as a plane
-
-
-def planar_ratio(points: np.ndarray) -> float | None:
-    """How far a window's landmark motion departs from a plane's, per unit of motion:
-    the median over frame pairs that moved enough of (homography residual / motion).
-    A head that moves shows parallax (nose against cheeks, the far eye); a photo or
-    a screen, however it is turned or tilted, moves as a plane and scores near 0.
-    None when too little moved to tell."""
-    if len(points) < 2:
-        return None
-    src, dst, moved, iod = _pair_motion(points)
-    keep = moved >= PLANAR_MIN_MOTION
-    if keep.sum() < max(2, len(moved) // 2):
-        return None
-    residual = _homography_residual(src[keep], dst[keep]) / iod[keep]
-    return float(np.median(residual / moved[keep]))

@@ -1,23 +1,23 @@
-"""The liveness model: pretrained CNNs on each frame, a GRU over the clip.
+"""The liveness model: pretrained CNNs on each frame, a GRU over the face's recent steps.
 
-Split in two so the kiosk pays for the CNNs once per frame: :class:`FrameCNN` runs as
-frames arrive and its outputs are kept in each track's rolling window;
-:class:`SequenceHead` runs the GRU over the window (cheap) when a verdict is wanted.
-
-The head is a correction on top of the pretrained CNNs, not a replacement: its output
-is ``scale * mean_t(frame logit) + bias + gru_term``, and a fresh head (scale 1, bias
-0, a zero last layer) is exactly the CNNs' own score averaged over the window. What
-training adds has to beat that, measured across sources, or it is not shipped.
-Model definitions only; weights: :mod:`.weights`.
+Two questions, two parts. :class:`FrameCNN` asks how each frame looks (the texture of
+a print or a screen): it runs as frames arrive, and its combined live logit averaged
+over a short window (:func:`texture_logit`) is the texture score. :class:`MotionHead`
+asks how the face moved: a GRU over the steps of the face's last second (the CNNs'
+logits, landmark and dense motion cues per step, :func:`step_inputs`). A face is live
+when both say so; see :mod:`accessctl.liveness`. Model definitions only; weights:
+:mod:`.weights`.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from accessctl.liveness.features import N_CUES
 from accessctl.liveness.minifasnet import EMBEDDING, LAYERS, LIVE_CLASS, MiniFASNet
+from accessctl.liveness.motion import N_STEP
 
 N_CNNS = 2
 # Per frame: the combined live logit, each CNN's live logit, each CNN's embedding.
@@ -65,26 +65,66 @@ class FrameCNN(nn.Module):
         return torch.cat([_live_logit(p.mean(1, keepdim=True)), _live_logit(p)] + embs, dim=1)
 
 
-class SequenceHead(nn.Module):
-    def __init__(self, hidden: int = 8, proj: int = 0, dropout: float = 0.2) -> None:
-        """``proj``: how many dimensions of the CNN embeddings the GRU sees (0: none,
-        only the CNNs' live logits and the landmark cues)."""
-        super().__init__()
-        self.proj: nn.Module | None = nn.Linear(N_CNNS * EMBEDDING, proj) if proj else None
-        self.dropout = nn.Dropout(dropout)
-        self.gru = nn.GRU(proj + 1 + N_CNNS + N_CUES, hidden, batch_first=True)
-        self.out = nn.Linear(hidden, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-        self.scale = nn.Parameter(torch.ones(()))
-        self.bias = nn.Parameter(torch.zeros(()))
+class MotionHead(nn.Module):
+    """The GRU over a face's recent steps: does it move like a head?
 
-    def forward(self, features: torch.Tensor, cues: torch.Tensor) -> torch.Tensor:
-        """(B, T, FEATURE_DIM) and (B, T, N_CUES) -> (B,) logits, higher = live."""
-        logits = features[..., : 1 + N_CNNS]
-        parts = [logits / LOGIT_CLAMP, cues]
-        if self.proj is not None:
-            parts.insert(0, self.dropout(self.proj(features[..., 1 + N_CNNS:])))
-        out, _ = self.gru(torch.cat(parts, dim=-1))
-        base = logits[..., 0].mean(dim=1)
-        return self.scale * base + self.bias + self.out(out.mean(dim=1)).squeeze(-1)
+    Each step (a frame about :data:`.features.STEP_S` after the one before) is the
+    CNNs' live logits, the landmark cues and the dense motion cues of :mod:`.motion`
+    (:func:`step_inputs`). The GRU reads a face's history, up to about a second, and
+    its last state gives the logit of "evidence of life so far": trained on live
+    faces against pictures animated every way a hand, a stand, a screen or a program
+    would, it stays low until the face has done something only a head does, so a low
+    score means "no evidence yet", not "a photo". Refusing photos and screens on how
+    they look is the CNNs' part (the texture score), not this head's.
+
+    Inputs are standardised by a fixed mean and scale computed on the training data,
+    and multiplied by ``use`` (1 for an input the head reads, 0 for one it was trained
+    without): buffers saved with the weights in the plain state dict.
+    """
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+    use: torch.Tensor
+
+    def __init__(self, hidden: int = 16, inputs: int | None = None) -> None:
+        super().__init__()
+        n = STEP_INPUTS if inputs is None else inputs
+        self.register_buffer("mean", torch.zeros(n))
+        self.register_buffer("scale", torch.ones(n))
+        self.register_buffer("use", torch.ones(n))
+        self.gru = nn.GRU(n, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(self, steps: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, STEP_INPUTS) -> (B,) logits, higher = live. ``lengths``: how many of
+        each row's steps are real (the rest padding at the end); default all."""
+        x = (steps - self.mean) / self.scale * self.use
+        if lengths is None:
+            _, h = self.gru(x)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            _, h = self.gru(packed)
+        return self.out(h[-1]).squeeze(-1)
+
+
+def texture_logit(features: torch.Tensor) -> torch.Tensor:
+    """(..., T, FEATURE_DIM) -> (...,) the CNNs' combined live logit averaged over the window."""
+    return features[..., 0].mean(dim=-1)
+
+
+# Per step: the combined and per-CNN live logits (scaled), the time since the step
+# before in steps (0: none), the landmark cues and the dense motion cues.
+STEP_INPUTS = 1 + N_CNNS + 1 + N_CUES + N_STEP
+
+
+def step_inputs(feature: np.ndarray, dt: float, cues: np.ndarray | None, dense: np.ndarray | None) -> np.ndarray:
+    """One step's head input from its CNN ``feature`` (FEATURE_DIM) and, when the step
+    has a step before it (``dt`` steps earlier), its landmark ``cues`` (N_CUES) and
+    ``dense`` motion cues (N_STEP); without one those are zero, and so is ``dt``."""
+    out = np.zeros(STEP_INPUTS, np.float32)
+    out[: 1 + N_CNNS] = np.asarray(feature[: 1 + N_CNNS], np.float32) / LOGIT_CLAMP
+    if cues is not None and dense is not None:
+        out[1 + N_CNNS] = dt
+        out[2 + N_CNNS: 2 + N_CNNS + N_CUES] = cues
+        out[2 + N_CNNS + N_CUES:] = dense
+    return out

@@ -52,6 +52,26 @@ def _hash(pin: str, salt: bytes, params: dict[str, int]) -> bytes:
 KNOWN_PINS = frozenset({"246810"})
 
 
+# The commonest 6-digit PINs people choose (Wang, Li, Hu, Shen, Wang: "Understanding
+# Human-Chosen PINs: Characteristics, Distribution and Security", AsiaCCS 2017, and
+# the DataGenetics study of leaked PINs): the first guesses of anyone at the keypad.
+COMMON_PINS = frozenset({
+    "123456", "654321", "111111", "000000", "123123", "666666", "888888", "121212", "112233", "520520",
+    "123321", "147258", "159753", "789456", "456789", "987654", "111222", "131313", "101010", "202020",
+    "147852", "159357", "741852", "963852", "852456", "258456", "456123", "321654", "147369", "369258",
+    "135790", "135246", "142536", "123654", "112358", "314159", "123789", "789123", "102030", "100200",
+    "110110", "520131", "521521", "201314", "520521", "168168", "518518", "696969", "777777", "999999",
+    "123000", "000123", "123457", "012345", "098765", "778899", "998877", "445566", "665544", "246802",
+})
+
+# Straight lines of three keys on a phone-style keypad (rows, columns, diagonals and
+# the 2-5-8-0 column, either way): a PIN made only of such strokes is a shape, not a number.
+_KEYPAD_LINES = frozenset(
+    line for fwd in ("123", "456", "789", "147", "258", "369", "580", "159", "357")
+    for line in (fwd, fwd[::-1]))
+MIN_DISTINCT = 4  # digits a 6-digit PIN must use at least (112233 and 999998 use 3 and 2)
+
+
 def pin_problem(pin: str) -> str | None:
     """Why a new PIN is refused, or None."""
     if not (pin.isascii() and pin.isdigit()):  # "١٢٣٤٥٦" is digits to Python, not on a keypad
@@ -60,12 +80,18 @@ def pin_problem(pin: str) -> str | None:
         return f"the PIN must have {MIN_LENGTH} to {MAX_LENGTH} digits"
     if pin in KNOWN_PINS:
         return "that PIN is published in accessctl's documentation; choose another"
+    if len(set(pin)) < min(MIN_DISTINCT, len(pin) - 2):
+        return f"the PIN is too easy to guess (use at least {MIN_DISTINCT} different digits)"
+    if len(pin) % 3 == 0 and all(pin[i:i + 3] in _KEYPAD_LINES for i in range(0, len(pin), 3)):
+        return "the PIN is too easy to guess (a pattern of lines on the keypad)"
     steps = {(int(b) - int(a)) % 10 for a, b in zip(pin, pin[1:])}
     if len(steps) == 1:  # 111111, 123456, 975319, 024680: one step repeated
         return "the PIN is too easy to guess (repeated digits or a sequence)"
     for cycle in range(2, len(pin) // 2 + 1):  # 121212, 123123, 12341234: a short block repeated
         if pin == (pin[:cycle] * (len(pin) // cycle + 1))[: len(pin)]:
             return "the PIN is too easy to guess (a short block repeated)"
+    if pin in COMMON_PINS:
+        return "that PIN is among the commonest PINs people choose; choose another"
     return None
 
 

@@ -144,8 +144,10 @@ def event_filter(since: str | None, person: str | None, mark: str) -> tuple[str,
 
 
 def parse_since(text: str | None) -> str | None:
-    """``--since`` as the log's own time format: an ISO time as given, or an age
-    (``30s``, ``30m``, ``12h``, ``7d``) counted back from now; None: from the start."""
+    """``--since`` as the log's own time format: an ISO time (UTC when it names no
+    zone), or an age (``30s``, ``30m``, ``12h``, ``7d``) counted back from now; None:
+    from the start. Anything else is refused: a word the log cannot read must not
+    quietly select nothing."""
     if text and text[:-1].isdigit() and text[-1] in "smhd":
         seconds = int(text[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[text[-1]]
         try:
@@ -153,7 +155,14 @@ def parse_since(text: str | None) -> str | None:
         except OverflowError:  # further back than the calendar goes: everything
             return None
         return stamp(since)
-    return text or None
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise AccessctlError(f"--since {text!r}: expected an ISO time (2026-12-07, 2026-12-07T08:00:00Z) "
+                             "or an age (30s, 30m, 12h, 7d)") from None
+    return stamp(when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc))  # a time without a zone: UTC
 
 
 def _cell(value: object) -> object:

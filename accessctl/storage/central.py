@@ -102,6 +102,8 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
         FOR EACH STATEMENT EXECUTE FUNCTION accessctl_append_only();
     """,
+    # v2: people whose access always needs a head-turn challenge.
+    "ALTER TABLE people ADD COLUMN challenge boolean NOT NULL DEFAULT false",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -265,7 +267,8 @@ class CentralStore:
         """Every person changed or removed after ``version``, read in one snapshot."""
         with self._errors(), self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            cur.execute("SELECT employee_id, name, active, created, version FROM people WHERE version > %s", (version,))
+            cur.execute("SELECT employee_id, name, active, created, version, challenge FROM people WHERE version > %s",
+                        (version,))
             people = cur.fetchall()
             cur.execute("SELECT t.employee_id, t.embedding, t.quality, t.source, t.encoder, t.created "
                         "FROM templates t JOIN people p ON p.employee_id = t.employee_id "
@@ -276,7 +279,7 @@ class CentralStore:
             cur.execute("SELECT employee_id, version FROM removed WHERE version > %s", (version,))
             removed = cur.fetchall()
         top = max([version] + [int(p[4]) for p in people] + [int(r[1]) for r in removed])
-        records = [PersonRecord(p[0], p[1], bool(p[2]), p[3], templates.get(p[0], [])) for p in people]
+        records = [PersonRecord(p[0], p[1], bool(p[2]), p[3], templates.get(p[0], []), bool(p[5])) for p in people]
         return Changes(top, records, [r[0] for r in removed])
 
     # -- admin writes -----------------------------------------------------------------
@@ -319,6 +322,9 @@ class CentralStore:
     def set_active(self, employee_id: str, active: bool) -> None:
         self._update(employee_id, "UPDATE people SET active = %s, version = %s WHERE employee_id = %s", (active,))
 
+    def set_challenge(self, employee_id: str, on: bool) -> None:
+        self._update(employee_id, "UPDATE people SET challenge = %s, version = %s WHERE employee_id = %s", (on,))
+
     def remove(self, employee_id: str) -> None:
         with self._write() as cur:
             cur.execute("DELETE FROM people WHERE employee_id = %s", (employee_id,))
@@ -330,13 +336,13 @@ class CentralStore:
 
     # -- admin reads ------------------------------------------------------------------
     _PEOPLE = ("SELECT p.employee_id, p.name, p.active, p.created, "
-               "(SELECT count(*) FROM templates t WHERE t.employee_id = p.employee_id) FROM people p")
+               "(SELECT count(*) FROM templates t WHERE t.employee_id = p.employee_id), p.challenge FROM people p")
 
     def people(self) -> list[Person]:
         with self._errors(), self.conn.cursor() as cur:
             cur.execute(self._PEOPLE + " ORDER BY p.employee_id")
             rows = cur.fetchall()
-        return [Person(i, r[0], r[1], bool(r[2]), r[3], int(r[4])) for i, r in enumerate(rows, start=1)]
+        return [Person(i, r[0], r[1], bool(r[2]), r[3], int(r[4]), bool(r[5])) for i, r in enumerate(rows, start=1)]
 
     def get(self, employee_id: str) -> Person:
         with self._errors(), self.conn.cursor() as cur:
@@ -344,7 +350,7 @@ class CentralStore:
             r = cur.fetchone()
         if r is None:
             raise GalleryError(f"no enrolled person has employee id {employee_id!r}")
-        return Person(0, r[0], r[1], bool(r[2]), r[3], int(r[4]))
+        return Person(0, r[0], r[1], bool(r[2]), r[3], int(r[4]), bool(r[5]))
 
     def templates(self, employee_id: str) -> list[Template]:
         with self._errors(), self.conn.cursor() as cur:
@@ -436,8 +442,9 @@ def migrate(url: str, gallery: Path, audit: Path | None) -> tuple[int, int, int]
                                  "(move further people with `gallery export` and `enroll`)")
             cur.execute("UPDATE accessctl_meta SET value = %s WHERE key = 'encoder'", (encoder_id,))
             version = store._next_version(cur)
-            cur.executemany("INSERT INTO people(employee_id, name, active, created, version) VALUES (%s, %s, %s, %s, %s)",
-                            [(p.employee_id, p.name, p.active, p.created, version) for p in people])
+            cur.executemany("INSERT INTO people(employee_id, name, active, created, version, challenge) "
+                            "VALUES (%s, %s, %s, %s, %s, %s)",
+                            [(p.employee_id, p.name, p.active, p.created, version, p.challenge) for p in people])
             cur.executemany("INSERT INTO templates(employee_id, embedding, quality, source, encoder, created, chip) "
                             "VALUES (%s, %s, %s, %s, %s, %s, %s)", templates)
             cols = ("uid", "time", "kiosk", "kiosk_seq", "event", "reason", "person_id", "name", "distance",
@@ -506,6 +513,10 @@ class CentralGallery:
 
     def set_active(self, employee_id: str, active: bool) -> Person:
         self.store.set_active(employee_id, active)
+        return self.get(employee_id)
+
+    def set_challenge(self, employee_id: str, on: bool) -> Person:
+        self.store.set_challenge(employee_id, on)
         return self.get(employee_id)
 
     def remove(self, employee_id: str) -> Person:

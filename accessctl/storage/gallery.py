@@ -32,6 +32,10 @@ from accessctl.errors import GalleryError
 GALLERY_FILE = "gallery.db"
 EXPORT_FORMAT = "accessctl-gallery"
 EXPORT_VERSION = 2  # 2 added the face chips
+# An export is read whole (JSON), at several times its size in memory: larger files are
+# refused before reading (about 4 000 people with their faces, or 300 000 without; a
+# larger site copies its people with `store migrate` instead).
+MAX_EXPORT_BYTES = 256 * 1024 * 1024
 EMBEDDING_DIM = 128
 
 # Each entry upgrades the schema by one version; user_version records how far a file got.
@@ -65,6 +69,8 @@ MIGRATIONS: list[str] = [
     CREATE TABLE replica_log (version INTEGER NOT NULL, employee_id TEXT NOT NULL);
     CREATE INDEX replica_log_version ON replica_log(version);
     """,
+    # v4: people whose access always needs a head-turn challenge (a site's choice per person).
+    "ALTER TABLE people ADD COLUMN challenge INTEGER NOT NULL DEFAULT 0",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # An update touching more people than this is not logged person by person: kiosks then
@@ -80,6 +86,7 @@ class Person:
     active: bool
     created: str
     templates: int = 0
+    challenge: bool = False  # the door asks this person to turn their head before letting them in
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class PersonRecord:
     active: bool
     created: str
     templates: list[tuple[bytes, float, str, str, str]]  # embedding, quality, source, encoder, created
+    challenge: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,7 @@ class PeopleStore(Protocol):
                    append: bool = False) -> Person: ...
     def rename(self, employee_id: str, name: str) -> Person: ...
     def set_active(self, employee_id: str, active: bool) -> Person: ...
+    def set_challenge(self, employee_id: str, on: bool) -> Person: ...
     def remove(self, employee_id: str) -> Person: ...
     def identify(self, embedding: np.ndarray, threshold: float) -> Match: ...
     def verify(self, employee_id: str, embedding: np.ndarray, threshold: float) -> Match: ...
@@ -398,7 +407,8 @@ class Gallery:
 
     # -- reading --------------------------------------------------------------------
     def _person(self, row: sqlite3.Row) -> Person:
-        return Person(row["id"], row["employee_id"], row["name"], bool(row["active"]), row["created"], row["templates"])
+        return Person(row["id"], row["employee_id"], row["name"], bool(row["active"]), row["created"], row["templates"],
+                      bool(row["challenge"]))
 
     _PEOPLE_SQL = (
         "SELECT p.*, (SELECT COUNT(*) FROM templates t WHERE t.person_id = p.id) AS templates FROM people p"
@@ -557,6 +567,12 @@ class Gallery:
             conn.execute("UPDATE people SET active = ? WHERE id = ?", (int(active), person.id))
         return self.get(employee_id)
 
+    def set_challenge(self, employee_id: str, on: bool) -> Person:
+        person = self.get(employee_id)
+        with self._write() as conn:
+            conn.execute("UPDATE people SET challenge = ? WHERE id = ?", (int(on), person.id))
+        return self.get(employee_id)
+
     def meta(self, key: str) -> str | None:
         with self._errors():
             row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -569,8 +585,9 @@ class Gallery:
         with self._write() as conn:
             for p in people:
                 conn.execute("DELETE FROM people WHERE employee_id = ?", (p.employee_id,))
-                pid = conn.execute("INSERT INTO people(employee_id, name, active, created) VALUES (?, ?, ?, ?)",
-                                   (p.employee_id, p.name, int(p.active), p.created)).lastrowid
+                pid = conn.execute("INSERT INTO people(employee_id, name, active, created, challenge) "
+                                   "VALUES (?, ?, ?, ?, ?)",
+                                   (p.employee_id, p.name, int(p.active), p.created, int(p.challenge))).lastrowid
                 conn.executemany("INSERT INTO templates(person_id, embedding, quality, source, encoder, created) "
                                  "VALUES (?, ?, ?, ?, ?, ?)", [(pid, *t) for t in p.templates])
             conn.executemany("DELETE FROM people WHERE employee_id = ?", [(e,) for e in removed])
@@ -657,6 +674,7 @@ class Gallery:
                         "employee_id": p.employee_id,
                         "name": p.name,
                         "active": p.active,
+                        "challenge": p.challenge,
                         "created": p.created,
                         "templates": [
                             {
@@ -720,8 +738,8 @@ class Gallery:
                         "(use --skip-existing to import the others)"
                     )
                 pid = conn.execute(
-                    "INSERT INTO people(employee_id, name, active, created) VALUES (?, ?, ?, ?)",
-                    (p["employee_id"], p["name"], int(p["active"]), p["created"]),
+                    "INSERT INTO people(employee_id, name, active, created, challenge) VALUES (?, ?, ?, ?, ?)",
+                    (p["employee_id"], p["name"], int(p["active"]), p["created"], int(p["challenge"])),
                 ).lastrowid
                 conn.executemany(
                     "INSERT INTO templates(person_id, embedding, quality, source, encoder, created, chip) "
@@ -736,6 +754,10 @@ class Gallery:
 def _read_export(path: Path) -> dict[str, Any]:
     """Parse and validate an export file completely before anything is written."""
     try:
+        size = path.stat().st_size
+        if size > MAX_EXPORT_BYTES:
+            raise GalleryError(f"{path}: {size / 2**20:.0f} MiB; gallery exports over "
+                               f"{MAX_EXPORT_BYTES // 2**20} MiB are refused")
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise GalleryError(f"{path}: no such file") from None
@@ -764,8 +786,10 @@ def _read_export(path: Path) -> dict[str, Any]:
             raise bad(f"employee id {p['employee_id']!r} appears twice")
         seen.add(p["employee_id"])
         p.setdefault("active", True)
-        if not isinstance(p["active"], bool):  # "yes" or 2 would be listed yet never matched, or worse
-            raise bad(f"person {p['employee_id']!r}: active must be true or false, not {p['active']!r}")
+        p.setdefault("challenge", False)
+        for flag in ("active", "challenge"):  # "yes" or 2 would be listed yet never matched, or worse
+            if not isinstance(p[flag], bool):
+                raise bad(f"person {p['employee_id']!r}: {flag} must be true or false, not {p[flag]!r}")
         p.setdefault("created", now())
         if not isinstance(p["created"], str):
             raise bad(f"person {p['employee_id']!r}: created must be a date string")
@@ -780,6 +804,8 @@ def _read_export(path: Path) -> dict[str, Any]:
                     raise ValueError(f"its length {float(np.linalg.norm(vec)):.3g} is outside (0, {MAX_TEMPLATE_NORM:g}]")
                 t["vector"], t["blob"] = vec, _encode_embedding(vec)
                 t["quality"] = float(t.get("quality", 0.0))
+                if not np.isfinite(t["quality"]):
+                    raise ValueError(f"quality {t['quality']} is not a number")
                 t["source"] = str(t.get("source", "import"))
                 t["created"] = str(t.get("created", now()))
                 chip = t.get("chip")

@@ -1,6 +1,9 @@
 """Training the liveness model on real clips, and judging it across capture sources.
 
-What is trained, decided by the cross-source report (model card): the **last layers of
+Two stages: the CNNs' texture score (here), then the motion head on top
+(:mod:`.motion`); :func:`train` runs both.
+
+What the texture stage trains, decided by the cross-source report (model card): the **last layers of
 the pretrained MiniFASNets** (from :attr:`LivenessTrainConfig.tune_from` on), fine-tuned
 on single frames with the pretrained weights as an anchor (an L2 pull towards them,
 "L2-SP") and their batch-norm statistics kept, so that a few dozen sources adjust
@@ -8,22 +11,21 @@ the texture features learnt on a large attack corpus rather than replace them. T
 frozen layers' outputs are computed once per frame (:func:`trunks`), so fine-tuning
 costs seconds on a CPU. What ships is halfway between the pretrained and the tuned
 weights (:func:`mix`), which kept the gains and gave back what full tuning cost
-some live people. The sequence head (:class:`.model.SequenceHead`, a GRU over
-a window) can be trained on top (``steps``); measured, it adds nothing to the tuned
-CNNs, so by default it stays the identity (the CNNs' score averaged over the window).
+some live people.
 
 A source is one capture set (a NUAA subject, a replay pair, one ``liveness_web``
 repository): one person or household, one room, one camera. Every split here is by
 source, never by clip or frame. :func:`cross_validate` holds out each source in turn,
-trains on the rest, and scores the held-out clips through the kiosk's own
-:class:`.LivenessMonitor` and decision rule, for the recipe and for the pretrained
-CNNs alone; the threshold is chosen on those held-out scores.
+trains on the rest, and scores the held-out clips' texture through the kiosk's own
+:class:`.LivenessMonitor` (:func:`.texture_scores`), for the recipe and for the
+pretrained CNNs alone; the texture threshold is chosen on those held-out scores.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
+import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,16 +36,13 @@ import torch
 import torch.nn.functional as F
 
 from accessctl.errors import AccessctlError
-from accessctl.evaluation.clips import ClipFrames, ClipSpec, extract, presentation_scores, read_clip_list
-from accessctl.liveness import (
-    LivenessModel,
-    model_from_head,
-    save_model,
-)
-from accessctl.liveness.features import STEP_S, WINDOW, cues, window_before
+from accessctl.evaluation.clips import ClipFrames, ClipSpec, extract, read_clip_list, texture_scores
+from accessctl.liveness import LivenessModel, load_liveness, make_model, save_model
 from accessctl.liveness.minifasnet import LAYERS
-from accessctl.liveness.model import FrameCNN, SequenceHead
+from accessctl.liveness.model import FrameCNN, MotionHead
 from accessctl.liveness.weights import load_frame_cnn
+from accessctl.training.motion import MotionConfig
+from accessctl.training.motion import train as train_motion
 
 MAX_BPCER = 0.02  # the shipped threshold refuses at most 1 live presentation in 50
 TUNABLE = LAYERS[-3:]  # where fine-tuning may start (it always includes the embedding and the classifier)
@@ -61,17 +60,11 @@ class LivenessTrainConfig:
     tune_anchor: float = 0.01  # weight of the L2 pull of the tuned weights towards the pretrained ones
     tune_mix: float = 0.5  # the shipped weights: pretrained + tune_mix * (fine-tuned - pretrained) (1: as tuned)
     tune_exposure: int = 0  # copies of each frame under a random exposure (gain, gamma, colour cast) to tune on
-    # The GRU head on top: 0 steps leaves it the identity (measured: training it added nothing).
-    steps: int = 0
-    batch: int = 64  # frames per fine-tuning step, windows per head step
-    lr: float = 3e-3
-    weight_decay: float = 0.1
+    batch: int = 64  # frames per fine-tuning step
     seed: int = 0
-    hidden: int = 8  # the GRU's units
-    proj: int = 0  # CNN embedding dimensions the GRU sees (0: only the CNNs' logits and the cues)
-    dropout: float = 0.2
     cv_by: str = ""  # "source": leave-one-source-out report before the final training
     val_sources: list[str] = field(default_factory=list)  # held out of the final training
+    cnn_from: str = ""  # keep this model folder's CNN weights and texture threshold instead of fine-tuning
 
 
 @dataclass
@@ -91,22 +84,6 @@ class Clip:
             return self.trunk
         k = int(rng.integers(1 + len(self.exposed)))
         return self.trunk if k == 0 else self.exposed[k - 1]
-
-    @functools.cached_property
-    def window_index(self) -> list[np.ndarray]:
-        t = self.frames.t
-        return [i for i in (window_before(t, e) for e in range(len(t))) if i is not None]
-
-    @functools.cached_property
-    def window_cues(self) -> np.ndarray:
-        """Every window's cues, computed once (cross-validation trains 36 times on the same clips)."""
-        return np.stack([cues(self.frames.points[i]) for i in self.window_index])
-
-    def windows(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Every window's CNN features (W, WINDOW, FEATURE_DIM) and cues."""
-        if not self.window_index:
-            return None
-        return np.stack([features[i] for i in self.window_index]).astype(np.float32), self.window_cues
 
 
 def load_clips(lists: list[str], progress: Callable[[str], None] | None = None) -> list[Clip]:
@@ -258,35 +235,6 @@ def tuned_state(cnn: FrameCNN, tune_from: str) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in cnn.state_dict().items() if _tuned(k, tune_from)}
 
 
-def fit_head(clips: list[Clip], features: list[np.ndarray], cfg: LivenessTrainConfig,
-             seed: int) -> tuple[SequenceHead, float]:
-    """The GRU head trained on windows of the clips' ``features`` (``cfg.steps`` of them;
-    0 leaves it the identity)."""
-    torch.manual_seed(seed)
-    head = SequenceHead(cfg.hidden, cfg.proj, cfg.dropout)
-    if cfg.steps == 0:
-        return head.eval(), float("nan")
-    windows = [c.windows(f) for c, f in zip(clips, features)]
-    sampler = Balanced([(c.spec.live, c.source, 0 if w is None else len(w[0])) for c, w in zip(clips, windows)],
-                       np.random.default_rng(seed))
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
-    losses = []
-    for _ in range(cfg.steps):
-        head.train()
-        picks, y = sampler.draw(cfg.batch)
-        feats = torch.from_numpy(np.stack([windows[k][0][j] for k, j in picks]))  # type: ignore[index]
-        cue = torch.from_numpy(np.stack([windows[k][1][j] for k, j in picks]))  # type: ignore[index]
-        loss = F.binary_cross_entropy_with_logits(head(feats, cue), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    head.eval()
-    return head, float(np.mean(losses[-50:]))
-
-
 @dataclass
 class Scored:
     """The door's decision scores of one clip's presentations (see :func:`.presentation_scores`)."""
@@ -298,7 +246,8 @@ class Scored:
 
 
 def score_clips(model: LivenessModel, clips: list[Clip], features: list[np.ndarray]) -> list[Scored]:
-    return [Scored(c.source, c.spec.live, c.spec.attack, presentation_scores(model, c.frames, f))
+    """The texture's door scores of each clip's presentations (see :func:`.texture_scores`)."""
+    return [Scored(c.source, c.spec.live, c.spec.attack, texture_scores(model, c.frames, f))
             for c, f in zip(clips, features)]
 
 
@@ -340,8 +289,8 @@ def per_source(scored: list[Scored], threshold: float) -> dict[str, dict]:
 
 
 class Recipe:
-    """The training of one split: fine-tune the CNNs (if the recipe does), then the head
-    on the tuned CNNs' features; the clips' frozen-layer outputs computed once."""
+    """The training of one split: fine-tune the CNNs' last layers; the clips'
+    frozen-layer outputs computed once."""
 
     def __init__(self, clips: list[Clip], cfg: LivenessTrainConfig) -> None:
         self.clips, self.cfg = clips, cfg
@@ -349,36 +298,32 @@ class Recipe:
         self.start = cfg.tune_from or TUNABLE[0]  # frozen CNNs: outputs kept where the maps are smallest
         trunks(self.base, clips, self.start, exposures=cfg.tune_exposure if cfg.tune_from else 0, seed=cfg.seed)
         self.pretrained = [clip_features(self.base, c, self.start) for c in clips]
+        self.model = make_model(MotionHead(), 0.5, 0.5, Path("-"))  # features given: its own CNN is unused
 
-    def fit(self, train: list[int], seed: int) -> tuple[FrameCNN, SequenceHead, float]:
+    def fit(self, train: list[int], seed: int) -> FrameCNN:
         clips = [self.clips[k] for k in train]
-        cnn = fine_tune(self.base, clips, self.cfg, seed) if self.cfg.tune_from else self.base
-        feats = [self.features(cnn, k) for k in train] if self.cfg.steps else []
-        head, loss = fit_head(clips, feats, self.cfg, seed)
-        return cnn, head, loss
+        return fine_tune(self.base, clips, self.cfg, seed) if self.cfg.tune_from else self.base
 
     def features(self, cnn: FrameCNN, k: int) -> np.ndarray:
         return self.pretrained[k] if cnn is self.base else clip_features(cnn, self.clips[k], self.start)
 
-    def score(self, cnn: FrameCNN, head: SequenceHead, ks: list[int]) -> list[Scored]:
-        model = model_from_head(head, 0.5, WINDOW, STEP_S, Path("-"))  # features given: its own CNN is unused
-        return score_clips(model, [self.clips[k] for k in ks], [self.features(cnn, k) for k in ks])
+    def score(self, cnn: FrameCNN, ks: list[int]) -> list[Scored]:
+        return score_clips(self.model, [self.clips[k] for k in ks], [self.features(cnn, k) for k in ks])
 
 
 def cross_validate(recipe: Recipe, log: Callable[[str], None] | None = None) -> dict[str, list[Scored]]:
-    """Held-out scores of every clip, each from a model trained without the clip's source:
-    ``trained`` (the recipe) and ``pretrained`` (the CNNs alone, the same rule)."""
+    """Held-out texture scores of every clip, each from CNNs fine-tuned without the
+    clip's source: ``trained`` (the recipe) and ``pretrained`` (the CNNs as published)."""
     clips = recipe.clips
     sources = sorted({c.source for c in clips})
     out: dict[str, list[Scored]] = {"pretrained": [], "trained": []}
     for i, src in enumerate(sources):
         held = [k for k, c in enumerate(clips) if c.source == src]
-        cnn, head, loss = recipe.fit([k for k, c in enumerate(clips) if c.source != src], recipe.cfg.seed + i)
-        out["trained"] += recipe.score(cnn, head, held)
-        out["pretrained"] += recipe.score(recipe.base, SequenceHead(), held)
+        cnn = recipe.fit([k for k, c in enumerate(clips) if c.source != src], recipe.cfg.seed + i)
+        out["trained"] += recipe.score(cnn, held)
+        out["pretrained"] += recipe.score(recipe.base, held)
         if log:
-            log(f"fold {i + 1}/{len(sources)}: held out {src} ({len(held)} clips)"
-                + (f", head loss {loss:.3f}" if recipe.cfg.steps else ""))
+            log(f"fold {i + 1}/{len(sources)}: held out {src} ({len(held)} clips)")
     return out
 
 
@@ -395,9 +340,9 @@ def cv_report(scored: dict[str, list[Scored]]) -> dict:
     return report
 
 
-def train(cfg: LivenessTrainConfig, log: Callable[[str], None] | None = None) -> dict:
-    """Optionally cross-validate by source, then train the recipe on every clip not held
-    out and write ``liveness.pt``, ``cnn_tuned.pt`` and ``liveness.json`` to ``out``.
+def train_texture(cfg: LivenessTrainConfig, log: Callable[[str], None] | None = None) -> tuple[FrameCNN, float, dict]:
+    """The CNNs' fine-tuning: optionally cross-validated by source, then trained on every
+    clip not held out. Returns the CNNs, the texture threshold and the report.
 
     The threshold is the cross-validated one when ``cv_by`` is set (the only scores
     of this recipe on sources it never saw); else it is chosen on ``val_sources``;
@@ -425,16 +370,40 @@ def train(cfg: LivenessTrainConfig, log: Callable[[str], None] | None = None) ->
         report["cv"] = cv_report(cross_validate(recipe, log))
         threshold = report["cv"]["trained"]["threshold"]
     train_idx = [k for k, c in enumerate(clips) if c.source not in cfg.val_sources]
-    cnn, head, loss = recipe.fit(train_idx, cfg.seed)
+    cnn = recipe.fit(train_idx, cfg.seed)
     if cfg.val_sources:
-        val = recipe.score(cnn, head, [k for k, c in enumerate(clips) if c.source in cfg.val_sources])
+        val = recipe.score(cnn, [k for k, c in enumerate(clips) if c.source in cfg.val_sources])
         if not cfg.cv_by:
             threshold = threshold_for_bpcer(val)
         report["validation"] = figures(val, threshold)
         report["validation_sources"] = sorted(cfg.val_sources)
     report["train_seconds"] = round(time.perf_counter() - t0, 1)
     report["train_sources"] = sorted({clips[k].source for k in train_idx})
-    report["final_loss"] = loss if cfg.steps else None
-    save_model(head, Path(cfg.out), threshold, {"config": asdict(cfg), "report": report},
-               tuned_state(cnn, cfg.tune_from) if cfg.tune_from else None)
-    return {"threshold": threshold, **report}
+    return cnn, threshold, report
+
+
+def train(cfg: LivenessTrainConfig, motion: MotionConfig, log: Callable[[str], None] | None = None) -> dict:
+    """The whole recipe: the CNNs' fine-tuning (the texture score and its threshold;
+    skipped with ``cnn_from``, which keeps a model's), then the motion head on top
+    (:func:`.motion.train`); the model is written to ``cfg.out``."""
+    out = Path(cfg.out)
+    texture: dict = {}
+    extra: dict = {"config": asdict(cfg)}
+    if cfg.cnn_from:
+        base = Path(cfg.cnn_from)
+        try:  # the kept CNNs' own training record goes with them
+            kept = json.loads((base / "liveness.json").read_text(encoding="utf-8"))
+            extra = {"config": kept.get("config", {}), "report": kept.get("report", {}), "texture_from": str(base)}
+        except (OSError, ValueError):
+            pass
+    else:
+        cnn, threshold, texture = train_texture(cfg, log)
+        # the texture stage's result, with a motion head not yet trained: the motion stage reads it back
+        save_model(make_model(MotionHead(), threshold, 0.5, out), out, {"stage": "texture"},
+                   tuned_state(cnn, cfg.tune_from) if cfg.tune_from else None)
+        load_liveness.cache_clear()
+        base = out
+        extra["report"] = texture
+    result = train_motion(dataclasses.replace(motion, clips=cfg.clips, out=str(out), cnn_from=str(base)), log,
+                          extra=extra)
+    return {"texture": texture, **result}
