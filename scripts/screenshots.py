@@ -60,8 +60,7 @@ def main(out: Path) -> None:
         wait(app, showing("ACCESS GRANTED", "Welcome, Pair One"))
         grab(app, window, out / "kiosk-granted.png")
         spoofs = lambda: [d for d in window.session.measurements.decisions if d.reason == "spoof"]  # noqa: E731
-        # the second refusal: the face on the phone's screen (the first is the person holding it up)
-        wait(app, lambda: len(spoofs()) >= 2 and showing("ACCESS DENIED", "Photo or screen detected")())
+        wait(app, lambda: len(spoofs()) >= 1 and showing("ACCESS DENIED", "Photo or screen detected")())
         grab(app, window, out / "kiosk-denied-replay.png")
         wait(app, showing("ACCESS DENIED", "Not recognised"))
         grab(app, window, out / "kiosk-denied-stranger.png")

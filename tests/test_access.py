@@ -164,9 +164,11 @@ def test_headless_runs_grant_the_live_person_and_deny_replay_and_stranger(
 
     home = tmp_path / "home"
     monkeypatch.setenv("ACCESSCTL_HOME", str(home))
-    pair = shared_data / "video" / "replay_pairs" / "pair2"
-    with open_source(pair / "live.mp4") as src:
-        frame = save_rgb(tmp_path / "p1.jpg", next(f for f in src if f.index == 210).image)
+    # pair1's person shows life passively within the door's look (pair2's is asked to
+    # turn the head, whose direction is random: tests/test_challenge.py)
+    pair = shared_data / "video" / "replay_pairs" / "pair1"
+    with open_source(pair / "live.mov") as src:
+        frame = save_rgb(tmp_path / "p1.jpg", next(f for f in src if f.index == 60).image)
     assert main(["enroll", "--employee-id", "P1", "--name", "Pair One", str(frame)]) == 0
     home.joinpath("config.toml").write_text(f'[hook]\npath = "{recorder(tmp_path)}"\n[kiosk]\nname = "door-1"\n')
     capsys.readouterr()
@@ -175,13 +177,17 @@ def test_headless_runs_grant_the_live_person_and_deny_replay_and_stranger(
         assert main(["run", "--source", str(video), "--headless"]) == 0
         return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
-    events = run(pair / "live.mp4")
+    events = run(pair / "live.mov")
     grants = [e for e in events if e["event"] == "granted"]
     assert grants and all(g["person_id"] == "P1" and g["name"] == "Pair One" for g in grants)
     assert all(b["t"] - a["t"] >= 10.0 for a, b in zip(grants, grants[1:]))  # the cooldown
     assert set(grants[0]) >= {"event", "reason", "person_id", "name", "distance", "liveness", "t", "frame"}
     first_face = next(e for e in events if e["event"] == "state")
-    assert grants[0]["t"] - first_face["t"] < 2.0
+    assert grants[0]["t"] - first_face["t"] < 1.0
+    # a face let in is not asked, or refused, afterwards when it stands stiller
+    tid = grants[0]["track_id"]
+    assert not [e for e in events if e["event"] == "denied" and e["track_id"] == tid]
+    assert not [e for e in events if e["event"] == "challenge" and e["track"] == tid]
     assert [e for e in events if e["event"] == "hook"][0]["returncode"] == 0
     call = json.loads((tmp_path / "calls.jsonl").read_text().splitlines()[0])
     assert call["argv"] == ["granted", "P1", "Pair One"] and call["env"]["ACCESSCTL_KIOSK"] == "door-1"

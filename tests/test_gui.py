@@ -64,11 +64,11 @@ def texts_seen(window: KioskWindow) -> list[tuple[str, str]]:
 @pytest.mark.shared
 def test_kiosk_window_grants_the_enrolled_person_and_denies_a_replay_and_a_stranger(
         qtbot, home: Path, pin: AdminPin, shared_data: Path, tmp_path: Path) -> None:
-    pair = shared_data / "video" / "replay_pairs" / "pair2"
-    enroll_from_video(pair / "live.mp4", "P1", "Pair One", index=210)
+    pair = shared_data / "video" / "replay_pairs" / "pair1"  # shows life without being asked
+    enroll_from_video(pair / "live.mov", "P1", "Pair One")
     home.joinpath("config.toml").write_text(f'[hook]\npath = "{recorder(tmp_path)}"\n[kiosk]\nname = "door-1"\n')
-    live_frames = sum(1 for _ in open_source(pair / "live.mp4"))
-    sources = [str(pair / "live.mp4"), str(pair / "replay.mp4"), str(shared_data / "video/faces/single_face.mp4")]
+    live_frames = sum(1 for _ in open_source(pair / "live.mov"))
+    sources = [str(pair / "live.mov"), str(pair / "replay.mp4"), str(shared_data / "video/faces/single_face.mp4")]
     window = KioskWindow(KioskSession(sources, load_settings(), realtime=False), pin)
     qtbot.addWidget(window)
     seen = texts_seen(window)

@@ -112,7 +112,7 @@ class AccessController:
                     mem.denied.add(Reason.UNKNOWN)
                     out.append(decision(EventKind.DENIED, Reason.UNKNOWN))
                 continue
-            if verdict.state == LivenessState.UNSURE and ch is None:
+            if verdict.state == LivenessState.UNSURE and ch is None and not face.live:
                 if Reason.UNSURE not in mem.denied:
                     mem.denied.add(Reason.UNSURE)
                     out.append(decision(EventKind.DENIED, Reason.UNSURE))

@@ -89,6 +89,10 @@ class _Identity:
     first_t: float | None = None  # the face's first frame
     challenge: Challenge | None = None
     challenged_person: int | None = None  # whom the face was recognised as during its challenge
+    # Judged live and recognised as the same person as often as the door grants on: a
+    # later look of the track (stiller, unsure) neither asks nor takes that back; only a
+    # spoof verdict does, and it starts the record afresh.
+    settled: bool = False
 
 
 class Pipeline:
@@ -166,7 +170,7 @@ class Pipeline:
             b = time.perf_counter()
             ident = self._identity.setdefault(tid, _Identity(first_t=frame.t))
             status = self._challenge(ident, face, verdict, frame.t)
-            live = self._judged_live(ident, verdict)
+            live = self._judged_live(ident, verdict) or (ident.settled and verdict.state != LivenessState.SPOOF)
             if verdict.state == LivenessState.SPOOF:  # whatever was matched is forgotten
                 ident = self._identity[tid] = _Identity(first_t=ident.first_t, challenge=ident.challenge)
             else:
@@ -180,6 +184,8 @@ class Pipeline:
                     ident.deferred = False
                     self._check_identity(ident, face, frame.t, live, errors)
                     status = self._same_person(ident, frame.t) or status
+                    ident.settled = ident.settled or (live and ident.match is not None and ident.match.person is not None
+                                                      and ident.streak >= self.settings.access.matches_needed)
             t_id += time.perf_counter() - b
             t_live += b - a
             shown = live and ident.on_live
@@ -215,6 +221,8 @@ class Pipeline:
         the site always asks; under ``always`` for every face that looks live."""
         model = self.monitor.model
         ch = ident.challenge
+        if ch is None and ident.settled:
+            return None
         if ch is not None:
             moved = verdict.p_motion is not None and verdict.p_motion >= model.motion_threshold
             return ch.update(t, face.quality.yaw, spoof=verdict.state == LivenessState.SPOOF, head_moved=moved)

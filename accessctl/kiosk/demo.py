@@ -32,7 +32,10 @@ def new_demo_pin() -> str:
         pin = "".join(secrets.choice("0123456789") for _ in range(8))
         if pin_problem(pin) is None:
             return pin
-ENROLL_FRAME = 210  # of pair2/live.mp4: the person looking at the camera
+# Of pair1/live.mov: the person looking at the camera. Pair 1's person shows life
+# within the door's look; pair 2's stands stiller and would be asked to turn the head,
+# to a side drawn at random, which the recording answers only half the time.
+ENROLL_FRAME = 60
 
 
 def demo_videos() -> dict[str, Path]:
@@ -40,8 +43,8 @@ def demo_videos() -> dict[str, Path]:
     if data is None:
         raise AccessctlError("the demo plays videos from ../shared/data (or $ACCESSCTL_DATA), which is not here; "
                              "run the kiosk on a video of your own: accessctl run --source VIDEO")
-    pair = data / "video" / "replay_pairs" / "pair2"
-    videos = {"live": pair / "live.mp4", "replay": pair / "replay.mp4",
+    pair = data / "video" / "replay_pairs" / "pair1"
+    videos = {"live": pair / "live.mov", "replay": pair / "replay.mp4",
               "stranger": data / "video" / "faces" / "single_face.mp4"}
     missing = [str(p) for p in videos.values() if not p.is_file()]
     if missing:

@@ -159,6 +159,13 @@ def load_liveness(folder: str | Path | None = None) -> LivenessModel:
     return make_model(head, threshold, motion_threshold, folder, tuned, evidence_s)
 
 
+def _save_state(state: dict[str, torch.Tensor], path: str) -> None:
+    """Through an open file: saved by path, torch names the archive inside after the
+    (temporary) file, so the same weights would get another SHA-256 each time."""
+    with open(path, "wb") as f:
+        torch.save(state, f)
+
+
 def save_model(model: LivenessModel, out: Path, extra: dict, tuned: dict[str, torch.Tensor] | None = None) -> None:
     """``liveness.pt`` (the motion head, a plain state dict), ``cnn_tuned.pt`` (the
     fine-tuned CNN layers, a plain state dict of :class:`.FrameCNN` keys, if any) and
@@ -166,10 +173,10 @@ def save_model(model: LivenessModel, out: Path, extra: dict, tuned: dict[str, to
     from accessctl import config
 
     config.private_dir(out)
-    config.write_private(out / WEIGHTS_FILE, lambda tmp: torch.save(model.motion.state_dict(), tmp))
+    config.write_private(out / WEIGHTS_FILE, lambda tmp: _save_state(model.motion.state_dict(), tmp))
     cnn = None
     if tuned:
-        config.write_private(out / TUNED_FILE, lambda tmp: torch.save(tuned, tmp))
+        config.write_private(out / TUNED_FILE, lambda tmp: _save_state(tuned, tmp))
         cnn = {"sha256": config.sha256_file(out / TUNED_FILE), "layers": sorted({k.split(".")[2] for k in tuned})}
     else:
         (out / TUNED_FILE).unlink(missing_ok=True)
