@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import unicodedata
@@ -89,6 +90,23 @@ def private_file(path: Path) -> Path:
     except PermissionError:  # someone else's file: leave it as it is
         pass
     return path
+
+
+LOW_SPACE_BYTES = 16 * 2**20  # less free than this where a database lives: the disk is full for it
+
+
+def storage_problem(exc: Exception, path: Path) -> str:
+    """SQLite's words for a failed write, with the cause named when it is a full disk:
+    SQLite itself says only "disk I/O error" or "database or disk is full"."""
+    text = str(exc)
+    if "disk I/O error" in text or "disk is full" in text:
+        try:
+            free = shutil.disk_usage(path.parent).free
+        except OSError:
+            return text
+        if free < LOW_SPACE_BYTES:
+            return f"no space left on the device ({free // 1024} KiB free beside {path.name}; SQLite: {text})"
+    return text
 
 
 def write_private(path: Path, content: str | Callable[[str], object]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import stat
 import sys
@@ -434,6 +435,77 @@ def test_an_audit_log_that_cannot_be_written_holds_events_then_stops_the_door(tm
         runner.audit_out.log(Event("granted", "match", "E1", "Ada"))
         with pytest.raises(AccessctlError, match="audit log cannot be written .disk full.*nothing is granted unlogged"):
             runner.step(frame)
+
+
+def unwritable(path: Path) -> None:
+    """Make an audit log that refuses every new row: read-only for an ordinary user;
+    root writes through file modes, so there a trigger refuses inserts as a read-only
+    file would."""
+    with AuditLog(path):
+        pass
+    if os.getuid() == 0:
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TRIGGER ro BEFORE INSERT ON events BEGIN "
+                     "SELECT RAISE(ABORT, 'attempt to write a readonly database'); END")
+        conn.commit()
+        conn.close()
+    else:
+        path.chmod(0o400)
+
+
+@pytest.mark.shared
+def test_a_door_whose_audit_log_cannot_be_written_does_not_start(
+        shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A read-only events.db: the door refuses to start, in one line, and the hook
+    never runs (it once granted 4 times, opened the door 4 times and recorded nothing)."""
+    from accessctl.cli import main
+    from accessctl.frames.sources import open_source
+    from tests.conftest import save_rgb
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("ACCESSCTL_HOME", str(home))
+    pair = shared_data / "video" / "replay_pairs" / "pair1"
+    with open_source(pair / "live.mov") as src:
+        frame = save_rgb(tmp_path / "p1.jpg", next(f for f in src if f.index == 60).image)
+    assert main(["enroll", "--employee-id", "P1", "--name", "Pair One", str(frame)]) == 0
+    home.joinpath("config.toml").write_text(f'[hook]\npath = "{recorder(tmp_path)}"\n')
+    unwritable(home / "events.db")
+    capsys.readouterr()
+    assert main(["run", "--source", str(pair / "live.mov"), "--headless"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and not (tmp_path / "calls.jsonl").exists()
+    assert err.count("\n") == 1 and "cannot be written" in err and "readonly" in err, err
+
+
+def test_a_grant_the_log_cannot_record_is_neither_shown_nor_opens_the_door(tmp_path: Path,
+                                                                         astronaut_video: Path) -> None:
+    """The log broke after the door started: a refusal may wait (held, within backlog_s),
+    but a grant is logged first or not at all: no JSON line says granted, no hook runs."""
+    from accessctl.config import Settings
+    from accessctl.door.access import Decision, EventKind, Reason
+    from accessctl.door.runner import Runner
+    from accessctl.errors import AccessctlError
+    from accessctl.storage.gallery import Gallery
+
+    settings = Settings()
+    settings.hook.path = str(recorder(tmp_path))
+    settings.audit.backlog_s = 3600.0
+    lines: list[dict] = []
+    with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
+        runner = Runner(g, settings, audit, lines.append)
+        unwritable(tmp_path / "events.db")
+        if os.getuid() != 0:  # the open connection keeps writing through its own file handle
+            pytest.skip("needs root to break an open log")
+        denied = Decision(EventKind.DENIED, Reason.SPOOF, 1, None, None, None, 0.1, 1.0, 30)
+        for sink in runner.sinks:
+            sink.deliver(denied, {})  # held: the door goes on refusing
+        granted = Decision(EventKind.GRANTED, Reason.MATCH, 2, "E1", "Ada", 0.4, 0.99, 2.0, 60)
+        with pytest.raises(AccessctlError, match="a grant cannot be recorded, so nothing is granted"):
+            for sink in runner.sinks:
+                sink.deliver(granted, {})
+        runner.hooks.close()
+    assert [x["event"] for x in lines if x.get("event") in ("granted", "denied")] == ["denied"]
+    assert not (tmp_path / "calls.jsonl").exists()
 
 
 def test_a_new_output_is_one_more_sink_and_hears_what_the_log_hears(tmp_path: Path, astronaut_video: Path) -> None:

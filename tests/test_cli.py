@@ -117,8 +117,18 @@ def test_gallery_commands(home: Path, capsys, photos, tmp_path: Path) -> None:
     crafted.write_text(json.dumps(doc))
     code, _, err = run(capsys, "gallery", "import", str(crafted), "--skip-existing")
     assert code == 2 and "is not the encoding of its own stored face" in err and "nothing was imported" in err
-    code, out, _ = run(capsys, "gallery", "import", str(export), "--skip-existing")
+    # A "wolf": a real template scaled by 0.001, without its face, is about the
+    # threshold from everyone; it once let 26 of 29 strangers in as E2.
+    wolf = tmp_path / "wolf.json"
+    by_id["E2"]["templates"][0]["embedding"] = base64.b64encode((template * 0.001).astype("<f4").tobytes()).decode()
+    by_id["E2"]["templates"][0]["chip"] = None
+    wolf.write_text(json.dumps(doc))
+    code, _, err = run(capsys, "gallery", "import", str(wolf), "--skip-existing", "--without-faces")
+    assert code == 2 and "a template of 'E2' is no face's encoding (its length 0.001" in err, err
+    assert err.count("\n") == 1
+    code, out, err = run(capsys, "gallery", "import", str(export), "--skip-existing")
     assert code == 0 and "imported 1" in out
+    assert "E2's face already matches Eileen Collins (E1)" in err  # warned, as enroll warns
     code, out, _ = run(capsys, "gallery", "list")
     assert "Eileen Collins" in out and "Twin" in out
 
@@ -342,3 +352,52 @@ def test_config_show_hides_the_store_password(home: Path, capsys) -> None:
     (home / "config.toml").write_text('[store]\nurl = "postgresql://kiosk:s3cret@db.local:5432/site"\n')
     code, out, _ = run(capsys, "config", "show")
     assert code == 0 and "s3cret" not in out and "password=***" in out and "db.local" in out
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path):
+    """A real 1 MiB filesystem (tmpfs), for what a full disk does; skipped where this
+    user may not mount one."""
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.getuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mnt)],
+                                          capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root (and the right to mount)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(folder: Path) -> None:
+    try:
+        with open(folder / "filler", "wb") as f:
+            while True:
+                f.write(b"x" * 4096)
+                f.flush()
+    except OSError:
+        pass
+
+
+def test_a_full_disk_is_named_as_one(full_disk: Path, monkeypatch: pytest.MonkeyPatch, capsys, photos) -> None:
+    """SQLite says "database or disk is full" or "disk I/O error"; the admin is told the
+    device has no space left, and nothing half-written stays."""
+    from accessctl.cli import main
+    from accessctl.storage.audit import AuditError, AuditLog, Event
+
+    home = full_disk / "home"
+    monkeypatch.setenv("ACCESSCTL_HOME", str(home))
+    with AuditLog() as audit:
+        audit.append(Event("started"))
+        fill(full_disk)
+        with pytest.raises(AuditError, match="no space left on the device"):
+            for _ in range(200):
+                audit.append(Event("denied", "spoof", detail={"pad": "x" * 4000}))
+    capsys.readouterr()
+    assert main(["enroll", "--employee-id", "E1", "--name", "Ada", str(photos["eileen"])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no space left on the device" in err, err
+    (full_disk / "filler").unlink()  # room again: nothing of the refused enrollment is there
+    assert main(["gallery", "list"]) == 0 and "E1" not in capsys.readouterr().out

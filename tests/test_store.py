@@ -140,6 +140,44 @@ def test_a_replica_follows_enrollment_disable_challenge_and_removal_within_a_sec
         link.stop()
 
 
+def test_a_schema_version_mismatch_keeps_the_door_on_its_replica_and_its_events(store_url: str,
+                                                                                 tmp_path: Path) -> None:
+    """A store at another schema version (a newer accessctl's, or a half-done upgrade):
+    said once, and then neither the replica follows it nor are events written into it,
+    until it matches again; then both resume, nothing lost. The admin's writes are
+    refused meanwhile."""
+    notes: list[dict] = []
+    events = tmp_path / "events.db"
+    link = StoreLink(as_role(store_url, KIOSK_ROLE), notify=notes.append, sync_s=0.3, upload_s=0.1,
+                     replica=tmp_path / "replica.db", events=events)
+    link.start()
+    admin = CentralGallery(as_role(store_url, ADMIN_ROLE))
+    pg = psycopg.connect(store_url, autocommit=True)
+    try:
+        for bad in (SCHEMA_VERSION + 1, 0):
+            uploaded = pg.execute("SELECT count(*) FROM events").fetchone()[0]
+            pg.execute("UPDATE accessctl_meta SET value = %s WHERE key = 'schema_version'", (str(bad),))
+            with pytest.raises(StoreError, match="schema version|no accessctl schema"):  # the admin's writes too
+                admin.add_person(f"E{bad}", "New", [NewTemplate(unit(bad + 3), 0.9, "x")])
+            with AuditLog(events, kiosk="door-1") as log:
+                log.append(Event("denied", "spoof"))
+            time.sleep(1.5)
+            with Gallery(tmp_path / "replica.db") as kiosk:
+                assert [p.employee_id for p in kiosk.people()] == []
+            assert pg.execute("SELECT count(*) FROM events").fetchone()[0] == uploaded
+            assert notes[-1]["state"] == "replica-only" and "schema" in notes[-1]["detail"], notes[-1]
+            pg.execute("UPDATE accessctl_meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            t0 = time.monotonic()
+            while (pg.execute("SELECT count(*) FROM events").fetchone()[0] < uploaded + 1
+                   or notes[-1]["state"] != "online"):
+                assert time.monotonic() - t0 < 15, "the link did not resume once the schema matched"
+                time.sleep(0.1)
+    finally:
+        pg.close()
+        admin.close()
+        link.stop()
+
+
 def test_a_missed_notification_is_caught_up_by_version(store_url: str, tmp_path: Path) -> None:
     with CentralStore(store_url) as store, Gallery(tmp_path / "replica.db", encoder_id="sface-2021dec") as replica:
         admin = CentralGallery(store_url)

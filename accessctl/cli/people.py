@@ -19,23 +19,52 @@ from accessctl.cli.common import (
 )
 from accessctl.errors import AccessctlError
 
+NORM_TOLERANCE = 0.25  # an encoder's descriptors of real faces: within 2% of one length (SFace 1.0, dlib 1.38-1.41)
 
-def _own_face_check(gallery, source: str):
-    """An import check: each template must be the encoding of its own stored face
-    (within the match threshold), so a crafted template cannot stand in for a person."""
+
+def _import_check(gallery, source: str, warnings: list[str]):
+    """An import check. Each template must be a face's encoding at all: its length
+    within :data:`NORM_TOLERANCE` of what this encoder gives a real face (a person's
+    template scaled by 0.001 sits at about the threshold from everyone, and let
+    strangers in); and, where its face is stored, the encoding of that face (within
+    the match threshold), so a crafted template cannot stand in for a person. A face
+    that already matches someone else enrolled is a warning, as at enrollment."""
+    from accessctl import config
     from accessctl.config import load_settings
+    from accessctl.door.pipeline import WARMUP_FACE
     from accessctl.errors import GalleryError
+    from accessctl.frames.images import load_image
     from accessctl.identity.encoders import load_encoder
     from accessctl.thresholds import match_threshold
+    from accessctl.vision.faces import analyzer
 
     threshold = match_threshold(load_settings(), gallery.encoder_id)
 
-    def check(templates: np.ndarray, chips: np.ndarray) -> None:
-        d = np.linalg.norm(load_encoder(gallery.encoder_id).encode(chips) - templates, axis=1)
-        worst = int(np.argmax(d))
-        if d[worst] > threshold:
-            raise GalleryError(f"{source}: template {worst + 1} is not the encoding of its own stored face (distance "
-                               f"{d[worst]:.3f}, threshold {threshold:.3f}); nothing was imported")
+    def check(templates: np.ndarray, faces: list[np.ndarray | None], owners: list[str]) -> None:
+        encoder = load_encoder(gallery.encoder_id)
+        reference = analyzer().analyze(load_image(config.assets_dir() / WARMUP_FACE))[0].chip
+        length = float(np.linalg.norm(encoder.encode(reference[None])[0]))
+        norms = np.linalg.norm(templates, axis=1)
+        odd = np.flatnonzero(np.abs(norms / length - 1.0) > NORM_TOLERANCE)
+        if len(odd):
+            k = int(odd[0])
+            raise GalleryError(f"{source}: a template of {owners[k]!r} is no face's encoding (its length "
+                               f"{norms[k]:.3g}, where this encoder's faces have {length:.3g}); nothing was imported")
+        stored = [i for i, f in enumerate(faces) if f is not None]
+        chips = [f for f in faces if f is not None]
+        if chips:
+            d = np.linalg.norm(encoder.encode(np.stack(chips)) - templates[stored], axis=1)
+            worst = int(np.argmax(d))
+            if d[worst] > threshold:
+                raise GalleryError(f"{source}: a template of {owners[stored[worst]]!r} is not the encoding of its own "
+                                   f"stored face (distance {d[worst]:.3f}, threshold {threshold:.3f}); nothing was "
+                                   "imported")
+        for owner, t in zip(owners, templates):
+            match = gallery.identify(t, threshold)
+            if match.person is not None and match.person.employee_id != owner:
+                warnings.append(f"{source}: {owner}'s face already matches {match.person.name} "
+                                f"({match.person.employee_id}) at distance {match.distance:.2f}; check that this is "
+                                "not a duplicate enrollment")
     return check
 
 
@@ -172,8 +201,12 @@ def cmd_gallery(args: argparse.Namespace) -> int:
             n = gallery.export(args.file)
             print(f"exported {n} people to {args.file} (it holds biometric templates: keep it private)")
         elif args.gallery_cmd == "import":
+            warnings: list[str] = []
             added, skipped = gallery.import_(args.file, skip_existing=args.skip_existing,
-                                             check=_own_face_check(gallery, args.file), without_faces=args.without_faces)
+                                             check=_import_check(gallery, args.file, warnings),
+                                             without_faces=args.without_faces)
+            for warning in dict.fromkeys(warnings):
+                print(f"accessctl: warning: {warning}", file=sys.stderr)
             print(f"imported {added} people from {args.file}" + (f", skipped {skipped} already enrolled" if skipped else ""))
     return 0
 

@@ -1,9 +1,10 @@
 """Where the door's decisions go: one sink per output, each told every decision in order.
 
-The runner hands each decision to its sinks in turn: the JSON line (headless events,
-the kiosk screen's listener), the audit log, then the door-unlock hook. A sink that
-raises stops the decision there, so an audit log that has been unwritable for too
-long stops the door before the hook can open it (fail closed). A new output (a relay
+The runner hands each decision to its sinks in turn: the audit log, the JSON line
+(headless events, the kiosk screen's listener), then the door-unlock hook. A sink that
+raises stops the decision there, so a grant the audit log cannot record is never shown
+as granted and never reaches the hook, and a log unwritable for too long stops the
+door (fail closed). A new output (a relay
 board, an MQTT topic) is one more class with ``deliver``, added to the list.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from accessctl.config import AuditSettings
-from accessctl.door.access import Decision
+from accessctl.door.access import Decision, EventKind
 from accessctl.errors import AccessctlError
 from accessctl.storage.audit import AuditError, AuditLog, Event
 
@@ -59,7 +60,13 @@ class AuditSink:
 
     def deliver(self, decision: Decision, detail: dict) -> None:
         self.log(audit_event(decision, detail))
-        self.check()  # before the door opens: a grant that cannot be logged in time opens nothing
+        if self.settings.fail_closed and decision.event == EventKind.GRANTED:
+            with self._lock:
+                held = len(self._backlog)
+            if held:  # the grant itself, or an event before it, is not on disk: nothing opens
+                raise AccessctlError(f"the audit log cannot be written ({self._error}); a grant cannot be recorded, "
+                                     f"so nothing is granted ({held} event(s) held)")
+        self.check()  # a refusal may wait a while for the log; not for ever
 
     def log(self, event: Event) -> None:
         """Write ``event`` after any held back; what cannot be written is held."""

@@ -89,6 +89,7 @@ class Runner:
 
     def __init__(self, gallery: Gallery, settings: Settings, audit: AuditLog, emit: Callable[[dict], None],
                  on_frame: Callable[[Frame, FrameResult, list[Decision]], None] | None = None) -> None:
+        audit.check_writable()  # before anything else: a door that cannot log does not start
         self.settings = settings
         self.audit = audit
         self._emit_lock = threading.Lock()
@@ -109,8 +110,8 @@ class Runner:
         self._feed: FrameFeed | None = None
         self.stopped = threading.Event()
         self.audit_out = AuditSink(audit, settings.audit, self.emit)
-        # Every decision goes to each of these in turn; the hook last, once it is logged.
-        self.sinks: list[Sink] = [JsonSink(self.emit), self.audit_out]
+        # Every decision goes to each of these in turn: logged first, the hook last.
+        self.sinks: list[Sink] = [self.audit_out, JsonSink(self.emit)]
         if self.hooks is not None:
             self.sinks.append(self.hooks)
         if settings.audit.snapshots:

@@ -85,7 +85,7 @@ class AuditLog:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise AuditError(f"audit log {self.path}: {exc}") from None
+            raise AuditError(f"audit log {self.path}: {config.storage_problem(exc, self.path)}") from None
 
     def close(self) -> None:
         self._conn.close()
@@ -95,6 +95,23 @@ class AuditLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def check_writable(self) -> None:
+        """Write a row and take it back: a door must not start on a log it cannot write
+        (a read-only file, a full disk), or it would open for events that are never
+        recorded. AuditError says why."""
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.execute("INSERT INTO events(time, kiosk, event) VALUES (?, ?, ?)",
+                                       (now(), self.kiosk, "check"))
+                finally:
+                    self._conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise AuditError(f"audit log {self.path} cannot be written: {config.storage_problem(exc, self.path)}; "
+                             "the door does not start "
+                             "without its log") from None
 
     def append(self, e: Event) -> int:
         """Write one event; AuditError (nothing written) if the file is locked too long.
@@ -109,7 +126,7 @@ class AuditLog:
                      e.frame, json.dumps(e.detail) if e.detail is not None else None),
                 )
         except sqlite3.Error as exc:
-            raise AuditError(f"audit log {self.path}: {exc}") from None
+            raise AuditError(f"audit log {self.path}: {config.storage_problem(exc, self.path)}") from None
         return int(cur.lastrowid or 0)
 
     def query(self, *, since: str | None = None, person: str | None = None, last: int | None = None) -> list[dict]:
@@ -124,7 +141,7 @@ class AuditLog:
         try:
             rows = self._conn.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
-            raise AuditError(f"audit log {self.path}: {exc}") from None
+            raise AuditError(f"audit log {self.path}: {config.storage_problem(exc, self.path)}") from None
         out = [dict(zip(COLUMNS, r)) for r in rows]
         return out[::-1] if last is not None else out
 

@@ -131,6 +131,11 @@ class StoreError(AccessctlError):
     """The central store cannot be reached or refused a request."""
 
 
+class SchemaError(StoreError):
+    """The central store's schema is not the one this accessctl reads and writes: a
+    door stays on its replica, and keeps its events, until it is."""
+
+
 def _psycopg() -> Any:
     try:
         import psycopg
@@ -202,10 +207,13 @@ class CentralStore:
             raise StoreError(f"central store {redact(self.url)}: {_first_line(exc)}") from None
 
     @contextmanager
-    def _write(self) -> Iterator[Any]:
-        """One transaction holding the writers' lock, with its version taken after the lock."""
+    def _write(self, *, upgrading: bool = False) -> Iterator[Any]:
+        """One transaction holding the writers' lock, with its version taken after the
+        lock; and, unless it is the upgrade itself, on the schema this accessctl writes."""
         with self._errors(), self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            if not upgrading:
+                self.check_schema()
             yield cur
 
     def _next_version(self, cur: Any) -> int:
@@ -225,18 +233,19 @@ class CentralStore:
         return int(row[0]) if row else 0
 
     def check_schema(self) -> None:
+        """Every path that reads or writes the store calls this first (SchemaError)."""
         version = self.schema_version()
         if version == 0:
-            raise StoreError(f"the central store at {redact(self.url)} has no accessctl schema: run `accessctl store init`")
+            raise SchemaError(f"the central store at {redact(self.url)} has no accessctl schema: run `accessctl store init`")
         if version > SCHEMA_VERSION:
-            raise StoreError(f"the central store has schema version {version}; this accessctl reads up to "
+            raise SchemaError(f"the central store has schema version {version}; this accessctl reads up to "
                              f"{SCHEMA_VERSION} (upgrade accessctl)")
         if version < SCHEMA_VERSION:
-            raise StoreError(f"the central store has schema version {version}: run `accessctl store init` to upgrade it")
+            raise SchemaError(f"the central store has schema version {version}: run `accessctl store init` to upgrade it")
 
     def init(self, encoder_id: str | None = None) -> tuple[int, int]:
         """Create or upgrade the schema and grant the two roles; returns (from, to) versions."""
-        with self._write() as cur:
+        with self._write(upgrading=True) as cur:
             start = self.schema_version()
             if start > SCHEMA_VERSION:
                 raise StoreError(f"the central store has schema version {start}, newer than this accessctl")

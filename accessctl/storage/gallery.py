@@ -345,7 +345,7 @@ class Gallery:
             return GalleryError(f"{self.path} is not an accessctl gallery or is damaged ({text})")
         if "readonly" in text or "read-only" in text:
             return GalleryError(f"gallery {self.path} is read-only for this user")
-        return GalleryError(f"gallery {self.path}: {text}")
+        return GalleryError(f"gallery {self.path}: {config.storage_problem(exc, self.path)}")
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -699,7 +699,7 @@ class Gallery:
         return len(people)
 
     def import_(self, path: str | os.PathLike[str], *, skip_existing: bool = False,
-                check: Callable[[np.ndarray, np.ndarray], None] | None = None,
+                check: Callable[[np.ndarray, list[np.ndarray | None], list[str]], None] | None = None,
                 without_faces: bool = False) -> tuple[int, int]:
         """Add the people of an exported file, all or nothing; returns (added, skipped).
 
@@ -707,8 +707,9 @@ class Gallery:
         Employee ids already enrolled are refused unless ``skip_existing``. A template
         without its stored face is refused unless ``without_faces``: nothing can show
         it is a face at all (a crafted "centroid" matched 89% of ORL). ``check(templates,
-        chips)`` sees every template with its face before anything is written, to
-        refuse a template that is not the encoding of its own face.
+        faces, owners)`` sees every template, with its face (None without one) and its
+        employee id, before anything is written, to refuse one that is not the encoding
+        of its own face, or of any face.
         """
         path = Path(path)
         doc = _read_export(path)
@@ -722,9 +723,9 @@ class Gallery:
         if faceless and not without_faces:
             raise GalleryError(f"{path}: {len(faceless)} template(s) without their stored face (first: "
                                f"{faceless[0]!r}); nothing was imported (--without-faces imports them unchecked)")
-        with_faces = [t for _, t in templates if t["chip"] is not None]
-        if check is not None and with_faces:
-            check(np.stack([t["vector"] for t in with_faces]), np.stack([t["face"] for t in with_faces]))
+        if check is not None and templates:
+            check(np.stack([t["vector"] for _, t in templates]), [t["face"] for _, t in templates],
+                  [eid for eid, _ in templates])
         added = skipped = 0
         with self._write() as conn:
             for p in doc["people"]:

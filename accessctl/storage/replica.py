@@ -28,7 +28,16 @@ from accessctl import config
 from accessctl.config import Settings
 from accessctl.errors import AccessctlError, GalleryError
 from accessctl.storage.audit import AUDIT_FILE
-from accessctl.storage.central import CHANNEL, CentralStore, StoreError, _first_line, _psycopg, event_uid, redact
+from accessctl.storage.central import (
+    CHANNEL,
+    CentralStore,
+    SchemaError,
+    StoreError,
+    _first_line,
+    _psycopg,
+    event_uid,
+    redact,
+)
 from accessctl.storage.gallery import Gallery
 
 log = logging.getLogger(__name__)
@@ -55,7 +64,7 @@ class Spool:
             self._conn.execute("INSERT OR IGNORE INTO spool(key, value) VALUES ('install', ?)", (str(uuid.uuid4()),))
             self._conn.execute("INSERT OR IGNORE INTO spool(key, value) VALUES ('uploaded', '0')")
         except sqlite3.Error as exc:
-            raise AccessctlError(f"event spool {self.path}: {exc}") from None
+            raise AccessctlError(f"event spool {self.path}: {config.storage_problem(exc, self.path)}") from None
 
     def close(self) -> None:
         self._conn.close()
@@ -101,6 +110,7 @@ class Spool:
             rows = self.pending()
             if not rows:
                 return sent
+            store.check_schema()  # events written into another schema could be lost or misread
             store.insert_events(rows)  # idempotent: a retry after a lost reply adds nothing
             self.mark(rows[-1]["kiosk_seq"])
             sent += len(rows)
@@ -121,7 +131,9 @@ def open_replica(encoder_id: str, path: Path | None = None) -> Gallery:
 
 
 def sync_once(store: CentralStore, replica: Gallery) -> int:
-    """Bring the replica up to the server's newest change; returns the version reached."""
+    """Bring the replica up to the server's newest change; returns the version reached.
+    A schema this accessctl does not read is a SchemaError: the replica stays as it is."""
+    store.check_schema()
     have = int(replica.meta("replica_version") or 0)
     changes = store.changes_since(have)
     if changes.version != have or changes.people or changes.removed:
@@ -222,8 +234,12 @@ class StoreLink:
             except (pg.Error, StoreError, GalleryError, OSError) as exc:
                 if self._stop.is_set():
                     return
-                self._offline(f"the central store cannot be reached ({_first_line(exc)}); deciding on the replica "
-                              f"(version {self.status.replica_version})")
+                if isinstance(exc, SchemaError):
+                    self._offline(f"{_first_line(exc)}; deciding on the replica (version "
+                                  f"{self.status.replica_version}) until it matches")
+                else:
+                    self._offline(f"the central store cannot be reached ({_first_line(exc)}); deciding on the "
+                                  f"replica (version {self.status.replica_version})")
                 self._stop.wait(RETRY_S[min(attempt, len(RETRY_S) - 1)])
                 attempt += 1
 
