@@ -63,17 +63,33 @@ def test_schema_is_versioned_and_each_role_can_do_only_its_part(store_url: str) 
            "liveness": 0.1, "stream_t": 1.0, "frame": 3, "detail": None}
     assert kiosk.insert_events([row]) == 1 and kiosk.insert_events([row]) == 0  # idempotent on the id
     for sql in ("UPDATE people SET active = false", "DELETE FROM templates", "SELECT * FROM events",
-                "UPDATE events SET kiosk = 'x'"):
+                "SELECT uid FROM events", "UPDATE events SET kiosk = 'x'",
+                "SELECT chip FROM templates",  # a stolen door credential is no copy of everyone's face
+                "INSERT INTO events(uid, time, kiosk, kiosk_seq, event, received, login) VALUES "
+                "(gen_random_uuid(), '2020-01-01T00:00:00Z', 'vault', 1, 'granted', '2020-01-01', 'admin')"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             kiosk.conn.execute(sql)
+    assert kiosk.conn.execute("SELECT count(*) FROM templates").fetchone()[0] == 1  # what the replica reads
     kiosk.close()
+    # A door of its own: a login in the kiosk group. The server records who sent each
+    # event and when it arrived, whatever the door's own clock and name say.
+    with psycopg.connect(store_url, autocommit=True) as owner:
+        owner.execute(f"DROP ROLE IF EXISTS door_front; CREATE ROLE door_front LOGIN IN ROLE {KIOSK_ROLE}")
+    with CentralStore(as_role(store_url, "door_front")) as door:
+        forged = {**row, "uid": "6f1c7d8e-0000-4000-8000-000000000002", "kiosk": "vault", "event": "granted",
+                  "time": "2001-01-01T00:00:00Z"}
+        assert door.insert_events([forged]) == 1
+    with CentralStore(store_url) as owner_store:
+        got = {r["kiosk"]: r for r in owner_store.query()}
+    assert got["door-1"]["login"] == KIOSK_ROLE and got["vault"]["login"] == "door_front"
+    assert got["vault"]["time"] == "2001-01-01T00:00:00Z" and got["vault"]["received"].year >= 2026
     with psycopg.connect(store_url, autocommit=True) as owner:  # append-only for everyone, the owner too
         for sql in ("UPDATE events SET kiosk = 'x'", "DELETE FROM events", "TRUNCATE events"):
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
                 owner.execute(sql)
     out = subprocess.run([sys.executable, "-m", "accessctl", "store", "init", "--print-sql"], capture_output=True,
                          text=True, timeout=120)
-    assert out.returncode == 0 and f"GRANT INSERT ON events TO {KIOSK_ROLE}" in out.stdout
+    assert out.returncode == 0 and "GRANT EXECUTE ON FUNCTION accessctl_append_event" in out.stdout
     assert "CREATE TABLE people" in out.stdout and out.stdout.rstrip().endswith("COMMIT;")
 
 
@@ -133,6 +149,13 @@ def test_a_replica_follows_enrollment_disable_challenge_and_removal_within_a_sec
             lag.append(reached(lambda: kiosk.get("E1").challenge))
             admin.remove("E1")
             lag.append(reached(lambda: kiosk.people() == []))
+            # Any role may NOTIFY in PostgreSQL: a forged one only makes doors sync early,
+            # since they take the version from the server, never from the message.
+            with psycopg.connect(as_role(store_url, KIOSK_ROLE), autocommit=True) as other_door:
+                other_door.execute("NOTIFY accessctl_gallery, '999999'")
+            time.sleep(0.5)
+            with CentralStore(store_url) as server:
+                assert int(kiosk.meta("replica_version")) == server.version() < 999999
         assert max(lag) < 1.0, lag
         assert notes and notes[0]["state"] == "online"
     finally:

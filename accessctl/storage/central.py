@@ -104,7 +104,33 @@ MIGRATIONS: list[str] = [
     """,
     # v2: people whose access always needs a head-turn challenge.
     "ALTER TABLE people ADD COLUMN challenge boolean NOT NULL DEFAULT false",
+    # v3: who sent each event, as the server authenticated it (``login``, beside the
+    # door's own ``kiosk`` name), and when it arrived (``received``): set by the server
+    # whatever the client sends. Doors append through one function, so that they need
+    # neither INSERT nor SELECT on the log.
+    """
+    ALTER TABLE events ADD COLUMN login text;
+    CREATE FUNCTION accessctl_event_origin() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN NEW.login := session_user; NEW.received := now(); RETURN NEW; END $$;
+    CREATE TRIGGER events_origin BEFORE INSERT ON events
+        FOR EACH ROW EXECUTE FUNCTION accessctl_event_origin();
+    CREATE FUNCTION accessctl_append_event(p_uid uuid, p_time text, p_kiosk text, p_seq bigint, p_event text,
+            p_reason text, p_person_id text, p_name text, p_distance double precision,
+            p_liveness double precision, p_stream_t double precision, p_frame bigint, p_detail text)
+        RETURNS integer LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS
+        $$ WITH added AS (
+               INSERT INTO events(uid, time, kiosk, kiosk_seq, event, reason, person_id, name, distance, liveness,
+                                  stream_t, frame, detail)
+               VALUES (p_uid, p_time, p_kiosk, p_seq, p_event, p_reason, p_person_id, p_name, p_distance, p_liveness,
+                       p_stream_t, p_frame, p_detail)
+               ON CONFLICT (uid) DO NOTHING RETURNING 1)
+           SELECT count(*)::integer FROM added $$;
+    REVOKE EXECUTE ON FUNCTION accessctl_append_event(uuid, text, text, bigint, text, text, text, text,
+        double precision, double precision, double precision, bigint, text) FROM PUBLIC;
+    """,
 ]
+APPEND_EVENT = ("accessctl_append_event(uuid, text, text, bigint, text, text, text, text, double precision, "
+                "double precision, double precision, bigint, text)")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 ROLES_SQL = f"""\
@@ -113,12 +139,15 @@ DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{KIOSK_ROLE}') THEN CREATE ROLE {KIOSK_ROLE} LOGIN; END IF;
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ADMIN_ROLE}') THEN CREATE ROLE {ADMIN_ROLE} LOGIN; END IF;
 END $$;
--- The kiosk reads people and templates and appends events; nothing else.
+-- The kiosk reads people and their templates (not their stored faces: a stolen door
+-- credential is no copy of every employee's face) and appends events through one
+-- function (it cannot read the log, nor choose the login or time of arrival recorded).
+-- A door of its own: CREATE ROLE door_front LOGIN IN ROLE {KIOSK_ROLE} (its events say so).
 GRANT USAGE ON SCHEMA public TO {KIOSK_ROLE}, {ADMIN_ROLE};
-GRANT SELECT ON accessctl_meta, people, templates, removed TO {KIOSK_ROLE};
-GRANT INSERT ON events TO {KIOSK_ROLE};
--- (and the ids alone, which an idempotent INSERT ... ON CONFLICT (uid) must read: not who came and went)
-GRANT SELECT (uid) ON events TO {KIOSK_ROLE};
+REVOKE ALL ON templates, events FROM {KIOSK_ROLE};
+GRANT SELECT ON accessctl_meta, people, removed TO {KIOSK_ROLE};
+GRANT SELECT (id, employee_id, embedding, quality, source, encoder, created) ON templates TO {KIOSK_ROLE};
+GRANT EXECUTE ON FUNCTION {APPEND_EVENT} TO {KIOSK_ROLE}, {ADMIN_ROLE};
 -- The admin enrolls and changes people, and reads (and appends to) the log.
 GRANT SELECT ON accessctl_meta TO {ADMIN_ROLE};
 GRANT SELECT, INSERT, UPDATE, DELETE ON people, templates, removed TO {ADMIN_ROLE};
@@ -390,13 +419,12 @@ class CentralStore:
             return 0
         cols = ("uid", "time", "kiosk", "kiosk_seq", "event", "reason", "person_id", "name", "distance", "liveness",
                 "stream_t", "frame", "detail")
-        sql = (f"INSERT INTO events({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
-               "ON CONFLICT (uid) DO NOTHING")
+        sql = f"SELECT accessctl_append_event({', '.join(['%s'] * len(cols))})"
         with self._errors(), self.conn.transaction(), self.conn.cursor() as cur:
             new = 0
             for r in rows:
                 cur.execute(sql, tuple(r[c] for c in cols))
-                new += cur.rowcount
+                new += int(cur.fetchone()[0])
         return new
 
     def events(self, *, kiosk: str | None = None) -> list[dict]:
@@ -408,10 +436,11 @@ class CentralStore:
 
     def query(self, *, since: str | None = None, person: str | None = None) -> list[dict]:
         """Every door's events as :meth:`AuditLog.query` gives one door's (same columns; ``id``
-        is the kiosk's own row number), in time order."""
+        is the kiosk's own row number), in time order; and two the server recorded: the
+        ``login`` that sent each, and when it was ``received``."""
         where, args = event_filter(since, person, "%s")
         sql = ("SELECT kiosk_seq AS id, time, kiosk, event, reason, person_id, name, distance, liveness, stream_t, "
-               "frame, detail FROM events" + where + " ORDER BY time, kiosk, kiosk_seq")
+               "frame, detail, login, received FROM events" + where + " ORDER BY time, kiosk, kiosk_seq")
         with self._errors(), self.conn.cursor() as cur:
             cur.execute(sql, args)
             names = [d.name for d in cur.description]
