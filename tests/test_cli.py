@@ -354,6 +354,32 @@ def test_config_show_hides_the_store_password(home: Path, capsys) -> None:
     assert code == 0 and "s3cret" not in out and "password=***" in out and "db.local" in out
 
 
+
+def test_a_template_near_everyone_is_refused_as_no_one(home: Path, capsys, photos, tmp_path: Path) -> None:
+    """A "wolf" at a face's length: the centroid of the people enrolled, imported
+    without a face, would match each of them and strangers alike."""
+    import base64
+
+    run(capsys, "enroll", "--employee-id", "E1", "--name", "Eileen", str(photos["eileen"]))
+    run(capsys, "enroll", "--employee-id", "E2", "--name", "Left", "--face", "1", str(photos["two"]))
+    run(capsys, "enroll", "--employee-id", "E3", "--name", "Right", "--face", "2", str(photos["two"]))
+    export = tmp_path / "g.json"
+    assert run(capsys, "gallery", "export", str(export))[0] == 0
+    doc = json.loads(export.read_text())
+    vecs = np.stack([np.frombuffer(base64.b64decode(p["templates"][0]["embedding"]), "<f4") for p in doc["people"]])
+    wolf = vecs.mean(axis=0)
+    wolf *= np.linalg.norm(vecs[0]) / np.linalg.norm(wolf)
+    person = {**doc["people"][0], "employee_id": "E9", "name": "Nobody"}
+    person["templates"] = [{**person["templates"][0], "chip": None,
+                            "embedding": base64.b64encode(wolf.astype("<f4").tobytes()).decode()}]
+    crafted = tmp_path / "wolf.json"
+    crafted.write_text(json.dumps({**doc, "people": [person]}))
+    code, _, err = run(capsys, "gallery", "import", str(crafted), "--without-faces")
+    assert code == 2 and "a template of 'E9' matches 3 of the 3 other people known here" in err, err
+    code, out, _ = run(capsys, "gallery", "list")
+    assert "E9" not in out
+
+
 @pytest.fixture
 def full_disk(tmp_path: Path):
     """A real 1 MiB filesystem (tmpfs), for what a full disk does; skipped where this

@@ -401,6 +401,14 @@ def test_data_files_are_never_links_and_keep_their_owners_read_only_bit(tmp_path
         assert home.stat().st_mode & 0o077 == 0  # root could close it, and did
         config.data_dir()
         assert capsys.readouterr().err == ""  # said once
+        # where it cannot be closed (another user's folder, for anyone but root), both are said
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        os.chown(shared, 4242, -1)
+        shared.chmod(0o777)
+        config._warn_unsafe_folder(shared)
+        err = capsys.readouterr().err
+        assert "is owned by user id 4242" in err and "and can be written by every user" in err, err
 
 
 def test_a_replicas_index_is_patched_with_only_the_people_an_update_changed(tmp_path: Path) -> None:

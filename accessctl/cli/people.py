@@ -59,6 +59,19 @@ def _import_check(gallery, source: str, warnings: list[str]):
                 raise GalleryError(f"{source}: a template of {owners[stored[worst]]!r} is not the encoding of its own "
                                    f"stored face (distance {d[worst]:.3f}, threshold {threshold:.3f}); nothing was "
                                    "imported")
+        # A template near most of the faces known here (enrolled, and this file's own) is
+        # no one person: a "wolf" (a centroid of faces at a face's length) would let
+        # strangers in. A real face matches at most a few of them.
+        index = gallery.index()
+        known = np.concatenate([index.embeddings, templates]) if len(index) else templates
+        who = np.array([*(index.employee_ids if len(index) and index.employee_ids is not None else []), *owners],
+                       dtype=object)
+        for owner, t in zip(owners, templates):
+            others = set(who[who != owner])
+            near = set(who[(np.linalg.norm(known - t, axis=1) <= threshold) & (who != owner)])
+            if len(others) >= 2 and len(near) >= max(2, len(others) / 2):
+                raise GalleryError(f"{source}: a template of {owner!r} matches {len(near)} of the {len(others)} other "
+                                   "people known here: it is no one person's face; nothing was imported")
         for owner, t in zip(owners, templates):
             match = gallery.identify(t, threshold)
             if match.person is not None and match.person.employee_id != owner:
