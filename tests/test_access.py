@@ -155,23 +155,33 @@ def test_audit_log_is_append_only_and_private(tmp_path: Path) -> None:
     assert len(log.query()) == 2  # nothing half-written
 
 
-@pytest.mark.slow
-@pytest.mark.shared
-def test_headless_runs_grant_the_live_person_and_deny_replay_and_stranger(
-        shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def door_with_pair_one(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                       config: str = "") -> tuple[Path, Path]:
+    """A door's home with Pair One enrolled from one frame of pair 1's live video and
+    the recording hook; returns (home, pair 1's folder). Pair 1's person shows life
+    passively within the door's look (pair 2's is asked to turn the head, whose
+    direction is random: tests/test_challenge.py)."""
     from accessctl.cli import main
     from accessctl.frames.sources import open_source
     from tests.conftest import save_rgb
 
     home = tmp_path / "home"
     monkeypatch.setenv("ACCESSCTL_HOME", str(home))
-    # pair1's person shows life passively within the door's look (pair2's is asked to
-    # turn the head, whose direction is random: tests/test_challenge.py)
     pair = shared_data / "video" / "replay_pairs" / "pair1"
     with open_source(pair / "live.mov") as src:
         frame = save_rgb(tmp_path / "p1.jpg", next(f for f in src if f.index == 60).image)
     assert main(["enroll", "--employee-id", "P1", "--name", "Pair One", str(frame)]) == 0
-    home.joinpath("config.toml").write_text(f'[hook]\npath = "{recorder(tmp_path)}"\n[kiosk]\nname = "door-1"\n')
+    home.joinpath("config.toml").write_text(f'[hook]\npath = "{recorder(tmp_path)}"\n' + config)
+    return home, pair
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_headless_runs_grant_the_live_person_and_deny_replay_and_stranger(
+        shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from accessctl.cli import main
+
+    home, pair = door_with_pair_one(shared_data, tmp_path, monkeypatch, '[kiosk]\nname = "door-1"\n')
     capsys.readouterr()
 
     def run(video: Path) -> list[dict]:
@@ -459,16 +469,8 @@ def test_a_door_whose_audit_log_cannot_be_written_does_not_start(
     """A read-only events.db: the door refuses to start, in one line, and the hook
     never runs (it once granted 4 times, opened the door 4 times and recorded nothing)."""
     from accessctl.cli import main
-    from accessctl.frames.sources import open_source
-    from tests.conftest import save_rgb
 
-    home = tmp_path / "home"
-    monkeypatch.setenv("ACCESSCTL_HOME", str(home))
-    pair = shared_data / "video" / "replay_pairs" / "pair1"
-    with open_source(pair / "live.mov") as src:
-        frame = save_rgb(tmp_path / "p1.jpg", next(f for f in src if f.index == 60).image)
-    assert main(["enroll", "--employee-id", "P1", "--name", "Pair One", str(frame)]) == 0
-    home.joinpath("config.toml").write_text(f'[hook]\npath = "{recorder(tmp_path)}"\n')
+    home, pair = door_with_pair_one(shared_data, tmp_path, monkeypatch)
     unwritable(home / "events.db")
     capsys.readouterr()
     assert main(["run", "--source", str(pair / "live.mov"), "--headless"]) == 2
