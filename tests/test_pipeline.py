@@ -67,6 +67,35 @@ def test_live_person_is_identified_and_a_replay_never_reaches_the_gallery(shared
         assert decided and decided.count(LivenessState.SPOOF) / len(decided) > 0.9
 
 
+@pytest.mark.shared
+def test_frames_of_a_recording_looped_by_a_program_are_no_evidence_of_life(shared_data: Path,
+                                                                           gallery_path: Path) -> None:
+    """Two or four frames of the enrolled person's live video, looped (a program, or a
+    GIF): each frame looks live and the jumps between them look like a head moving,
+    but a camera never gives an earlier picture back. Never live, never granted;
+    refused as unsure (challenge off) or asked to turn (unsure), which a loop cannot."""
+    from accessctl.door.access import AccessController, EventKind, Reason
+    from accessctl.frames.sources import Frame
+
+    with open_source(shared_data / "video/replay_pairs/pair1/live.mov") as src:
+        live = [f.image for f in src if 60 <= f.index < 64]
+    with Gallery(gallery_path) as gallery:
+        enroll(gallery, [("frame 60", live[0])], "P1", "Pair One", Settings())
+        for mode, order in (("off", (0, 1)), ("off", (0, 1, 2, 3, 2, 1)), ("unsure", (0, 1))):
+            settings = Settings()
+            settings.liveness.challenge = mode
+            pipe = Pipeline(gallery, settings, load_liveness())
+            ctl = AccessController(settings.access)
+            states, decisions = set(), []
+            for i in range(30 if mode == "off" else 75):  # refused at 1 s; a challenge runs out at 4 s
+                result = pipe.process(Frame(live[order[i % len(order)]], i, i / 15))
+                states |= {f.liveness.state for f in result.faces}
+                decisions += ctl.decide(result)
+            assert LivenessState.LIVE not in states and LivenessState.UNSURE in states, (mode, order)
+            assert not [d for d in decisions if d.event == EventKind.GRANTED], (mode, order)
+            assert decisions[0].reason == (Reason.UNSURE if mode == "off" else Reason.CHALLENGE), decisions
+
+
 def test_a_cut_in_the_stream_ends_every_track(astronaut_video: Path, gallery_path: Path) -> None:
     """The next file of a playlist (or a camera reopened) starts new tracks, even where the
     boxes overlap: a liveness clip must never span two recordings."""

@@ -14,6 +14,7 @@ pipeline, and a spoof verdict forgets whatever was matched.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from accessctl.vision.tracking import Box, Tracker
 
 WARMUP_FACE = "warmup_face.jpg"  # in assets/
 REIDENTIFY_S = 0.1  # seconds between identity checks of a face (every third frame at 30 fps)
+LOOP_S = 2.0  # a picture given again within this long, after another one, is a loop (not a camera)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class Pipeline:
         self.tracker = Tracker()
         self._identity: dict[int, _Identity] = {}
         self._segment = 0
+        self._pictures: dict[bytes, float] = {}  # digests of the last LOOP_S of frames, and when each was seen
+        self._last_picture = b""
 
     def warm_up(self) -> None:
         """Run every model on a face that ships with the program (twice: TorchScript
@@ -151,7 +155,10 @@ class Pipeline:
         faces = analyzer().analyze(frame.image, frame=True)
         t1 = time.perf_counter()
         cut = self._end_all_tracks() if frame.segment != self._segment else []
+        if cut or frame.segment != self._segment:
+            self._pictures.clear()
         self._segment = frame.segment
+        looped = self._seen_before(frame)
         ids, ended = self.tracker.update([f.box for f in faces], frame.t)
         ended = cut + ended
         abandoned = []
@@ -166,6 +173,8 @@ class Pipeline:
         for face, tid in zip(faces, ids):
             a = time.perf_counter()
             cnn_frame = self.monitor.due(tid, frame.t)
+            if looped:
+                self.monitor.mark_looped(tid)
             verdict = self.monitor.update(tid, frame.t, observe(frame.image, face.box, face.landmarks))
             b = time.perf_counter()
             ident = self._identity.setdefault(tid, _Identity(first_t=frame.t))
@@ -196,6 +205,18 @@ class Pipeline:
         timings = {"faces": (t1 - t0) * 1e3, "liveness": t_live * 1e3, "identity": t_id * 1e3,
                    "total": (time.perf_counter() - t0) * 1e3}
         return FrameResult(frame.index, frame.t, states, ended, timings, tuple(errors), tuple(abandoned))
+
+    def _seen_before(self, frame: Frame) -> bool:
+        """Whether this picture was given within LOOP_S, with another one in between. A
+        camera repeating its last frame is no loop (the monitor skips such repeats); a
+        sensor never gives an earlier picture back exactly. On every third pixel: a loop
+        repeats every pixel, and this costs well under a millisecond."""
+        digest = hashlib.blake2b(np.ascontiguousarray(frame.image[::3, ::3]).tobytes(), digest_size=16).digest()
+        seen = self._pictures.get(digest)
+        looped = seen is not None and digest != self._last_picture and frame.t - seen <= LOOP_S
+        self._pictures = {d: t for d, t in self._pictures.items() if frame.t - t <= LOOP_S}
+        self._pictures[digest], self._last_picture = frame.t, digest
+        return looped
 
     # -- the head-turn challenge ------------------------------------------------------
     def _clearly_live(self, verdict: LivenessVerdict) -> bool:

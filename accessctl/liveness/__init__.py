@@ -283,11 +283,20 @@ class LivenessMonitor:
         p = float(np.mean(list(buf.texture)[-MAX_WINDOWS:])) if buf.texture else 0.0
         if buf.spoofed or p < model.threshold:
             state = LivenessState.SPOOF
-        elif buf.motion is not None and buf.motion >= model.motion_threshold:
+        elif buf.motion is not None and buf.motion >= model.motion_threshold and not buf.looped:
             state = LivenessState.LIVE
         else:
             state = LivenessState.UNSURE if waited else LivenessState.CHECKING
         return LivenessVerdict(state, p, len(buf.texture), buf.motion, t)
+
+    def mark_looped(self, track_id: int) -> None:
+        """The track's face came back in a picture the camera had already given, after
+        another one (frames of a recording looped by a program: a camera's sensor
+        never repeats itself exactly). Its motion is then no evidence of life: the
+        track can be unsure or a spoof, never live on how it moved."""
+        buf = self._tracks.get(track_id)
+        if buf is not None:
+            buf.looped = True
 
     def verdicts(self, track_id: int) -> list[LivenessVerdict]:
         """Every verdict of the track so far (needs ``keep_scores``)."""
@@ -322,6 +331,7 @@ class _TrackBuffer:
         self.texture: deque[float] = deque(maxlen=MAX_WINDOWS)
         self.motion: float | None = None
         self.spoofed = False
+        self.looped = False  # see LivenessMonitor.mark_looped
         self.verdicts: list[LivenessVerdict] = []
 
     def add(self, t: float, feature: torch.Tensor, obs: Observation, step: np.ndarray) -> None:
