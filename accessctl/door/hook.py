@@ -80,10 +80,10 @@ def run_hook(executable: str | Path, decision: Decision, *, kiosk: str = "kiosk"
             now_s = time.monotonic()
             if exited_at is None and proc.poll() is not None:
                 exited_at = now_s
-            if now_s >= deadline and exited_at is None:
-                ran_out = True
+            if now_s >= deadline:
+                ran_out = exited_at is None
                 break
-            if now_s >= deadline or (exited_at is not None and now_s - exited_at >= EXIT_GRACE_S):
+            if exited_at is not None and now_s - exited_at >= EXIT_GRACE_S:
                 break
             ready, _, _ = select.select([fd], [], [], min(0.05, deadline - now_s))
             if ready:

@@ -155,7 +155,7 @@ class Pipeline:
         faces = analyzer().analyze(frame.image, frame=True)
         t1 = time.perf_counter()
         cut = self._end_all_tracks() if frame.segment != self._segment else []
-        if cut or frame.segment != self._segment:
+        if frame.segment != self._segment:
             self._pictures.clear()
         self._segment = frame.segment
         looped = self._seen_before(frame)
@@ -179,7 +179,7 @@ class Pipeline:
             b = time.perf_counter()
             ident = self._identity.setdefault(tid, _Identity(first_t=frame.t))
             status = self._challenge(ident, face, verdict, frame.t)
-            live = self._judged_live(ident, verdict) or (ident.settled and verdict.state != LivenessState.SPOOF)
+            live = self._judged_live(ident, verdict)
             if verdict.state == LivenessState.SPOOF:  # whatever was matched is forgotten
                 ident = self._identity[tid] = _Identity(first_t=ident.first_t, challenge=ident.challenge)
             else:
@@ -231,6 +231,8 @@ class Pipeline:
     def _judged_live(self, ident: _Identity, verdict: LivenessVerdict) -> bool:
         if verdict.state == LivenessState.SPOOF:
             return False
+        if ident.settled:
+            return True
         if ident.challenge is not None:
             return ident.challenge.status.state == ChallengeState.PASSED
         return self.challenge_mode != ChallengeMode.ALWAYS and self._clearly_live(verdict)

@@ -10,6 +10,7 @@ that names the file and the reason.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from struct import error as struct_error
 
@@ -55,8 +56,6 @@ def _probe(path: Path) -> tuple[int, int, int]:
                 return width, height, orientation
     except Image.DecompressionBombError as exc:
         # Pillow's message carries the real pixel count ("Image size (N pixels) exceeds ...")
-        import re
-
         got = re.search(r"\((\d+) pixels\)", str(exc))
         size = f"{int(got.group(1)) // 1_000_000} megapixels" if got else \
             f"over {2 * (Image.MAX_IMAGE_PIXELS or 0) // 1_000_000} megapixels"

@@ -197,6 +197,3 @@ def slowest_fps(step_s: float = STEP_S) -> float:
     apart always have one near enough."""
     return 1.0 / (2.0 * step_s)
 
-
-def window_ends(t: np.ndarray, length: int = WINDOW, step_s: float = STEP_S) -> list[int]:
-    return [e for e in range(len(t)) if window_before(t, e, length, step_s) is not None]

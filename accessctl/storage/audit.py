@@ -85,7 +85,10 @@ class AuditLog:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise AuditError(f"audit log {self.path}: {config.storage_problem(exc, self.path)}") from None
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: sqlite3.Error, what: str = "") -> AuditError:
+        return AuditError(f"audit log {self.path}{what}: {config.storage_problem(exc, self.path)}")
 
     def close(self) -> None:
         self._conn.close()
@@ -109,9 +112,7 @@ class AuditLog:
                 finally:
                     self._conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
-            raise AuditError(f"audit log {self.path} cannot be written: {config.storage_problem(exc, self.path)}; "
-                             "the door does not start "
-                             "without its log") from None
+            raise AuditError(f"{self._failed(exc, ' cannot be written')}; the door does not start without its log") from None
 
     def append(self, e: Event) -> int:
         """Write one event; AuditError (nothing written) if the file is locked too long.
@@ -126,7 +127,7 @@ class AuditLog:
                      e.frame, json.dumps(e.detail) if e.detail is not None else None),
                 )
         except sqlite3.Error as exc:
-            raise AuditError(f"audit log {self.path}: {config.storage_problem(exc, self.path)}") from None
+            raise self._failed(exc) from None
         return int(cur.lastrowid or 0)
 
     def query(self, *, since: str | None = None, person: str | None = None, last: int | None = None) -> list[dict]:
@@ -141,7 +142,7 @@ class AuditLog:
         try:
             rows = self._conn.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
-            raise AuditError(f"audit log {self.path}: {config.storage_problem(exc, self.path)}") from None
+            raise self._failed(exc) from None
         out = [dict(zip(COLUMNS, r)) for r in rows]
         return out[::-1] if last is not None else out
 

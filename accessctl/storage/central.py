@@ -129,6 +129,9 @@ MIGRATIONS: list[str] = [
         double precision, double precision, double precision, bigint, text) FROM PUBLIC;
     """,
 ]
+# What a door sends of each event, in the order accessctl_append_event takes it.
+EVENT_COLUMNS = ("uid", "time", "kiosk", "kiosk_seq", "event", "reason", "person_id", "name", "distance", "liveness",
+                 "stream_t", "frame", "detail")
 APPEND_EVENT = ("accessctl_append_event(uuid, text, text, bigint, text, text, text, text, double precision, "
                 "double precision, double precision, bigint, text)")
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -417,13 +420,11 @@ class CentralStore:
         how many were new."""
         if not rows:
             return 0
-        cols = ("uid", "time", "kiosk", "kiosk_seq", "event", "reason", "person_id", "name", "distance", "liveness",
-                "stream_t", "frame", "detail")
-        sql = f"SELECT accessctl_append_event({', '.join(['%s'] * len(cols))})"
+        sql = f"SELECT accessctl_append_event({', '.join(['%s'] * len(EVENT_COLUMNS))})"
         with self._errors(), self.conn.transaction(), self.conn.cursor() as cur:
             new = 0
             for r in rows:
-                cur.execute(sql, tuple(r[c] for c in cols))
+                cur.execute(sql, tuple(r[c] for c in EVENT_COLUMNS))
                 new += int(cur.fetchone()[0])
         return new
 
@@ -485,8 +486,7 @@ def migrate(url: str, gallery: Path, audit: Path | None) -> tuple[int, int, int]
                             [(p.employee_id, p.name, p.active, p.created, version, p.challenge) for p in people])
             cur.executemany("INSERT INTO templates(employee_id, embedding, quality, source, encoder, created, chip) "
                             "VALUES (%s, %s, %s, %s, %s, %s, %s)", templates)
-            cols = ("uid", "time", "kiosk", "kiosk_seq", "event", "reason", "person_id", "name", "distance",
-                    "liveness", "stream_t", "frame", "detail")
+            cols = EVENT_COLUMNS
             cur.executemany(f"INSERT INTO events({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
                             "ON CONFLICT (uid) DO NOTHING", [tuple(e[c] for c in cols) for e in events])
             counts = []
