@@ -12,12 +12,15 @@ def trace_for_inference(module: torch.nn.Module, example: torch.Tensor) -> torch
     batch norm fused); the eager module when TorchScript cannot trace it.
 
     Only the batch size of the input may change later: a trace is shape-specialised.
+    The trace is not re-run to check itself (``check_trace``): its warnings were never
+    shown, the networks traced here branch on nothing but shapes, and the check was
+    more than half of the kiosk's start-up (7 of 12 s of tracing, measured).
     """
     module = module.eval()
     try:
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")
-            traced = torch.jit.optimize_for_inference(torch.jit.trace(module, example))
+            traced = torch.jit.optimize_for_inference(torch.jit.trace(module, example, check_trace=False))
             traced(example)
         return traced
     except Exception:  # pragma: no cover - TorchScript unavailable: eager is still correct

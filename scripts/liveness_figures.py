@@ -40,10 +40,13 @@ from accessctl.storage.gallery import Gallery
 
 ISSUE_CLIPS = ("random shift of +-0.5 px", "no motion, noise sigma 3", "slow shift of 3 px", "shift of 12 px",
                "a hand's wobble", "four times that wobble", "perspective tilt back and forth", "light flicker")
-# Variants no training family and no issue names, probed after training (held out by
-# construction): a photo brought towards the camera, or away while swinging; frames
-# of a live recording looped by a program.
-VARIANTS = ("a photo brought 30% closer", "a photo taken 25% away, swinging 5 degrees")
+# Variants probed after training: a photo brought towards the camera, or away while
+# swinging (held out until the "zoom" family was added, which they revealed); then
+# motions outside every family's range (held out by construction): a fast slide, a
+# shake faster than any family's sway, a large turn in the picture's plane; frames of
+# a live recording looped by a program.
+VARIANTS = ("a photo brought 30% closer", "a photo taken 25% away, swinging 5 degrees",
+            "a photo slid 150 px across in 1.5 s", "a photo shaken at 8 Hz, 4 px", "a photo turned 20 degrees in its plane")
 LOOPS = ("4 live frames looped back and forth", "2 live frames alternating")
 
 
@@ -75,6 +78,12 @@ def photo_frames(photo: np.ndarray, name: str, n: int = 45, seed: int = 0) -> li
             scale = 1.0 + 0.3 * min(i, 60) / 60
         elif name == VARIANTS[1]:
             scale, angle = 1.2 - 0.25 * min(i, 60) / 60, 5 * np.sin(i / 4)
+        elif name == VARIANTS[2]:
+            dx, dy = -75 + 150 * min(i, 45) / 45, 0.3 * shake[i, 1]
+        elif name == VARIANTS[3]:
+            dx, dy = 4 * np.sin(2 * np.pi * 8 * i / 30 + 0.3), 2 * np.sin(2 * np.pi * 7 * i / 30)
+        elif name == VARIANTS[4]:
+            angle = 20 * min(i, 60) / 60
         m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
         m[:, 2] += (dx, dy)
         frame = cv2.warpAffine(photo, m, (w, h), borderMode=cv2.BORDER_REFLECT)

@@ -189,8 +189,11 @@ def test_bench_on_real_frames(home: Path, capsys, shared_data: Path) -> None:
     code, out, _ = run(capsys, "bench", "--json", *map(str, frames))
     result = json.loads(out.strip().splitlines()[-1])
     assert result["faces"] == len(frames)
+    st = result["startup"]
+    assert st["one_frame_run_s"] > st["bare_imports_s"] > 0 and st["ratio"] > 1
     for stage in ("decode_jpeg_640x480", "detect", "landmarks", "align", "encode_batch1_per_face",
-                  "encode_batch8_per_face", "search_1toN_1000", "search_1toN_100000", "search_1toN_1000000"):
+                  "encode_batch8_per_face", "encode_sface_per_face", "encode_sface_batch8_per_face",
+                  "encode_sface_opencv_per_face", "search_1toN_1000", "search_1toN_100000", "search_1toN_1000000"):
         assert result["stages"][stage]["median_ms"] > 0
 
 

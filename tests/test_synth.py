@@ -87,6 +87,21 @@ def test_tilt_turns_the_plane_and_stays_a_plane() -> None:
         assert grid_residual(s[len(s) // 2].motion) < 0.05  # a homography
 
 
+def test_zoom_changes_the_size_a_lot_and_stays_a_plane() -> None:
+    grew = shrank = 0
+    for seed in range(12):
+        s = [x for x in steps("zoom", seed, n=45) if not x.repeat]
+        size = np.array([x.motion.scale for x in s])
+        # the size, not a tremor: at least 4% between the largest and smallest frame, most
+        # of it a steady change (the sway alone is a few percent at most)
+        assert size.max() / size.min() > 1.04
+        grew += size[-1] > size[0] * 1.03 or size.max() > size[0] * 1.03
+        shrank += size[-1] < size[0] / 1.03 or size.min() < size[0] / 1.03
+        assert all(x.motion.bend == 0 and x.motion.wave == 0 for x in s)
+        assert grid_residual(s[len(s) // 2].motion) < 0.05  # a plane
+    assert grew >= 3 and shrank >= 3
+
+
 def test_bend_is_not_a_plane() -> None:
     curved = 0
     for seed in range(8):
@@ -146,3 +161,20 @@ def test_render_moves_pixels_as_the_motion_says_and_repeats_byte_for_byte() -> N
     out = render(dataclasses.replace(a, steps=[shift, again]), src)
     assert np.array_equal(out[0][1][100:400, 100:500], src[0][100:400, 95:495])  # content moved right by 5 px
     assert out[1][1] is out[0][1]  # a duplicated frame is the same picture
+
+
+@pytest.mark.shared
+def test_a_still_picture_is_one_frame_filling_the_view_and_the_press_photo_stays_held_out(shared_data) -> None:
+    from pathlib import Path
+
+    from accessctl.evaluation.clips import read_clip_list
+    from accessctl.training.motion import PICTURE
+    from accessctl.training.synth import PICTURE_SIZE, source_frames
+
+    frames = source_frames(shared_data / "faces/public/knn_examples/train/biden/biden.jpg")  # 970x2204, upright
+    assert len(frames) == 1 and frames[0].shape == (PICTURE_SIZE[1], PICTURE_SIZE[0], 3)
+    pictures = read_clip_list(Path(__file__).parents[1] / "data" / "liveness_pictures.csv")
+    assert pictures and all(p.attack == PICTURE and not p.live and p.path.is_file() for p in pictures)
+    # the photo the door's figures and tests animate is never training material
+    assert not [p for p in pictures if "obama" in p.path.name.lower() or "two_people" in p.path.name]
+    assert len({p.source for p in pictures}) >= 10  # each person a source of their own

@@ -48,8 +48,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.kiosk:
         return cmd_bench_kiosk(args)
 
-    result = run_bench([Path(p) for p in args.files] or None)
+    result = run_bench([Path(p) for p in args.files] or None, startup=not args.no_startup)
     print(f"frames: {result['frames']}, faces: {result['faces']}, torch threads: {result['threads']}")
+    if result["startup"]:
+        st = result["startup"]
+        print(f"start-up: a headless run of one frame {st['one_frame_run_s']:.2f} s, process start to exit "
+              f"({st['ratio']:.1f}x a bare import of torch, cv2 and mediapipe: {st['bare_imports_s']:.2f} s)")
     print(f"{'stage':<28} {'median ms':>10} {'p95 ms':>10}")
     for name, s in result["stages"].items():
         print(f"{name:<28} {s['median_ms']:>10.3f} {s['p95_ms']:>10.3f}")
@@ -65,6 +69,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="per-stage timings on real frames")
     p.add_argument("files", nargs="*", metavar="FILE", help="images or videos (default: frames from ../shared/data)")
     p.add_argument("--json", action="store_true", help="last line: the timings as one JSON object")
+    p.add_argument("--no-startup", action="store_true", help="leave out the start-up timing (three runs of the kiosk)")
     p.add_argument("--kiosk", action="store_true",
                    help="time the running kiosk window instead, on FILEs (videos) played at their own pace "
                         "(default: the demo videos, in a throwaway home)")

@@ -81,6 +81,16 @@ def _liveness_times(observations: Sequence[Observation], frames: int = 90) -> li
     return out[10:]
 
 
+def _opencv_sface(chips: np.ndarray) -> Callable[[], object]:
+    """SFace as OpenCV's DNN module runs the same int8 file, one face at a time: the
+    baseline the torch network replaced, kept in the report for comparison."""
+    from accessctl.identity.sface import SFaceEncoder, model_path
+
+    net = cv2.FaceRecognizerSF.create(str(model_path()), "")
+    bgr = [np.ascontiguousarray(SFaceEncoder.chip(c)[:, :, ::-1]) for c in chips]
+    return lambda: [net.feature(c) for c in bgr]
+
+
 def consecutive_frames(n: int = 120) -> list[np.ndarray]:
     """Consecutive 640x480 frames of one live NUAA sequence: tracking needs a real stream."""
     data = config.shared_data_dir()
@@ -114,7 +124,36 @@ def _pipeline_times(frames: Sequence[np.ndarray]) -> list[float]:
     return out[5:]
 
 
-def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int] = (1_000, 100_000, 1_000_000)) -> dict:
+def startup_times(image: np.ndarray, runs: int = 2) -> dict[str, float]:
+    """Seconds from process start to exit of a headless run of one frame (models loaded,
+    warmed up, the frame decided on: the time to a first decision), against a bare
+    ``import torch, cv2, mediapipe`` in the same interpreter; medians of ``runs`` after one
+    run that fills the caches, as a kiosk restarting would find them."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    def wall(argv: list[str], env: dict[str, str]) -> float:
+        t = time.perf_counter()
+        subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+        return time.perf_counter() - t
+
+    with tempfile.TemporaryDirectory(prefix="accessctl-bench-") as tmp:
+        folder = Path(tmp) / "frame"
+        folder.mkdir()
+        cv2.imwrite(str(folder / "0001.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        env = {**os.environ, "ACCESSCTL_HOME": str(Path(tmp) / "home")}
+        run = [sys.executable, "-m", "accessctl", "run", "--headless", "--source", str(folder), "--every-frame"]
+        wall(run, env)
+        one = float(np.median([wall(run, env) for _ in range(runs)]))
+        bare = float(np.median([wall([sys.executable, "-c", "import torch, cv2, mediapipe"], env)
+                                for _ in range(runs)]))
+    return {"one_frame_run_s": round(one, 2), "bare_imports_s": round(bare, 2), "ratio": round(one / bare, 2)}
+
+
+def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int] = (1_000, 100_000, 1_000_000),
+              startup: bool = True) -> dict:
     paths_given = bool(paths)
     paths = list(paths) if paths else default_frames()
     frames = _frames_from(paths)
@@ -161,6 +200,9 @@ def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int
     stages["encode_batch8_per_face"] = time_stats([t / 8 for t in b8])
     sface = load_encoder(SFACE_ID)
     stages["encode_sface_per_face"] = time_stats(_time(lambda: sface.encode(one), 30))
+    s8 = _time(lambda: sface.encode(eight), 10)
+    stages["encode_sface_batch8_per_face"] = time_stats([t / 8 for t in s8])
+    stages["encode_sface_opencv_per_face"] = time_stats(_time(_opencv_sface(one), 30))  # how it ran before
     stages["liveness_per_frame"] = time_stats(_liveness_times(observations))
     peak_pipeline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -176,6 +218,7 @@ def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int
         stages[f"search_1toN_{n}"] = time_stats(_time(functools.partial(index.nearest, query), 20 if n >= 1_000_000 else 50))
         del emb, index
     return {
+        "startup": startup_times(frames[0]) if startup else None,
         "frames": len(frames),
         "faces": len(chips),
         "threads": config.cpu_threads(config.load_settings()),

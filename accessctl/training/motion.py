@@ -66,6 +66,7 @@ from accessctl.liveness.model import N_CNNS, STEP_INPUTS, MotionHead
 from accessctl.training.synth import FAMILIES, synthetic
 
 LIVE = "live"
+PICTURE = "picture"  # a clip list row that is a still photo: animated by every family, never a clip itself
 
 
 @dataclass
@@ -150,8 +151,9 @@ def load_items(cfg: MotionConfig, model: LivenessModel, log: Callable[[str], Non
 def _items_of(k: int) -> list[Item]:
     spec, cfg, model = _SHARED["specs"][k], _SHARED["cfg"], _SHARED["model"]
     items = []
-    real = extract(spec.path)
-    if len(real):
+    # a still picture (attack "picture") is material for the synthetic attacks only
+    real = extract(spec.path) if spec.attack != PICTURE else None
+    if real is not None and len(real):
         items.append(make_item(model, spec.source, spec.live, LIVE if spec.live else spec.attack, True,
                                str(spec.path), real))
     for family, s, seed in made_from(spec, cfg):

@@ -27,12 +27,15 @@ import cv2
 import numpy as np
 
 from accessctl.evaluation.clips import ClipFrames, cached, clip_stamp, observe_frames
+from accessctl.frames.images import IMAGE_SUFFIXES, load_image
 from accessctl.frames.sources import open_source
 from accessctl.vision.faces import analyzer, largest
 
 # The families, each a kind of animation; "combo" mixes them. The first group moves
 # one frame; "frames" and "pause" use a few frames of the source clip.
-FAMILIES = ("still", "jitter", "wobble", "tilt", "bend", "flicker", "codec", "frames", "pause", "scene", "combo")
+# "zoom" came last (a new family is appended: each family's generator is seeded by its place).
+FAMILIES = ("still", "jitter", "wobble", "tilt", "bend", "flicker", "codec", "frames", "pause", "scene", "combo",
+            "zoom")
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,28 @@ def _bend(rng: np.random.Generator, t: np.ndarray) -> list[Motion]:
     return [dataclasses.replace(m, bend=float(b), bend_axis=axis) for m, b in zip(base, bends)]
 
 
+def _zoom(rng: np.random.Generator, t: np.ndarray) -> list[Motion]:
+    """A picture brought towards the camera or taken away: its size changes by 5% to 70%
+    (evenly, eased, or there and back), the face drifting as it would about a point
+    other than itself, with a hand's sway or a turn on top. A head coming closer grows
+    too, but not as a rigid sheet does."""
+    base = _tilt(rng, t) if rng.random() < 0.3 else _wobble(rng, t, scale=float(rng.uniform(0.0, 0.6)))
+    change = float(rng.uniform(np.log(1.05), np.log(1.7))) * (1 if rng.random() < 0.5 else -1)
+    span = float(t[-1]) or 1.0
+    u = np.clip((t - rng.uniform(0.0, 0.3) * span) / (rng.uniform(0.4, 1.0) * span), 0.0, 1.0)
+    kind = rng.integers(3)
+    if kind == 0:
+        progress = u
+    elif kind == 1:
+        progress = u * u * (3 - 2 * u)
+    else:
+        progress = np.sin(np.pi * u * rng.uniform(0.5, 1.5)) ** 2
+    size = np.exp(change * progress)
+    ox, oy = rng.uniform(-150, 150, 2)
+    return [dataclasses.replace(m, scale=m.scale * float(s), dx=m.dx + float((s - 1) * ox), dy=m.dy + float((s - 1) * oy))
+            for m, s in zip(base, size)]
+
+
 def _hold(rng: np.random.Generator, n: int, fps: float, piece: Callable[[int], list[int]],
           hold_s: tuple[float, float]) -> list[int]:
     """Output frame -> source frame for a sequence shown in pieces with holds between."""
@@ -255,6 +280,8 @@ def animate(family: str, seed: int, n: int, sources: int, start: int, face: tupl
         background = int(rng.integers(sources))
         kind = rng.integers(3)
         motions = _wobble(rng, t) if kind == 0 else _tilt(rng, t) if kind == 1 else _bend(rng, t)
+    elif family == "zoom":
+        motions = _zoom(rng, t)
     elif family == "combo":
         motions = {"jitter": lambda: _jitter(rng, n), "wobble": lambda: _wobble(rng, t),
                    "tilt": lambda: _tilt(rng, t), "bend": lambda: _bend(rng, t)}[family_geo]()
@@ -427,7 +454,20 @@ SYNTH_VERSION = 2  # bump when a family's drawing or rendering changes: cached c
 SOURCE_FRAMES = 90  # frames of a source clip an animation may use (3 s at 30 fps)
 
 
+PICTURE_SIZE = (640, 480)  # a still picture is framed as a camera would show it, filling the view
+
+
 def source_frames(path: Path, limit: int = SOURCE_FRAMES) -> list[np.ndarray]:
+    """The frames of a clip to animate; a still picture (a photo, not a recording: a
+    ``picture`` row of a clip list) is one frame, scaled to fill a 640x480 view."""
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        image = load_image(path)
+        h, w = image.shape[:2]
+        k = max(PICTURE_SIZE[0] / w, PICTURE_SIZE[1] / h)
+        image = cv2.resize(image, (max(PICTURE_SIZE[0], round(w * k)), max(PICTURE_SIZE[1], round(h * k))),
+                           interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+        y, x = (image.shape[0] - PICTURE_SIZE[1]) // 2, (image.shape[1] - PICTURE_SIZE[0]) // 2
+        return [np.ascontiguousarray(image[y:y + PICTURE_SIZE[1], x:x + PICTURE_SIZE[0]])]
     with open_source(path) as source:
         return [f.image for f, _ in zip(source, range(limit))]
 
