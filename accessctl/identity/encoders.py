@@ -21,7 +21,7 @@ from accessctl import config
 from accessctl.identity.resnet import DlibResNet, input_mean
 from accessctl.identity.sface import SFACE_ID, SFaceEncoder
 from accessctl.identity.weights import PRETRAINED_ID, pretrained_state_dict
-from accessctl.tracing import trace_for_inference
+from accessctl.tracing import trace_channels_last
 from accessctl.vision.faces import chip_batch
 
 if TYPE_CHECKING:
@@ -95,8 +95,7 @@ def _optimise(model: torch.nn.Module) -> torch.nn.Module:
     150x150 chip, which never changes; the batch size may.
     """
     fused = (model.fused() if isinstance(model, DlibResNet) else _RawInput(model)).eval()
-    fused = fused.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
-    return trace_for_inference(fused, torch.zeros(2, 3, 150, 150).contiguous(memory_format=torch.channels_last))
+    return trace_channels_last(fused, DlibResNet.input_size)
 
 
 # Built-in encoders by the names `encoder use` and `--encoder` take.

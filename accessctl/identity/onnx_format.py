@@ -3,7 +3,7 @@
 ONNX is a protocol-buffer message. We need little of it: the graph's nodes (operator,
 inputs, outputs, attributes) and its initialisers (named tensors), so that a network
 defined in torch can take the weights of OpenCV Zoo's SFace. The ``onnx`` package
-itself needs a newer protobuf than MediaPipe allows, and a dependency for a hundred
+itself needs a newer protobuf than MediaPipe allows, and a dependency for two hundred
 lines of wire format is not worth its weight. Block-quantised weights
 (``DequantizeLinear`` with ``block_size``, opset 21) are turned back into float32 here,
 once, exactly as the operator defines it.

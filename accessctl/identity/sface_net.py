@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 CHIP = 112
+MAP = CHIP // 16  # the side of the last feature map (7), which the fully connected layer reads whole
 # (input channels, output channels, stride of the depthwise convolution), units 2 to 14
 LAYOUT: list[tuple[int, int, int]] = (
     [(32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1), (256, 512, 2)]
@@ -52,7 +53,7 @@ class SFaceNet(nn.Module):
             self.units[f"conv_{k}_dw"] = ConvUnit(cin, cin, 3, stride, groups=cin)
             self.units[f"conv_{k}"] = ConvUnit(cin, cout, 1, 1)
         self.bn1: nn.Module = nn.BatchNorm2d(1024, eps=HEAD_EPS)
-        self.fc = nn.Linear(1024 * (CHIP // 16) ** 2, self.embedding_dim)
+        self.fc = nn.Linear(1024 * MAP * MAP, self.embedding_dim)
         self.fc1: nn.Module = nn.BatchNorm1d(self.embedding_dim, eps=HEAD_EPS)
 
     @staticmethod
@@ -80,10 +81,9 @@ class SFaceNet(nn.Module):
                 unit.bn = nn.Identity()
             # bn1 before the fully connected layer: per channel of the flattened map
             scale, shift = _affine(model.bn1)
-            per_input = (CHIP // 16) ** 2
             w = model.fc.weight
-            model.fc.bias.add_(w @ shift.repeat_interleave(per_input))
-            w.mul_(scale.repeat_interleave(per_input).view(1, -1))
+            model.fc.bias.add_(w @ shift.repeat_interleave(MAP * MAP))
+            w.mul_(scale.repeat_interleave(MAP * MAP).view(1, -1))
             model.bn1 = nn.Identity()
             # fc1 after it: per output
             scale, shift = _affine(model.fc1)

@@ -151,11 +151,11 @@ def load_items(cfg: MotionConfig, model: LivenessModel, log: Callable[[str], Non
 def _items_of(k: int) -> list[Item]:
     spec, cfg, model = _SHARED["specs"][k], _SHARED["cfg"], _SHARED["model"]
     items = []
-    # a still picture (attack "picture") is material for the synthetic attacks only
-    real = extract(spec.path) if spec.attack != PICTURE else None
-    if real is not None and len(real):
-        items.append(make_item(model, spec.source, spec.live, LIVE if spec.live else spec.attack, True,
-                               str(spec.path), real))
+    if spec.attack != PICTURE:  # a still picture is material for the synthetic attacks only
+        real = extract(spec.path)
+        if len(real):
+            items.append(make_item(model, spec.source, spec.live, LIVE if spec.live else spec.attack, True,
+                                   str(spec.path), real))
     for family, s, seed in made_from(spec, cfg):
         clip = synthetic(spec.path, family, seed, cfg.frames)
         if clip is not None:
