@@ -334,6 +334,27 @@ class StoreSettings:
 
 
 @dataclass
+class MqttSettings:
+    # Empty: no MQTT. mqtt://[user@]host[:1883]/prefix or mqtts://[user@]host[:8883]/prefix:
+    # every event as JSON on prefix/<kiosk name>/events (QoS 1), the door's state on
+    # prefix/<kiosk name>/status (retained, "offline" as the last will). Secrets never
+    # go in this text: the password and the client key are read from files.
+    url: str = ""
+    password_file: str = ""  # the broker password, alone in a file only the door's user can read
+    ca_file: str = ""  # mqtts: the CA that signed the broker's certificate (empty: the system's CAs)
+    cert_file: str = ""  # mqtts: a client certificate (PEM), with key_file
+    key_file: str = ""
+    queue: int = 10000  # events held while the broker is away; past this the oldest are dropped (and counted)
+
+
+@dataclass
+class MetricsSettings:
+    # Empty: none. "127.0.0.1:9464" (or just "9464", which binds to loopback): Prometheus
+    # metrics over HTTP at /metrics. Another address exposes them to the network.
+    listen: str = ""
+
+
+@dataclass
 class AdminSettings:
     # Ask for the admin PIN before a command-line change (enroll, gallery changes,
     # calibrate, encoder use): off by default, since the CLI already needs a login on
@@ -353,6 +374,8 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 # The range each numeric setting must lie in (inclusive); others: 0 to DEFAULT_LIMIT.
@@ -377,6 +400,7 @@ LIMITS: dict[tuple[str, str], tuple[float, float]] = {
     ("kiosk", "banner_s"): (0.5, 60),
     ("kiosk", "idle_after_s"): (0.5, 3600),
     ("audit", "snapshot_days"): (0.01, 3650),
+    ("mqtt", "queue"): (1, 1_000_000),
 }
 DEFAULT_LIMIT = 86400.0
 
@@ -402,6 +426,65 @@ def check_settings(settings: Settings) -> None:
         raise AccessctlError(f"[liveness] challenge = {settings.liveness.challenge!r}: one of off, unsure, always")
     if settings.store.url and not settings.store.url.startswith(("postgresql://", "postgres://")):
         raise AccessctlError("[store] url must be empty (this door's own files) or a postgresql:// URL")
+    if settings.mqtt.url:
+        parse_mqtt_url(settings.mqtt.url, settings.kiosk.name)
+    if settings.metrics.listen:
+        parse_listen(settings.metrics.listen)
+
+
+@dataclass(frozen=True)
+class MqttTarget:
+    """An ``[mqtt] url`` taken apart."""
+
+    tls: bool
+    host: str
+    port: int
+    username: str | None
+    events_topic: str
+    status_topic: str
+
+
+def _topic_level(text: str, what: str) -> str:
+    if not text or any(c in text for c in "+#/\0"):
+        raise AccessctlError(f"{what} {text!r} cannot be an MQTT topic level (empty, or holds / + # or NUL)")
+    return text
+
+
+def parse_mqtt_url(url: str, kiosk: str) -> MqttTarget:
+    """``mqtt[s]://[user@]host[:port]/prefix`` and the kiosk's name as its topics; a
+    password in the URL is refused (it would sit in a readable config and in logs)."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise AccessctlError(f"[mqtt] url: {exc}") from None
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise AccessctlError("[mqtt] url must start with mqtt:// or mqtts:// (TLS)")
+    if parts.password is not None:
+        raise AccessctlError("[mqtt] url holds a password: put it alone in a file and name it in [mqtt] password_file")
+    if not parts.hostname:
+        raise AccessctlError("[mqtt] url names no broker host")
+    if parts.query or parts.fragment:
+        raise AccessctlError("[mqtt] url takes no ?query or #fragment")
+    prefix = unquote(parts.path).strip("/") or APP_NAME
+    for level in prefix.split("/"):
+        _topic_level(level, "[mqtt] url's topic prefix part")
+    name = _topic_level(kiosk, "[kiosk] name")
+    tls = parts.scheme == "mqtts"
+    return MqttTarget(tls, parts.hostname, port or (8883 if tls else 1883),
+                      unquote(parts.username) if parts.username else None,
+                      f"{prefix}/{name}/events", f"{prefix}/{name}/status")
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``[metrics] listen``: "host:port", "[::1]:port", or a port alone (loopback)."""
+    host, sep, port_text = listen.strip().rpartition(":")
+    host = host.strip("[]") if sep else "127.0.0.1"
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535 or (sep and not host):
+        raise AccessctlError(f"[metrics] listen = {listen!r}: give host:port (127.0.0.1:9464) or a port")
+    return host, int(port_text)
 
 
 def config_path() -> Path:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -96,18 +98,26 @@ def astronaut_video(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndar
     return path
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    """A real PostgreSQL server for the session (started by the tests themselves); the
-    binaries missing is a skip here and a failure in CI."""
-    from tests.pgserver import PgServer
+T = TypeVar("T")
 
+
+def real_server(make: Callable[[], T]) -> T:
+    """A real server the tests start themselves (PostgreSQL, Mosquitto); its binaries
+    missing is a skip here and a failure in CI."""
     try:
-        server = PgServer()
+        return make()
     except FileNotFoundError as exc:
         if os.environ.get("CI"):
             pytest.fail(str(exc))
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server for the session."""
+    from tests.pgserver import PgServer
+
+    server = real_server(PgServer)
     server.start()
     yield server
     server.cleanup()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +22,28 @@ def test_a_video_is_handed_over_whole_in_order_even_to_a_slow_reader(astronaut_v
     assert all(b.t > a.t for a, b in zip(got, got[1:])) and abs(got[1].t - got[0].t - 1 / 15) < 1e-3
     assert feed.stats.dropped == 0 and feed.stats.delivered == 30 and feed.status.state == FeedState.ENDED
     assert got[0].image.shape == (240, 320, 3) and all(f.captured > 0 for f in got)
+
+
+def test_files_before_a_camera_in_a_playlist_are_handed_over_whole(astronaut_video: Path) -> None:
+    """Only the camera drops: a video played first (not in real time) is every frame."""
+    seen = []
+    feed = FrameFeed([str(astronaut_video), "95"], realtime=False, on_status=seen.append,
+                     reconnect_delays_s=(0.01,))
+    got = []
+    stopper = threading.Timer(20, feed.stop)  # the camera never delivers: a bound on waiting for it
+    stopper.start()
+    for frame in feed.frames():
+        time.sleep(0.01)
+        got.append(frame.index)
+        if len(got) == 30:
+            break
+    stopper.cancel()
+    deadline = time.monotonic() + 20
+    while not any(s.state == FeedState.CAMERA_LOST for s in seen) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    feed.stop()
+    assert got == list(range(30)) and feed.stats.dropped == 0
+    assert any(s.state == FeedState.CAMERA_LOST and "camera 95" in s.detail for s in seen)
 
 
 def test_realtime_play_drops_stale_frames_and_hands_over_the_newest(astronaut_video: Path) -> None:

@@ -269,6 +269,9 @@ def test_kiosk_mode_cannot_be_left_without_the_pin(qtbot, home: Path, pin: Admin
 
 def test_out_of_service_when_the_video_or_the_gallery_cannot_be_read(qtbot, home: Path, pin: AdminPin,
                                                                      tmp_path: Path, astronaut_video: Path) -> None:
+    from accessctl.door.health import check_health
+    from accessctl.door.report import Reporter
+
     window = KioskWindow(KioskSession(str(tmp_path / "gone.mp4"), Settings(), realtime=False), pin)
     qtbot.addWidget(window)
     window.start()
@@ -278,13 +281,18 @@ def test_out_of_service_when_the_video_or_the_gallery_cannot_be_read(qtbot, home
 
     damaged = tmp_path / "damaged.db"
     damaged.write_bytes(b"this is not a database" * 100)
-    session = KioskSession(str(astronaut_video), Settings(), realtime=False, gallery_path=damaged)
+    reporter = Reporter(Settings())  # the door's health file says so too, for `accessctl health`
+    session = KioskSession(str(astronaut_video), Settings(), realtime=False, gallery_path=damaged, reporter=reporter)
     window = KioskWindow(session, pin)
     qtbot.addWidget(window)
     window.start()
     qtbot.waitUntil(lambda: window.text is not None and window.text.headline == "OUT OF SERVICE", timeout=SLOW)
     assert "not an accessctl gallery" in window.text.detail and not session.measurements.decisions
+    health = check_health(Settings().kiosk.name)
+    assert not health.ok and any(p.startswith("out of service:") and "not an accessctl gallery" in p
+                                 for p in health.problems)
     window.close()
+    reporter.close()
 
 
 def test_first_run_asks_for_a_pin_before_the_admin_area(qtbot, home: Path, astronaut_video: Path) -> None:

@@ -30,8 +30,8 @@ def layer(module: str) -> str:
     if module in TOOL_MODULES:
         return "evaluation"
     parts = module.split(".")
-    if len(parts) == 1:
-        return "foundation"  # accessctl itself: __version__
+    if len(parts) == 1 or module == "accessctl.__version__":
+        return "foundation"  # accessctl itself, and its version
     return "foundation" if parts[1] in FOUNDATION else parts[1]
 
 

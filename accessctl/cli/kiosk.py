@@ -1,4 +1,4 @@
-"""``run``, ``demo`` and ``events``: the door itself, and what it logged."""
+"""``run``, ``demo``, ``events`` and ``health``: the door itself, what it logged, and whether it is deciding."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         return run_kiosk(args.source, settings, realtime=not args.every_frame, loop=args.loop,
                          fullscreen=args.fullscreen or settings.kiosk.fullscreen)
+    from accessctl.door.report import Reporter
     from accessctl.door.runner import Runner, print_json
     from accessctl.frames.capture import FrameFeed
     from accessctl.storage.audit import AuditLog
@@ -24,9 +25,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from accessctl.storage.replica import door_store
 
     # A many-door site's kiosk decides on its replica; a single door on its own gallery.
-    with door_store(settings, print_json) as replica, Gallery(replica) as gallery, \
-            AuditLog(kiosk=settings.kiosk.name) as audit:
-        runner = Runner(gallery, settings, audit, print_json)
+    with Reporter(settings, print_json) as reporter, door_store(settings, reporter.wrap(print_json)) as replica, \
+            Gallery(replica) as gallery, AuditLog(kiosk=settings.kiosk.name) as audit:
+        runner = Runner(gallery, settings, audit, print_json, reporter=reporter)
         # A service manager stops a door with SIGTERM: finish the frame, the hooks and the uploads.
         signal.signal(signal.SIGTERM, lambda *_: runner.stop())
         feed = FrameFeed(args.source, realtime=args.realtime, loop=args.loop, on_status=runner.feed_status)
@@ -55,12 +56,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             from accessctl.gui.app import run_kiosk
 
             return run_kiosk(sources, settings, realtime=True, loop=True, fullscreen=args.fullscreen)
+        from accessctl.door.report import Reporter
         from accessctl.door.runner import Runner, print_json
         from accessctl.frames.capture import FrameFeed
         from accessctl.storage.audit import AuditLog
 
-        with open_gallery() as gallery, AuditLog(kiosk=settings.kiosk.name) as audit:
-            runner = Runner(gallery, settings, audit, print_json)
+        with Reporter(settings, print_json) as reporter, open_gallery() as gallery, \
+                AuditLog(kiosk=settings.kiosk.name) as audit:
+            runner = Runner(gallery, settings, audit, print_json, reporter=reporter)
             runner.run(FrameFeed(sources, on_status=runner.feed_status))
     return 0
 
@@ -86,6 +89,26 @@ def cmd_events(args: argparse.Namespace) -> int:
             who = f"{r['name']} ({r['person_id']})" if r["person_id"] else "-"
             print(f"{r['time']} {r['kiosk']} {r['event']:<8} {r['reason'] or '':<8} {who}")
     return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from accessctl.config import load_settings
+    from accessctl.door.health import check_health
+
+    health = check_health(args.kiosk or load_settings().kiosk.name)
+    if args.json:
+        state = dataclasses.asdict(health.state) if health.state is not None else None
+        print(json.dumps({"ok": health.ok, "problems": list(health.problems), "state": state}))
+    else:
+        for problem in health.problems:
+            print(f"accessctl health: {problem}")
+        if health.ok and health.state is not None:
+            fps = "" if health.state.fps is None else f", {health.state.fps:.1f} frames/s"
+            print(f"accessctl health: {health.state.kiosk} is deciding (process {health.state.pid}{fps})")
+    return 0 if health.ok else 1
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -115,4 +138,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--person", metavar="EMPLOYEE_ID")
     p.add_argument("--csv", action="store_true")
     p.set_defaults(func=cmd_events)
+
+    p = sub.add_parser("health", help="exit 0 only when the door running from this data folder is deciding "
+                                      "(frames fresh, pace enough for liveness, audit log written, in service)")
+    p.add_argument("--json", action="store_true", help="one JSON object: ok, problems, the door's state")
+    p.add_argument("--kiosk", metavar="NAME", help="the door's [kiosk] name (default: this folder's configuration's)")
+    p.set_defaults(func=cmd_health)
 

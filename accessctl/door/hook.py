@@ -21,7 +21,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from accessctl.clock import now
@@ -35,6 +35,7 @@ class HookResult:
     timed_out: bool
     output: str  # stdout and stderr, at most 4 KB
     error: str | None  # why it could not run
+    seconds: float = 0.0  # from the start of the run to its result
 
 
 def hook_env(decision: Decision, kiosk: str) -> dict[str, str]:
@@ -138,10 +139,12 @@ class HookRunner:
             decision = self._queue.get()
             if decision is None:
                 return
+            started = time.monotonic()
             try:
                 result = run_hook(self.executable, decision, kiosk=self.kiosk, timeout_s=self.timeout_s)
             except Exception as exc:  # the worker must outlive any one hook: the next grant still opens
                 result = HookResult(decision, None, False, "", f"the hook failed: {exc}")
+            result = replace(result, seconds=time.monotonic() - started)
             try:
                 self.on_result(result)
             except Exception:  # a failing listener (a full audit log) is reported by the listener itself

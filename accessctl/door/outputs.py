@@ -68,6 +68,11 @@ class AuditSink:
                                      f"so nothing is granted ({held} event(s) held)")
         self.check()  # a refusal may wait a while for the log; not for ever
 
+    @property
+    def held(self) -> int:
+        """Events waiting for the audit log (0 while it is written)."""
+        return len(self._backlog)
+
     def log(self, event: Event) -> None:
         """Write ``event`` after any held back; what cannot be written is held."""
         with self._lock:

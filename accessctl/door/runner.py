@@ -17,15 +17,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from accessctl.config import Settings
+from accessctl.config import Settings, sha256_file
 from accessctl.door.access import AccessController, Decision, EventKind
 from accessctl.door.hook import HookResult, HookRunner
 from accessctl.door.outputs import AuditSink, JsonSink, Sink
 from accessctl.door.pipeline import FrameResult, Pipeline
+from accessctl.door.report import Reporter
 from accessctl.errors import AccessctlError
 from accessctl.frames.capture import FeedState, FeedStatus, FrameFeed
 from accessctl.frames.sources import Frame
-from accessctl.liveness import load_liveness
+from accessctl.liveness import META_FILE, load_liveness
 from accessctl.liveness.challenge import ChallengeState, ChallengeStatus
 from accessctl.liveness.features import slowest_fps
 from accessctl.storage.audit import (
@@ -84,20 +85,25 @@ class Runner:
     """Everything that happens to one frame after it is read, and the loop over a feed.
 
     ``on_frame(frame, result, decisions)`` is called on the runner's thread after each
-    frame; the kiosk window's model uses it, and must return quickly.
+    frame; the kiosk window's model uses it, and must return quickly. ``reporter``
+    (MQTT, metrics, the health file) hears every event and every frame.
     """
 
     def __init__(self, gallery: Gallery, settings: Settings, audit: AuditLog, emit: Callable[[dict], None],
-                 on_frame: Callable[[Frame, FrameResult, list[Decision]], None] | None = None) -> None:
+                 on_frame: Callable[[Frame, FrameResult, list[Decision]], None] | None = None,
+                 reporter: Reporter | None = None) -> None:
         audit.check_writable()  # before anything else: a door that cannot log does not start
         self.settings = settings
         self.audit = audit
         self._emit_lock = threading.Lock()
         self._emit = emit
         self.on_frame = on_frame
+        self.reporter = reporter
         liveness = load_liveness()
         self.pipeline = Pipeline(gallery, settings, liveness)
         self.pipeline.warm_up()
+        if reporter is not None:
+            reporter.models(self.pipeline.encoder.encoder_id, sha256_file(liveness.source / META_FILE))
         self.pace = PaceWatch(liveness.step_s)
         self.controller = AccessController(settings.access)
         self.hooks = (HookRunner(settings.hook.path, self._hook_done, kiosk=settings.kiosk.name,
@@ -120,15 +126,20 @@ class Runner:
     def emit(self, obj: dict) -> None:
         with self._emit_lock:
             self._emit(obj)
+            if self.reporter is not None:
+                self.reporter.tell(obj)
 
     def _hook_done(self, r: HookResult) -> None:
         d = r.decision
-        detail = {"returncode": r.returncode, "timed_out": r.timed_out, "error": r.error, "output": r.output}
+        detail = {"returncode": r.returncode, "timed_out": r.timed_out, "error": r.error, "output": r.output,
+                  "seconds": round(r.seconds, 3)}
         self.audit_out.log(Event("hook", d.event, d.person_id, d.name, stream_t=d.t, frame=d.frame, detail=detail))
         self.emit({"event": "hook", "for": d.event, "person_id": d.person_id, "t": d.t, "frame": d.frame, **detail})
 
     def feed_status(self, status: FeedStatus) -> None:
         """Camera trouble, and its end, are news for the operator and the audit log."""
+        if self.reporter is not None:
+            self.reporter.alive()  # the loop waits for a camera being reopened: not stuck
         if status.state == FeedState.CAMERA_LOST:
             self._camera_lost = True
             self.emit({"event": "camera", "reason": status.detail, "retry_in_s": status.retry_in_s})
@@ -180,6 +191,9 @@ class Runner:
             detail = self._snapshot(frame, result, d) or {}
             for sink in self.sinks:
                 sink.deliver(d, detail)
+        if self.reporter is not None:
+            self.reporter.frame(result.timings_ms, dropped=self._feed.stats.dropped if self._feed else 0,
+                                audit_backlog=self.audit_out.held, min_fps=self.pace.min_fps)
         if self.on_frame is not None:
             self.on_frame(frame, result, decisions)
         return result, decisions
@@ -221,6 +235,8 @@ class Runner:
         stats = RunStats()
         t0 = time.perf_counter()
         self._feed = feed
+        if self.reporter is not None:
+            self.reporter.ready()
         try:
             with feed:
                 for frame in feed.frames():

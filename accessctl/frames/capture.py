@@ -81,8 +81,10 @@ def _camera_lock(spec: str | int) -> threading.Lock:
 class FrameFeed:
     """Frames from one source, or several played one after another (a playlist).
 
-    ``drop`` defaults to True for a camera or a realtime file, False otherwise;
-    ``realtime`` defaults to True for a camera (which is realtime anyway).
+    ``drop`` defaults to True for a camera or a realtime file, False otherwise, for
+    each source of a playlist on its own (files before a camera are not dropped unless
+    played in real time); ``realtime`` defaults to True for a camera (which is realtime
+    anyway).
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class FrameFeed:
         self.live = any(is_camera(s) for s in self.specs)
         self.realtime = self.live if realtime is None else realtime
         self.drop = (self.live or self.realtime) if drop is None else drop
+        self._file_drop = self.realtime if drop is None else drop
         self.loop = loop
         self.on_status = on_status
         self.reconnect_delays_s = tuple(reconnect_delays_s)
@@ -174,10 +177,10 @@ class FrameFeed:
         if self.on_status is not None:
             self.on_status(status)
 
-    def _put(self, frame: Frame) -> bool:
+    def _put(self, frame: Frame, drop: bool) -> bool:
         """Hand a frame over; False when the feed was stopped meanwhile."""
         with self._cond:
-            if self.drop:
+            if drop:
                 if self._queue:
                     self._queue.clear()
                     self.stats.dropped += 1
@@ -241,7 +244,7 @@ class FrameFeed:
                 if frame.t > last_t:
                     step = frame.t - last_t
                 last_t = frame.t
-                if not self._put(self._stamp(frame, t)):
+                if not self._put(self._stamp(frame, t), self._file_drop):
                     return
         self._t_next = self._t_offset + last_t + step
 
@@ -271,7 +274,7 @@ class FrameFeed:
                     try:
                         for frame in source:
                             got += 1
-                            if not self._put(self._stamp(frame, time.monotonic() - self._start)):
+                            if not self._put(self._stamp(frame, time.monotonic() - self._start), self.drop):
                                 return
                     except VideoError as exc:
                         why = str(exc)

@@ -11,6 +11,7 @@ from PyQt6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageH
 from PyQt6.QtWidgets import QApplication, QDialog
 
 from accessctl.config import Settings
+from accessctl.door.report import Reporter
 from accessctl.errors import AccessctlError
 from accessctl.frames.capture import is_camera
 from accessctl.frames.sources import open_source
@@ -70,8 +71,9 @@ def run_kiosk(sources: Sequence[str], settings: Settings, *, realtime: bool = Tr
         else:
             session.store_changed(obj)
 
-    with door_store(settings, store_changed) as replica:
-        session = KioskSession(list(sources), settings, realtime=realtime, loop=loop, gallery_path=replica)
+    with Reporter(settings) as reporter, door_store(settings, reporter.wrap(store_changed)) as replica:
+        session = KioskSession(list(sources), settings, realtime=realtime, loop=loop, gallery_path=replica,
+                               reporter=reporter)
         for obj in notes:
             session.store_changed(obj)
         window = KioskWindow(session, pin, fullscreen=fullscreen, gallery_path=replica)

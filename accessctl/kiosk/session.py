@@ -25,6 +25,7 @@ from pathlib import Path
 from accessctl.config import Settings
 from accessctl.door.access import Decision, EventKind, Reason
 from accessctl.door.pipeline import FaceState, FrameResult
+from accessctl.door.report import Reporter
 from accessctl.door.runner import Runner
 from accessctl.errors import AccessctlError
 from accessctl.frames.capture import FeedStats, FeedStatus, FrameFeed
@@ -125,12 +126,13 @@ class _Run:
 class KioskSession:
     def __init__(self, sources: str | Sequence[str], settings: Settings, *, realtime: bool = True, loop: bool = False,
                  gallery_path: Path | None = None, audit_path: Path | None = None,
-                 emit: Callable[[dict], None] | None = None) -> None:
+                 emit: Callable[[dict], None] | None = None, reporter: Reporter | None = None) -> None:
         self.sources = [sources] if isinstance(sources, str) else list(sources)
         self.settings = settings
         self.realtime, self.loop = realtime, loop
         self.gallery_path, self.audit_path = gallery_path, audit_path
         self._emit_to = emit
+        self.reporter = reporter  # MQTT, metrics, the health file: made by the caller, outlives restarts
         self.measurements = Measurements()
         self._lock = threading.Lock()
         self._run: _Run | None = None
@@ -217,7 +219,9 @@ class KioskSession:
                 with Gallery(self.gallery_path) as gallery, \
                         AuditLog(self.audit_path, kiosk=settings.kiosk.name) as audit:
                     runner = Runner(gallery, settings, audit, lambda obj: self._emit(run, obj),
-                                    on_frame=lambda f, r, d: self._on_frame(run, f, r, d))
+                                    on_frame=lambda f, r, d: self._on_frame(run, f, r, d), reporter=self.reporter)
+                    if self.reporter is not None:
+                        self.reporter.out_of_service("")
                     run.feed = FrameFeed(self.sources, realtime=self.realtime, loop=self.loop,
                                          on_status=lambda s: self._on_status(run, runner, s))
                     run.runner = runner
@@ -240,7 +244,11 @@ class KioskSession:
         with self._lock:
             self._state, self._message = KioskState.OUT_OF_SERVICE, f"Out of service: {why}"
             self._result, self._banner = None, None
-        self._emit(run, {"event": "error", "reason": "out_of_service", "detail": why})
+        event = {"event": "error", "reason": "out_of_service", "detail": why}
+        self._emit(run, event)
+        if self.reporter is not None:
+            self.reporter.out_of_service(why)
+            self.reporter.tell(event)
 
     def store_changed(self, obj: dict) -> None:
         """The central store came or went (``StoreLink``'s notices, from its thread)."""

@@ -1,0 +1,126 @@
+"""What a door tells the systems beside it: MQTT, Prometheus, its health file and the
+service manager's watchdog.
+
+One :class:`Reporter` per door process, made before the store link and the runner
+and outliving the kiosk's pipeline restarts. It hears the same events as the JSON
+lines (the runner's ``emit`` and the store link's notices pass through
+:meth:`Reporter.wrap`), and one call per frame; it keeps nothing the door decides on,
+and nothing in it can block a decision: MQTT queues, metrics count, the health file
+is written at most once a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from accessctl import __version__
+from accessctl.config import Settings
+from accessctl.door.health import Heartbeat
+from accessctl.door.metrics import DoorMetrics
+from accessctl.door.mqtt import MqttOut
+
+
+class Reporter:
+    """``notify``: where the reporter's own troubles go (a broker that cannot be
+    reached): the headless JSON lines."""
+
+    def __init__(self, settings: Settings, notify: Callable[[dict], None] | None = None) -> None:
+        kiosk = settings.kiosk.name
+        self._notify = notify
+        self.heartbeat = Heartbeat(kiosk)
+        self.mqtt: MqttOut | None = None
+        self.metrics: DoorMetrics | None = None
+        self._why_out = ""
+        self._store_why = ""
+        try:
+            if settings.metrics.listen:
+                self.metrics = DoorMetrics(settings.metrics.listen)
+            if settings.mqtt.url:
+                self.mqtt = MqttOut(settings.mqtt, kiosk, self._own_news)
+                if self.metrics is not None:
+                    self.metrics.watch_mqtt(self.mqtt)
+        except BaseException:
+            self.close("could not start")
+            raise
+
+    def __enter__(self) -> Reporter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close(str(exc) if exc is not None and not isinstance(exc, KeyboardInterrupt) else "stopped")
+
+    def wrap(self, emit: Callable[[dict], None]) -> Callable[[dict], None]:
+        """``emit``, then this reporter: what a listener is told, the integrations hear too."""
+        def both(event: dict) -> None:
+            emit(event)
+            self.tell(event)
+        return both
+
+    def _own_news(self, event: dict) -> None:
+        if self._notify is not None:
+            self._notify(event)
+        if self.metrics is not None:
+            self.metrics.tell(event)
+
+    def tell(self, event: dict[str, Any]) -> None:
+        if self.metrics is not None:
+            self.metrics.tell(event)
+        if self.mqtt is not None:
+            self.mqtt.tell(event)
+        kind = event.get("event")
+        if kind == "store":
+            self._store_why = "" if event.get("state") == "online" else str(event.get("detail") or "unreachable")
+            self.heartbeat.state.store = self._store_why
+            self._publish_status()
+        elif kind == "camera":
+            self.heartbeat.state.camera = str(event.get("reason")) if event.get("retry_in_s") is not None else ""
+            self.heartbeat.beat(force=True)
+
+    def models(self, encoder: str, liveness: str) -> None:
+        """Which models decide (the build info gauge): told by each pipeline start."""
+        if self.metrics is not None:
+            self.metrics.build_info(version=__version__, encoder=encoder, liveness=liveness)
+
+    def frame(self, timings_ms: dict[str, float], *, dropped: int, audit_backlog: int, min_fps: float) -> None:
+        """One frame processed by the runner's loop."""
+        if self.metrics is not None:
+            self.metrics.frame(timings_ms, dropped, audit_backlog)
+        self.heartbeat.frame(min_fps, audit_backlog)
+
+    def ready(self) -> None:
+        """The runner's loop starts (after the models are loaded and warmed up)."""
+        self.heartbeat.ready()
+
+    def alive(self) -> None:
+        """The loop is alive without a frame (a camera being reopened)."""
+        self.heartbeat.beat()
+
+    def out_of_service(self, why: str) -> None:
+        """Nobody can be let in (``why``), or, with "", the door decides again."""
+        self._why_out = why
+        self.heartbeat.state.out_of_service = why
+        self.heartbeat.beat(force=True)
+        if self.metrics is not None:
+            self.metrics.out_of_service.set(1 if why else 0)
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        if self.mqtt is None:
+            return
+        if self._why_out:
+            self.mqtt.status("out-of-service", self._why_out)
+        elif self._store_why:
+            self.mqtt.status("replica-only", self._store_why)
+        else:
+            self.mqtt.status("online")
+
+    def close(self, why: str = "stopped") -> None:
+        if self.mqtt is not None:
+            self.mqtt.close(why)
+            self.mqtt = None
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
+        self.heartbeat.close()
