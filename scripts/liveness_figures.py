@@ -34,8 +34,8 @@ from accessctl.door.pipeline import Pipeline
 from accessctl.frames.images import load_image
 from accessctl.frames.sources import Frame, open_source
 from accessctl.identity.matching import enroll
-from accessctl.liveness import load_liveness
 from accessctl.liveness.challenge import Challenge, ChallengeState, Turn
+from accessctl.liveness.saved import load_liveness
 from accessctl.storage.gallery import Gallery
 
 ISSUE_CLIPS = ("random shift of +-0.5 px", "no motion, noise sigma 3", "slow shift of 3 px", "shift of 12 px",

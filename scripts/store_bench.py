@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from accessctl.storage.audit import AuditLog  # noqa: E402
 from accessctl.storage.central import ADMIN_ROLE, KIOSK_ROLE, CentralGallery, CentralStore  # noqa: E402
-from accessctl.storage.gallery import Gallery, NewTemplate, _encode_embedding  # noqa: E402
+from accessctl.storage.gallery import Gallery, NewTemplate, encode_embedding  # noqa: E402
 from accessctl.storage.replica import StoreLink  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
 
@@ -57,7 +57,7 @@ def fill(url: str, n: int, encoder: str) -> float:
                 emb = rng.standard_normal((min(10_000, n - start), 128)).astype(np.float32)
                 emb /= np.linalg.norm(emb, axis=1, keepdims=True)
                 for j, e in enumerate(emb):
-                    copy.write_row((f"P{start + j:06d}", _encode_embedding(e), 0.9, "bench", encoder,
+                    copy.write_row((f"P{start + j:06d}", encode_embedding(e), 0.9, "bench", encoder,
                                     "2026-12-01T00:00:00Z"))
         conn.commit()
     return time.perf_counter() - t0

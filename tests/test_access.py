@@ -179,7 +179,7 @@ def test_repeated_refusals_pause_the_kiosk_and_raise_one_alert() -> None:
     from accessctl.config import AccessSettings
     from accessctl.door.access import AccessController
     from accessctl.door.pipeline import FaceState, FrameResult
-    from accessctl.liveness import LivenessVerdict
+    from accessctl.liveness.verdict import LivenessVerdict
     from accessctl.storage.gallery import Match, Person
 
     ctl = AccessController(AccessSettings(lockout_after=3, lockout_window_s=10, lockout_pause_s=5))
@@ -227,7 +227,7 @@ def test_denials_leave_a_private_snapshot_only_when_switched_on(tmp_path: Path, 
     from accessctl.door.pipeline import FaceState, FrameResult
     from accessctl.door.runner import Runner
     from accessctl.frames.sources import Frame
-    from accessctl.liveness import LivenessVerdict
+    from accessctl.liveness.verdict import LivenessVerdict
     from accessctl.storage.audit import snapshot_dir
     from accessctl.storage.gallery import Gallery
 

@@ -101,7 +101,7 @@ def run_pipeline(frames, settings, gallery, seed: int):
     """Every frame through a fresh pipeline with the challenge's directions from a
     seeded source; the challenge statuses, the abandoned ones, and the pipeline."""
     from accessctl.door.pipeline import Pipeline
-    from accessctl.liveness import load_liveness
+    from accessctl.liveness.saved import load_liveness
 
     pipe = Pipeline(gallery, settings, load_liveness(), rng=random.Random(seed))
     seen, abandoned = [], []

@@ -58,7 +58,7 @@ def test_a_threshold_above_the_encoders_ceiling_lets_nobody_in(home: Path, capsy
     from accessctl.config import load_settings
     from accessctl.door.pipeline import Pipeline
     from accessctl.frames.sources import open_source
-    from accessctl.liveness import load_liveness
+    from accessctl.liveness.saved import load_liveness
     from accessctl.storage.gallery import Gallery
 
     with Gallery() as g, open_source(astronaut_video) as src:

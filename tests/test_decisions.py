@@ -15,8 +15,8 @@ from accessctl.door.access import AccessController, EventKind, Reason
 from accessctl.door.pipeline import FaceState, FrameResult
 from accessctl.errors import AccessctlError
 from accessctl.kiosk.session import Banner, KioskState, KioskView, Tone, face_caption, screen_text
-from accessctl.liveness import LivenessState, LivenessVerdict
 from accessctl.liveness.challenge import ChallengeFailure, ChallengeState, ChallengeStatus, Turn
+from accessctl.liveness.verdict import LivenessState, LivenessVerdict
 from accessctl.storage.gallery import Match, Person
 from accessctl.thresholds import check_threshold, default_threshold, liveness_threshold, match_threshold
 
@@ -159,7 +159,7 @@ def test_each_threshold_has_one_home() -> None:
     with pytest.raises(AccessctlError, match="strangers would match"):
         check_threshold(1.3, "sface-2021dec")
 
-    from accessctl.liveness import load_liveness
+    from accessctl.liveness.saved import load_liveness
 
     model = load_liveness()
     assert liveness_threshold(Settings(), model.threshold) == model.threshold

@@ -11,7 +11,7 @@ from accessctl.config import Settings
 from accessctl.frames.capture import FrameFeed
 from accessctl.frames.sources import Frame
 from accessctl.kiosk.enrollment import EnrollmentCapture
-from accessctl.liveness import load_liveness
+from accessctl.liveness.saved import load_liveness
 from accessctl.storage.gallery import Gallery
 
 

@@ -415,10 +415,10 @@ def test_a_replicas_index_is_patched_with_only_the_people_an_update_changed(tmp_
     """A kiosk of a 100 000-person site must not rebuild its whole index for one
     enrollment: the replica logs whom each update touched, and the index is patched;
     the answers are those of a full rebuild."""
-    from accessctl.storage.gallery import REPLICA_LOG_MAX, PersonRecord, _encode_embedding
+    from accessctl.storage.gallery import REPLICA_LOG_MAX, PersonRecord, encode_embedding
 
     def rec(eid: str, seed: int, active: bool = True) -> PersonRecord:
-        return PersonRecord(eid, f"name {eid}", active, "then", [(_encode_embedding(vec(seed)), 0.9, "s", ENC, "then")])
+        return PersonRecord(eid, f"name {eid}", active, "then", [(encode_embedding(vec(seed)), 0.9, "s", ENC, "then")])
 
     path = tmp_path / "replica.db"
     with Gallery(path, encoder_id=ENC) as writer, Gallery(path, encoder_id=ENC) as kiosk:

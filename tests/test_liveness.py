@@ -16,12 +16,6 @@ from accessctl.errors import AccessctlError, VideoError
 from accessctl.evaluation.clips import extract, presentation_scores, read_clip_list, score_clip
 from accessctl.evaluation.pad import pad_metrics, threshold_at_eer
 from accessctl.frames.sources import open_source
-from accessctl.liveness import (
-    MIN_WINDOWS,
-    LivenessMonitor,
-    LivenessState,
-    load_liveness,
-)
 from accessctl.liveness.features import (
     CNN_SCALES,
     N_CUES,
@@ -34,6 +28,9 @@ from accessctl.liveness.features import (
     window_before,
 )
 from accessctl.liveness.minifasnet import INPUT
+from accessctl.liveness.monitor import LivenessMonitor
+from accessctl.liveness.saved import load_liveness
+from accessctl.liveness.verdict import MIN_WINDOWS, LivenessState
 from tests.conftest import save_rgb
 
 
@@ -203,8 +200,8 @@ def synthetic_observation(rng: np.random.Generator, base: np.ndarray):
 def test_a_spoof_verdict_sticks_even_when_the_score_recovers() -> None:
     import torch
 
-    from accessctl.liveness import make_model
     from accessctl.liveness.model import FEATURE_DIM, MotionHead
+    from accessctl.liveness.saved import make_model
 
     model = make_model(MotionHead(), 0.5, 1e-6, Path("-"))  # any motion will do: the texture decides here
     monitor = LivenessMonitor(model)
@@ -230,8 +227,8 @@ def test_looking_live_is_not_enough_without_evidence_of_life() -> None:
     unsure, never live and never a spoof (a still person gives no evidence either)."""
     import torch
 
-    from accessctl.liveness import make_model
     from accessctl.liveness.model import FEATURE_DIM, MotionHead
+    from accessctl.liveness.saved import make_model
 
     model = make_model(MotionHead(), 0.5, 1 - 1e-6, Path("-"))  # no motion is ever enough
     monitor = LivenessMonitor(model)
@@ -248,7 +245,7 @@ def test_the_shipped_fine_tuned_layers_are_checked_by_hash_and_a_changed_file_is
     import shutil
 
     from accessctl.config import sha256_file as sha256
-    from accessctl.liveness import TUNED_FILE
+    from accessctl.liveness.saved import TUNED_FILE
     from accessctl.liveness.weights import shipped_dir
 
     shipped = shipped_dir()
@@ -275,7 +272,7 @@ def test_fine_tuning_starts_from_the_pretrained_cnns_and_changes_only_its_layers
     import torch
 
     from accessctl.evaluation.clips import ClipSpec
-    from accessctl.liveness import frame_features
+    from accessctl.liveness.saved import frame_features
     from accessctl.liveness.weights import load_frame_cnn
     from accessctl.training.liveness import (
         Clip,

@@ -10,7 +10,8 @@ from accessctl.config import Settings
 from accessctl.door.pipeline import Pipeline
 from accessctl.frames.sources import open_source
 from accessctl.identity.matching import enroll
-from accessctl.liveness import LivenessState, load_liveness
+from accessctl.liveness.saved import load_liveness
+from accessctl.liveness.verdict import LivenessState
 from accessctl.storage.gallery import Gallery
 from accessctl.vision.faces import largest
 from accessctl.vision.tracking import Tracker

@@ -24,9 +24,9 @@ from accessctl.storage.central import (
     CentralGallery,
     CentralStore,
     StoreError,
-    migrate,
 )
 from accessctl.storage.gallery import Gallery, NewTemplate
+from accessctl.storage.migrate import migrate
 from accessctl.storage.replica import Spool, StoreLink, sync_once
 
 pytestmark = pytest.mark.store

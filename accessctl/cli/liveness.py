@@ -121,7 +121,8 @@ def cmd_liveness_eval(args: argparse.Namespace) -> int:
     from accessctl.config import load_settings
     from accessctl.evaluation.clips import read_clip_list, score_clip
     from accessctl.evaluation.pad import pad_metrics
-    from accessctl.liveness import PRESENTATION_S, load_liveness
+    from accessctl.liveness.saved import load_liveness
+    from accessctl.liveness.verdict import PRESENTATION_S
     from accessctl.thresholds import liveness_threshold
 
     model = load_liveness(args.model)

@@ -38,8 +38,9 @@ def cmd_store_init(args: argparse.Namespace) -> int:
 def cmd_store_migrate(args: argparse.Namespace) -> int:
     from accessctl import config
     from accessctl.storage.audit import AUDIT_FILE
-    from accessctl.storage.central import migrate, redact
+    from accessctl.storage.central import redact
     from accessctl.storage.gallery import default_path
+    from accessctl.storage.migrate import migrate
 
     gallery = Path(args.gallery) if args.gallery else default_path()
     if not gallery.is_file():

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 
 from accessctl.config import AccessSettings
 from accessctl.door.pipeline import FrameResult
-from accessctl.labels import Label
-from accessctl.liveness import LivenessState
 from accessctl.liveness.challenge import ChallengeState
+from accessctl.liveness.verdict import LivenessState
+from accessctl.textenum import Label
 
 
 class EventKind(Label):

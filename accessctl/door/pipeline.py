@@ -27,14 +27,6 @@ from accessctl.errors import AccessctlError
 from accessctl.frames.images import load_image
 from accessctl.frames.sources import Frame
 from accessctl.identity.encoders import load_encoder
-from accessctl.liveness import (
-    MIN_HISTORY,
-    MIN_WINDOWS,
-    LivenessModel,
-    LivenessMonitor,
-    LivenessState,
-    LivenessVerdict,
-)
 from accessctl.liveness.challenge import (
     Challenge,
     ChallengeFailure,
@@ -43,6 +35,9 @@ from accessctl.liveness.challenge import (
     ChallengeStatus,
 )
 from accessctl.liveness.features import observe
+from accessctl.liveness.monitor import LivenessMonitor
+from accessctl.liveness.saved import LivenessModel
+from accessctl.liveness.verdict import MIN_HISTORY, MIN_WINDOWS, LivenessState, LivenessVerdict
 from accessctl.storage.gallery import Gallery, Match
 from accessctl.thresholds import liveness_threshold, match_threshold
 from accessctl.vision.faces import Face, analyzer

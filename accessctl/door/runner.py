@@ -26,9 +26,9 @@ from accessctl.door.report import Reporter
 from accessctl.errors import AccessctlError
 from accessctl.frames.capture import FeedState, FeedStatus, FrameFeed
 from accessctl.frames.sources import Frame
-from accessctl.liveness import META_FILE, load_liveness
 from accessctl.liveness.challenge import ChallengeState, ChallengeStatus
 from accessctl.liveness.features import slowest_fps
+from accessctl.liveness.saved import META_FILE, load_liveness
 from accessctl.storage.audit import (
     AuditLog,
     Event,

@@ -21,8 +21,9 @@ from accessctl.errors import AccessctlError
 from accessctl.frames.images import IMAGE_SUFFIXES, load_image
 from accessctl.frames.sources import open_source
 from accessctl.identity.encoders import SFACE_ID, load_encoder
-from accessctl.liveness import LivenessMonitor, load_liveness
 from accessctl.liveness.features import Observation, observe
+from accessctl.liveness.monitor import LivenessMonitor
+from accessctl.liveness.saved import load_liveness
 from accessctl.storage.gallery import TemplateIndex
 from accessctl.vision.faces import align, analyzer
 

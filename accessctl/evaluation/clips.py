@@ -24,21 +24,12 @@ from accessctl import config
 from accessctl.errors import AccessctlError
 from accessctl.evaluation.lists import list_path, read_rows
 from accessctl.frames.sources import open_source
-from accessctl.liveness import (
-    DECIDE_S,
-    MIN_WINDOWS,
-    PRESENTATION_S,
-    LivenessModel,
-    LivenessMonitor,
-    LivenessState,
-    LivenessVerdict,
-    dense_cues,
-    frame_features,
-    load_liveness,
-)
 from accessctl.liveness.features import BOX_CORRECTION, CNN_SCALES, N_POINTS, Observation, observe
 from accessctl.liveness.minifasnet import INPUT
+from accessctl.liveness.monitor import LivenessMonitor, dense_cues
 from accessctl.liveness.motion import PATCH
+from accessctl.liveness.saved import LivenessModel, frame_features, load_liveness
+from accessctl.liveness.verdict import DECIDE_S, MIN_WINDOWS, PRESENTATION_S, LivenessState, LivenessVerdict
 from accessctl.vision.faces import analyzer, largest
 from accessctl.vision.tracking import Tracker
 
@@ -93,7 +84,7 @@ class ClipFrames:
                             (int(self.sizes[i, 0]), int(self.sizes[i, 1]))) for i in range(len(self))]
 
     def dense(self, before: Observation, now: Observation) -> np.ndarray:
-        """:func:`accessctl.liveness.dense_cues` of two of this clip's observations, measured once."""
+        """:func:`accessctl.liveness.monitor.dense_cues` of two of this clip's observations, measured once."""
         index = self._index
         key = (index[id(now)], index[id(before)])
         got = self._dense.get(key)
@@ -262,7 +253,7 @@ def grant_curve(verdicts: list[LivenessVerdict], first_t: float, evidence_s: flo
     """When the door could grant, and at which motion thresholds: for each verdict
     within ``evidence_s`` of the face's first frame (``first_t``), the seconds from that
     frame to a grant that starts there (the verdict's time plus
-    :data:`~accessctl.liveness.DECIDE_S`, the door's identity checks) and the lowest
+    :data:`~accessctl.liveness.verdict.DECIDE_S`, the door's identity checks) and the lowest
     motion P(live) that held through it, with the texture judged live. A spoof verdict
     is final, so it holds 0 from then on. The door grants at a motion threshold at the
     first entry whose P(live) is at or above it."""
@@ -308,8 +299,8 @@ class Presentation:
 
 
 def presentations(model: LivenessModel, frames: ClipFrames, features: np.ndarray | None = None) -> list[Presentation]:
-    """A clip fed frame by frame to a :class:`~accessctl.liveness.LivenessMonitor` as
-    the kiosk feeds it, cut into presentations of :data:`~accessctl.liveness.PRESENTATION_S`
+    """A clip fed frame by frame to a :class:`~accessctl.liveness.monitor.LivenessMonitor` as
+    the kiosk feeds it, cut into presentations of :data:`~accessctl.liveness.verdict.PRESENTATION_S`
     (each a new track, like a person stepping up again), and where the subject's track
     ends. ``features``: the frames' CNN features when training has them (default:
     ``model``'s CNNs')."""
@@ -345,7 +336,7 @@ def presentation_scores(model: LivenessModel, frames: ClipFrames,
 
 def texture_score(verdicts: list[LivenessVerdict]) -> float | None:
     """The texture part of a presentation alone: the lowest CNN P(live) of its verdicts
-    in the first :data:`~accessctl.liveness.DECIDE_S` after the first (what the door
+    in the first :data:`~accessctl.liveness.verdict.DECIDE_S` after the first (what the door
     acted on before the motion head). None when no verdict was reached."""
     scored = [v for v in verdicts if v.p_live is not None]
     if not scored:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from accessctl.errors import VideoError
 from accessctl.frames.sources import Frame, open_source
-from accessctl.labels import Label
+from accessctl.textenum import Label
 from accessctl.workers import start_worker
 
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0)

@@ -21,7 +21,7 @@ from accessctl import config
 from accessctl.identity.resnet import DlibResNet, input_mean
 from accessctl.identity.sface import SFACE_ID, SFaceEncoder
 from accessctl.identity.weights import PRETRAINED_ID, pretrained_state_dict
-from accessctl.tracing import trace_channels_last
+from accessctl.torchscript import trace_channels_last
 from accessctl.vision.faces import chip_batch
 
 if TYPE_CHECKING:

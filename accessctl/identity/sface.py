@@ -34,7 +34,7 @@ from accessctl import config
 from accessctl.errors import EncoderError
 from accessctl.identity.onnx_format import constants, read_graph
 from accessctl.identity.sface_net import CHIP, SFaceNet
-from accessctl.tracing import trace_channels_last
+from accessctl.torchscript import trace_channels_last
 from accessctl.vision.faces import chip_batch
 
 SFACE_ID = config.SFACE_ENCODER_ID

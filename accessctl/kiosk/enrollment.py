@@ -27,7 +27,8 @@ from accessctl.errors import AccessctlError
 from accessctl.frames.capture import FeedState, FeedStatus, FrameFeed
 from accessctl.frames.sources import Frame
 from accessctl.identity.matching import EncodedFace, quality_problem, quality_score
-from accessctl.liveness import LivenessModel, LivenessState, load_liveness
+from accessctl.liveness.saved import LivenessModel, load_liveness
+from accessctl.liveness.verdict import LivenessState
 from accessctl.storage.gallery import Gallery
 from accessctl.thresholds import match_threshold
 from accessctl.workers import start_worker

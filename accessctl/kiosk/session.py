@@ -30,11 +30,11 @@ from accessctl.door.runner import Runner
 from accessctl.errors import AccessctlError
 from accessctl.frames.capture import FeedStats, FeedStatus, FrameFeed
 from accessctl.frames.sources import Frame
-from accessctl.labels import Label
-from accessctl.liveness import LivenessState
 from accessctl.liveness.challenge import ChallengeState, ChallengeStatus, Turn
+from accessctl.liveness.verdict import LivenessState
 from accessctl.storage.audit import AuditLog
 from accessctl.storage.gallery import Gallery
+from accessctl.textenum import Label
 from accessctl.workers import start_worker
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ import random
 import secrets
 from dataclasses import dataclass
 
-from accessctl.labels import Label
+from accessctl.textenum import Label
 
 TURN_DEG = 20.0  # the yaw change, the asked way, that answers a step
 WRONG_DEG = 15.0  # a turn this far the other way fails the step at once

@@ -97,7 +97,7 @@ def _eye_openness(p: np.ndarray, eye: slice) -> np.ndarray:
     return vertical / horizontal
 
 
-def _homography_residual(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+def homography_residual(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """RMS distance of dst from the best homography image of src, for (P, N, 2) point sets.
 
     Direct linear transform on normalised points, all pairs in one batched SVD (a
@@ -140,7 +140,7 @@ def cues(points: np.ndarray) -> np.ndarray:
     if t > 1:
         src, dst = p[:-1, :, :2].astype(np.float64), p[1:, :, :2].astype(np.float64)
         motion = np.sqrt(((dst - src) ** 2).sum(axis=2).mean(axis=1)) / iod[1:]
-        residual = _homography_residual(src, dst) / iod[1:]
+        residual = homography_residual(src, dst) / iod[1:]
         out[1:, 2] = np.minimum(residual * 100.0, 10.0)
         out[1:, 3] = np.minimum(motion * 10.0, 10.0)
     structure = p[:, 12:]

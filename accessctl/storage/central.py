@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,10 +40,10 @@ from accessctl.storage.gallery import (
     PersonRecord,
     Template,
     TemplateIndex,
-    _decode_embeddings,
-    _encode_embedding,
     clean_text,
+    decode_embeddings,
     encode_chip,
+    encode_embedding,
     verify_in,
 )
 
@@ -168,7 +167,7 @@ class SchemaError(StoreError):
     door stays on its replica, and keeps its events, until it is."""
 
 
-def _psycopg() -> Any:
+def load_psycopg() -> Any:
     try:
         import psycopg
     except ImportError:  # pragma: no cover - a dependency; only a broken install lacks it
@@ -212,12 +211,12 @@ class CentralStore:
     """One connection to the central store. Not shared between threads."""
 
     def __init__(self, url: str, *, connect_timeout_s: float = 3.0, autocommit: bool = True) -> None:
-        pg = _psycopg()
+        pg = load_psycopg()
         self.url = url
         try:
             self.conn = pg.connect(url, connect_timeout=max(1, int(connect_timeout_s)), autocommit=autocommit)
         except pg.Error as exc:
-            raise StoreError(f"the central store at {redact(url)} cannot be reached: {_first_line(exc)}") from None
+            raise StoreError(f"the central store at {redact(url)} cannot be reached: {first_line(exc)}") from None
 
     def close(self) -> None:
         self.conn.close()
@@ -230,13 +229,13 @@ class CentralStore:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        pg = _psycopg()
+        pg = load_psycopg()
         try:
             yield
         except pg.errors.InsufficientPrivilege as exc:
-            raise StoreError(f"the central store refused this role: {_first_line(exc)}") from None
+            raise StoreError(f"the central store refused this role: {first_line(exc)}") from None
         except pg.Error as exc:
-            raise StoreError(f"central store {redact(self.url)}: {_first_line(exc)}") from None
+            raise StoreError(f"central store {redact(self.url)}: {first_line(exc)}") from None
 
     @contextmanager
     def _write(self, *, upgrading: bool = False) -> Iterator[Any]:
@@ -330,7 +329,7 @@ class CentralStore:
         name = clean_text(name, "name", MAX_NAME_CHARS)
         if not templates:
             raise GalleryError("at least one face template is needed to enroll")
-        rows = [(_encode_embedding(t.embedding), float(t.quality), str(t.source), encode_chip(t.chip)) for t in templates]
+        rows = [(encode_embedding(t.embedding), float(t.quality), str(t.source), encode_chip(t.chip)) for t in templates]
         with self._write() as cur:
             cur.execute("SELECT name FROM people WHERE employee_id = %s", (employee_id,))
             existing = cur.fetchone()
@@ -405,14 +404,14 @@ class CentralStore:
             cur.execute("SELECT t.employee_id, t.embedding FROM templates t JOIN people p USING (employee_id) "
                         "WHERE p.active AND t.encoder = %s ORDER BY t.id", (encoder_id,))
             rows = cur.fetchall()
-        return [r[0] for r in rows], _decode_embeddings([bytes(r[1]) for r in rows])
+        return [r[0] for r in rows], decode_embeddings([bytes(r[1]) for r in rows])
 
     def embeddings(self, employee_id: str) -> np.ndarray:
         """All of one person's templates (as :meth:`Gallery.embeddings`)."""
         with self._errors(), self.conn.cursor() as cur:
             cur.execute("SELECT embedding FROM templates WHERE employee_id = %s ORDER BY id", (employee_id,))
             rows = cur.fetchall()
-        return _decode_embeddings([bytes(r[0]) for r in rows])
+        return decode_embeddings([bytes(r[0]) for r in rows])
 
     # -- the audit log ----------------------------------------------------------------
     def insert_events(self, rows: Sequence[dict]) -> int:
@@ -447,40 +446,19 @@ class CentralStore:
             names = [d.name for d in cur.description]
             return [dict(zip(names, r)) for r in cur.fetchall()]
 
-
-def migrate(url: str, gallery: Path, audit: Path | None) -> tuple[int, int, int]:
-    """Copy a door's SQLite gallery (people, templates with their chips) and audit log
-    into an empty central store, in one transaction: all or nothing, with the counts
-    checked before it commits. Events keep the ids that door's uploads would give
-    them, so a kiosk later pointed at the store does not send them twice."""
-    from accessctl.storage.gallery import Gallery
-
-    with Gallery(gallery) as g:
-        people = g.people()
-        encoder_id = g.encoder_id
-        conn = g._conn
-        rows = conn.execute("SELECT p.employee_id, t.embedding, t.quality, t.source, t.encoder, t.created, t.chip "
-                            "FROM templates t JOIN people p ON p.id = t.person_id ORDER BY t.id").fetchall()
-        templates = [tuple(r) for r in rows]
-    events: list[dict] = []
-    if audit is not None and audit.exists():
-        from accessctl.storage.replica import Spool
-
-        spool = Spool(audit)
-        try:
-            while batch := spool.pending(limit=100_000, after=events[-1]["kiosk_seq"] if events else 0):
-                events += batch
-        finally:
-            spool.close()
-    with CentralStore(url) as store:
-        store.check_schema()
-        with store._write() as cur:
+    def fill_empty(self, encoder_id: str, people: Sequence[Person], templates: Sequence[tuple],
+                   events: Sequence[dict]) -> None:
+        """Fill an empty store in one transaction (``store migrate``): people, their
+        templates as stored (employee id, embedding, quality, source, encoder, created,
+        chip) and events by :data:`EVENT_COLUMNS`; the counts are checked before it
+        commits, so it is all or nothing."""
+        with self._write() as cur:
             cur.execute("SELECT count(*) FROM people")
             if cur.fetchone()[0]:
                 raise StoreError("the central store already holds people; `store migrate` only fills an empty one "
                                  "(move further people with `gallery export` and `enroll`)")
             cur.execute("UPDATE accessctl_meta SET value = %s WHERE key = 'encoder'", (encoder_id,))
-            version = store._next_version(cur)
+            version = self._next_version(cur)
             cur.executemany("INSERT INTO people(employee_id, name, active, created, version, challenge) "
                             "VALUES (%s, %s, %s, %s, %s, %s)",
                             [(p.employee_id, p.name, p.active, p.created, version, p.challenge) for p in people])
@@ -498,13 +476,6 @@ def migrate(url: str, gallery: Path, audit: Path | None) -> tuple[int, int, int]
             if counts != [len(people), len(templates), len(events)]:
                 raise StoreError(f"copied {counts[0]} people, {counts[1]} templates, {counts[2]} events, but the door "
                                  f"has {len(people)}, {len(templates)}, {len(events)}; nothing was migrated")
-    if audit is not None and events:
-        from accessctl.storage.replica import Spool
-
-        spool = Spool(audit)
-        spool.mark(events[-1]["kiosk_seq"])  # the store has them: a kiosk here does not send them again
-        spool.close()
-    return len(people), len(templates), len(events)
 
 
 class CentralGallery:
@@ -583,5 +554,5 @@ class CentralGallery:
         return verify_in(self, employee_id, embedding, threshold)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

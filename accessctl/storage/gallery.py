@@ -248,23 +248,23 @@ def clean_text(value: object, what: str, max_chars: int) -> str:
     return config.check_text(value, what, max_chars, GalleryError)
 
 
-def _encode_embedding(vec: np.ndarray) -> bytes:
+def encode_embedding(vec: np.ndarray) -> bytes:
     arr = np.asarray(vec, dtype="<f4").reshape(-1)
     if arr.size != EMBEDDING_DIM or not np.all(np.isfinite(arr)):
         raise GalleryError(f"a template must be {EMBEDDING_DIM} finite numbers")
     return arr.tobytes()
 
 
-def _decode_embedding(blob: bytes) -> np.ndarray:
+def decode_embedding(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4").astype(np.float32)
 
 
-def _decode_embeddings(blobs: Sequence[bytes]) -> np.ndarray:
+def decode_embeddings(blobs: Sequence[bytes]) -> np.ndarray:
     """Many descriptors at once (one copy, not one array per template)."""
     if not blobs:
         return np.zeros((0, EMBEDDING_DIM), np.float32)
     if any(len(b) != 4 * EMBEDDING_DIM for b in blobs):
-        return np.stack([_decode_embedding(b) for b in blobs])  # a damaged row fails here, by name
+        return np.stack([decode_embedding(b) for b in blobs])  # a damaged row fails here, by name
     return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), EMBEDDING_DIM).astype(np.float32)
 
 
@@ -437,11 +437,21 @@ class Gallery:
             ).fetchall()
         return [Template(*tuple(r)) for r in rows]
 
+    def template_rows(self) -> list[tuple]:
+        """Every template as stored, with its person's employee id (employee id,
+        embedding, quality, source, encoder, created, chip), oldest first: for a copy
+        into another store."""
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT p.employee_id, t.embedding, t.quality, t.source, t.encoder, t.created, t.chip "
+                "FROM templates t JOIN people p ON p.id = t.person_id ORDER BY t.id").fetchall()
+        return [tuple(r) for r in rows]
+
     def embeddings(self, employee_id: str) -> np.ndarray:
         person = self.get(employee_id)
         with self._errors():
             rows = self._conn.execute("SELECT embedding FROM templates WHERE person_id = ? ORDER BY id", (person.id,)).fetchall()
-        return _decode_embeddings([r[0] for r in rows])
+        return decode_embeddings([r[0] for r in rows])
 
     def _version(self) -> tuple[int, int]:
         with self._errors():
@@ -454,7 +464,7 @@ class Gallery:
         cur = self._conn.cursor()
         cur.row_factory = None  # plain tuples: a site's 100 000 rows cost a third less
         rows = cur.execute(self._INDEX_SQL + where + " ORDER BY t.id", (self.encoder_id, *args)).fetchall()
-        return TemplateIndex(_decode_embeddings([r[2] for r in rows]), np.array([r[1] for r in rows], np.int64),
+        return TemplateIndex(decode_embeddings([r[2] for r in rows]), np.array([r[1] for r in rows], np.int64),
                              np.array([r[0] for r in rows], np.int64), np.array([r[3] for r in rows], dtype=object))
 
     def index(self) -> TemplateIndex:
@@ -527,7 +537,7 @@ class Gallery:
         name = clean_text(name, "name", MAX_NAME_CHARS)
         if not templates:
             raise GalleryError("at least one face template is needed to enroll")
-        blobs = [(_encode_embedding(t.embedding), float(t.quality), str(t.source), encode_chip(t.chip)) for t in templates]
+        blobs = [(encode_embedding(t.embedding), float(t.quality), str(t.source), encode_chip(t.chip)) for t in templates]
         with self._write() as conn:
             row = conn.execute("SELECT id, name FROM people WHERE employee_id = ?", (employee_id,)).fetchone()
             if row is not None and not append:
@@ -647,7 +657,7 @@ class Gallery:
             raise GalleryError(f"the new encoder gave {embeddings.shape} descriptors for {len(rows)} chips")
         if check is not None:
             check(embeddings, np.array([r["person_id"] for r in rows], np.int64))
-        updates = [(_encode_embedding(e), encoder_id, r["id"]) for e, r in zip(embeddings, rows)]
+        updates = [(encode_embedding(e), encoder_id, r["id"]) for e, r in zip(embeddings, rows)]
         with self._write() as conn:
             now_ids = [r[0] for r in conn.execute("SELECT id FROM templates ORDER BY id")]
             if now_ids != [r["id"] for r in rows]:
@@ -803,7 +813,7 @@ def _read_export(path: Path) -> dict[str, Any]:
                     raise ValueError(f"expected {EMBEDDING_DIM} finite numbers")
                 if not 0 < float(np.linalg.norm(vec)) <= MAX_TEMPLATE_NORM:
                     raise ValueError(f"its length {float(np.linalg.norm(vec)):.3g} is outside (0, {MAX_TEMPLATE_NORM:g}]")
-                t["vector"], t["blob"] = vec, _encode_embedding(vec)
+                t["vector"], t["blob"] = vec, encode_embedding(vec)
                 t["quality"] = float(t.get("quality", 0.0))
                 if not np.isfinite(t["quality"]):
                     raise ValueError(f"quality {t['quality']} is not a number")

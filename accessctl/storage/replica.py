@@ -33,9 +33,9 @@ from accessctl.storage.central import (
     CentralStore,
     SchemaError,
     StoreError,
-    _first_line,
-    _psycopg,
     event_uid,
+    first_line,
+    load_psycopg,
     redact,
 )
 from accessctl.storage.gallery import Gallery
@@ -214,7 +214,7 @@ class StoreLink:
 
     # -- the replica ----------------------------------------------------------------------
     def _follow(self) -> None:
-        pg = _psycopg()
+        pg = load_psycopg()
         attempt = 0
         while not self._stop.is_set():
             try:
@@ -235,10 +235,10 @@ class StoreLink:
                 if self._stop.is_set():
                     return
                 if isinstance(exc, SchemaError):
-                    self._offline(f"{_first_line(exc)}; deciding on the replica (version "
+                    self._offline(f"{first_line(exc)}; deciding on the replica (version "
                                   f"{self.status.replica_version}) until it matches")
                 else:
-                    self._offline(f"the central store cannot be reached ({_first_line(exc)}); deciding on the "
+                    self._offline(f"the central store cannot be reached ({first_line(exc)}); deciding on the "
                                   f"replica (version {self.status.replica_version})")
                 self._stop.wait(RETRY_S[min(attempt, len(RETRY_S) - 1)])
                 attempt += 1

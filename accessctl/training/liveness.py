@@ -37,9 +37,9 @@ import torch.nn.functional as F
 
 from accessctl.errors import AccessctlError
 from accessctl.evaluation.clips import ClipFrames, ClipSpec, extract, read_clip_list, texture_scores
-from accessctl.liveness import LivenessModel, load_liveness, make_model, save_model
 from accessctl.liveness.minifasnet import LAYERS
 from accessctl.liveness.model import FrameCNN, MotionHead
+from accessctl.liveness.saved import LivenessModel, load_liveness, make_model, save_model
 from accessctl.liveness.weights import load_frame_cnn
 from accessctl.training.motion import MotionConfig
 from accessctl.training.motion import train as train_motion

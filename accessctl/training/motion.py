@@ -48,21 +48,11 @@ from accessctl.evaluation.clips import (
     time_to_grant,
 )
 from accessctl.evaluation.pad import pad_metrics
-from accessctl.liveness import (
-    CNN_EVERY_S,
-    DECIDE_S,
-    MAX_WINDOWS,
-    MIN_HISTORY,
-    MIN_WINDOWS,
-    PRESENTATION_S,
-    LivenessModel,
-    LivenessMonitor,
-    load_liveness,
-    make_model,
-    save_model,
-)
-from accessctl.liveness.features import N_CUES, _homography_residual, history_before, window_before
+from accessctl.liveness.features import N_CUES, history_before, homography_residual, window_before
 from accessctl.liveness.model import N_CNNS, STEP_INPUTS, MotionHead
+from accessctl.liveness.monitor import LivenessMonitor
+from accessctl.liveness.saved import LivenessModel, load_liveness, make_model, save_model
+from accessctl.liveness.verdict import CNN_EVERY_S, DECIDE_S, MAX_WINDOWS, MIN_HISTORY, MIN_WINDOWS, PRESENTATION_S
 from accessctl.training.synth import FAMILIES, synthetic
 
 LIVE = "live"
@@ -371,7 +361,7 @@ def planar_ratio(points: np.ndarray) -> float | None:
     keep = moved >= PLANAR_MIN_MOTION
     if keep.sum() < max(2, len(moved) // 2):
         return None
-    residual = _homography_residual(src[keep], dst[keep]) / iod[keep]
+    residual = homography_residual(src[keep], dst[keep]) / iod[keep]
     return float(np.median(residual / moved[keep]))
 
 
