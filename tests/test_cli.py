@@ -261,6 +261,30 @@ def test_every_cli_change_is_audited_with_the_os_user_and_reads_are_not(home: Pa
     assert first["name"] == "Eileen Collins"
 
 
+def test_every_command_says_whether_it_changes_the_door_and_one_that_does_not_is_refused() -> None:
+    """The admin gate reads a label on each command's parser: a new command without one
+    fails here, and at run time it is refused rather than run unaudited."""
+    import argparse
+
+    from accessctl.cli import admin_action, build_parser
+    from accessctl.errors import AccessctlError
+
+    def leaves(parser: argparse.ArgumentParser, path: str) -> list[tuple[str, argparse.ArgumentParser]]:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            return [(path, parser)]
+        return [leaf for name, p in subs[0].choices.items() for leaf in leaves(p, f"{path} {name}".strip())]
+
+    found = leaves(build_parser(), "")
+    unlabelled = [path for path, p in found if p.get_default("admin") is None]
+    assert len(found) > 30 and not unlabelled, unlabelled
+    changes = {path for path, p in found if p.get_default("admin")}
+    assert {"enroll", "gallery remove", "gallery import", "store migrate", "encoder use", "calibrate"} <= changes
+    assert not {"gallery list", "identify", "events", "health", "config show"} & changes
+    with pytest.raises(AccessctlError, match="does not say whether it is an admin change"):
+        admin_action(argparse.Namespace(command="new-thing", func=print))
+
+
 def test_a_cli_change_the_audit_log_cannot_record_is_not_made(home: Path, capsys, photos) -> None:
     home.mkdir(parents=True, exist_ok=True)
     (home / "events.db").mkdir()  # not a database: nothing can be appended

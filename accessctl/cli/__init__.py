@@ -16,11 +16,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from accessctl import __version__
 from accessctl.cli import admin, bench, encoder, evaluate, kiosk, liveness, people, store
-from accessctl.cli.common import EXIT_ERROR
+from accessctl.cli.common import EXIT_ERROR, READS
 from accessctl.errors import AccessctlError
+
+if TYPE_CHECKING:
+    from accessctl.kiosk.admin import AdminActions
 
 GROUPS = (people, evaluate, encoder, liveness, kiosk, store, admin, bench)
 
@@ -38,40 +42,27 @@ ADMIN_DETAIL_ARGS = ("employee_id", "name", "file", "run", "pairs", "far", "thre
                      "append", "yes", "accept_risk", "source", "without_faces", "setting", "challenge")
 
 
-def admin_action(args: argparse.Namespace) -> str | None:
-    """The admin change a command line makes, or None for one that only reads."""
-    func, dry = args.func, getattr(args, "dry_run", False)
-    if func is people.cmd_enroll:
-        return "enroll"
-    if func is people.cmd_gallery and args.gallery_cmd in ("remove", "rename", "enable", "disable", "challenge", "export",
-                                                           "import"):
-        return f"gallery {args.gallery_cmd}"  # export too: it copies every template out
-    if func is encoder.cmd_encoder_use and not dry:
-        return "encoder use"
-    if func is encoder.cmd_encoder_fit_head:
-        return "encoder fit-head"
-    if func is evaluate.cmd_calibrate and not dry:
-        return "calibrate"
-    if func is store.cmd_store_init and not args.print_sql:
-        return "store init"
-    if func is store.cmd_store_migrate:
-        return "store migrate"
-    if func is admin.cmd_admin_set_pin:
-        return "set-pin"
-    if func is kiosk.cmd_run and args.threshold is not None:
-        return "run --threshold"
-    return None
+def admin_action(args: argparse.Namespace) -> str:
+    """The admin change a command line makes (its parser says so), or READS."""
+    label = getattr(args, "admin", None)
+    if label is None:  # fail closed: a command that does not say is not run unaudited
+        raise AccessctlError(f"internal error: the {args.command} command does not say whether it is an admin change")
+    return str(label(args) if callable(label) else label)
 
 
-def _admin_gate(args: argparse.Namespace, action: str) -> None:
-    """Before a CLI change: the PIN where ``[admin] require_pin_for_cli``, then an
-    ``admin`` event naming the OS user. An unloggable change is not made."""
+def _admin_gate(args: argparse.Namespace, action: str) -> AdminActions:
+    """Before a CLI change: the PIN where ``[admin] require_pin_for_cli``; then the
+    change goes through the same :class:`~accessctl.kiosk.admin.AdminActions` as the
+    admin area's, logged with the OS user before it is made."""
     import getpass
 
     from accessctl.config import load_settings
-    from accessctl.storage.audit import log_admin
+    from accessctl.kiosk.admin import AdminActions
 
     settings = load_settings()
+    # store init and migrate make the central store: their events stay here until it exists
+    url = settings.store.url if action not in ("store init", "store migrate") else ""
+    actions = AdminActions(kiosk=settings.kiosk.name, store_url=url, via="cli")
     if settings.admin.require_pin_for_cli and action != "set-pin":  # set-pin asks for the current PIN itself
         from accessctl.storage.adminpin import AdminPin
 
@@ -86,53 +77,21 @@ def _admin_gate(args: argparse.Namespace, action: str) -> None:
             given = getpass.getpass("admin PIN: ")
         why = pin.refusal(given)
         if why is not None:
-            log_admin(f"{action} refused", None, {"why": why}, kiosk=settings.kiosk.name, via="cli")
+            actions.log(f"{action} refused", None, {"why": why})
             raise AccessctlError(f"{why}; nothing changed")
-    detail = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-              if k in ADMIN_DETAIL_ARGS and v not in (None, False, [])}
-    try:
-        log_admin(action, None, detail, kiosk=settings.kiosk.name, via="cli")
-    except AccessctlError as exc:
-        raise AccessctlError(f"{action} not done: the audit log cannot record it ({exc})") from None
-    if settings.store.url and action not in ("store init", "store migrate"):
-        from accessctl.storage.replica import upload_now
-
-        try:
-            upload_now(settings.store.url)  # a site's log is the central one: there first, or no change
-        except AccessctlError as exc:
-            _admin_failed(action, str(exc))
-            raise AccessctlError(f"{action} not done: the central audit log cannot record it ({exc})") from None
-
-
-def _admin_failed(action: str, why: str) -> None:
-    """The change logged as begun did not happen: say so in the log too (best effort)."""
-    from accessctl.config import load_settings
-    from accessctl.storage.audit import log_admin
-
-    try:
-        settings = load_settings()
-        log_admin(f"{action} failed", None, {"error": why}, kiosk=settings.kiosk.name, via="cli")
-        if settings.store.url:
-            from accessctl.storage.replica import upload_now
-
-            upload_now(settings.store.url)
-    except AccessctlError:
-        pass
+    return actions
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         action = admin_action(args)
-        if action is None:
+        if action == READS:
             code = args.func(args)
         else:
-            _admin_gate(args, action)
-            try:
-                code = args.func(args)
-            except AccessctlError as exc:
-                _admin_failed(action, str(exc))
-                raise
+            detail = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                      if k in ADMIN_DETAIL_ARGS and v not in (None, False, [])}
+            code = _admin_gate(args, action).audited(action, None, detail, lambda: args.func(args))
         sys.stdout.flush()  # a full disk or closed pipe shows here, not as a traceback at exit
         return code
     except AccessctlError as exc:

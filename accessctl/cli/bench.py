@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from accessctl.cli.common import READS
+
 
 def cmd_bench_kiosk(args: argparse.Namespace) -> int:
     import os
@@ -73,4 +75,4 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kiosk", action="store_true",
                    help="time the running kiosk window instead, on FILEs (videos) played at their own pace "
                         "(default: the demo videos, in a throwaway home)")
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(func=cmd_bench, admin=READS)

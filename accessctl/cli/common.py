@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from accessctl.errors import AccessctlError
 
 EXIT_REFUSED = 1
 EXIT_ERROR = 2
+
+# Every command says on its parser (``set_defaults(admin=...)``) whether it changes what
+# the door does: READS for one that does not, the action's name for one that does (it
+# then passes the admin gate: the PIN where asked, and its audit event first), or a
+# function of the arguments for one that does only with some (a dry run changes
+# nothing). A command that says nothing is refused: none is silently unaudited.
+READS = ""
+
+
+def when_not_dry(action: str) -> Callable[[argparse.Namespace], str]:
+    return lambda args: READS if args.dry_run else action
 
 def open_gallery(*, local_only: str = ""):
     """The gallery the admin's commands work on: the site's central store where

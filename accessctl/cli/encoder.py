@@ -10,10 +10,12 @@ import numpy as np
 
 from accessctl.cli.common import (
     EXIT_REFUSED,
+    READS,
     confirm,
     eval_encoder,
     open_gallery,
     threshold_text,
+    when_not_dry,
 )
 
 
@@ -186,20 +188,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--device", default="cpu", metavar="DEV",
                    help="where the training steps run: cpu (default) or cuda on a machine with a GPU")
     q.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    q.set_defaults(func=cmd_encoder_train)
+    q.set_defaults(func=cmd_encoder_train, admin=READS)  # writes a run folder, not the door
     q = encsub.add_parser("use", help="switch the gallery to another encoder, re-encoding everyone")
     q.add_argument("run", metavar="sface|dlib|RUN_DIR",
                    help="a built-in pretrained encoder (sface, dlib; 'pretrained' is dlib) or a finished `encoder train` folder")
     q.add_argument("--yes", action="store_true", help="switch without asking")
     q.add_argument("--dry-run", action="store_true", help="only say what would change")
-    q.set_defaults(func=cmd_encoder_use)
+    q.set_defaults(func=cmd_encoder_use, admin=when_not_dry("encoder use"))
     q = encsub.add_parser("fit-head", help="fit the binary verification head (logistic regression) on a pair list")
     q.add_argument("--pairs", required=True, metavar="PAIRS.csv")
-    q.set_defaults(func=cmd_encoder_fit_head)
+    q.set_defaults(func=cmd_encoder_fit_head, admin="encoder fit-head")
     q = encsub.add_parser("report", help="the held-out figures of finished runs side by side, with mean and worst")
     q.add_argument("runs", nargs="+", metavar="RUN_DIR")
     q.add_argument("--json", action="store_true", help="one JSON object: every run's figures and the summary")
-    q.set_defaults(func=cmd_encoder_report)
+    q.set_defaults(func=cmd_encoder_report, admin=READS)
     q = encsub.add_parser("show", help="the gallery's encoder, threshold and head")
-    q.set_defaults(func=cmd_encoder_show)
+    q.set_defaults(func=cmd_encoder_show, admin=READS)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from accessctl.cli.common import (
     EXIT_REFUSED,
+    READS,
     confirm,
     eval_encoder,
     method_opt,
@@ -16,6 +17,7 @@ from accessctl.cli.common import (
     run_settings,
     threshold_opt,
     threshold_text,
+    when_not_dry,
 )
 from accessctl.errors import AccessctlError
 
@@ -132,7 +134,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="evaluate a built-in encoder or a training run instead of the gallery's encoder")
     method_opt(q)
     threshold_opt(q)
-    q.set_defaults(func=cmd_eval_pairs)
+    q.set_defaults(func=cmd_eval_pairs, admin=READS)
 
     q = esub.add_parser("make-pairs", help="write a pair list from a folder with one folder of images per person, "
                         "or from the live frame folders of clip lists (one person per source)")
@@ -144,7 +146,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="leave out a source whose clips show more than one person (repeatable)")
     q.add_argument("--out", required=True, metavar="PAIRS.csv")
     q.add_argument("--max-impostors", type=int, default=0, metavar="N", help="at most N different-person pairs per image")
-    q.set_defaults(func=cmd_make_pairs)
+    q.set_defaults(func=cmd_make_pairs, admin=READS)
 
     p = sub.add_parser("calibrate", help="choose the match threshold for a target false-accept rate")
     p.add_argument("--pairs", required=True, metavar="PAIRS.csv", help="the site's own pair list (a,b,same)")
@@ -153,5 +155,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="only show the threshold")
     p.add_argument("--accept-risk", action="store_true",
                    help="write it even from too few different-person pairs to measure the target FAR")
-    p.set_defaults(func=cmd_calibrate)
+    p.set_defaults(func=cmd_calibrate, admin=when_not_dry("calibrate"))
 

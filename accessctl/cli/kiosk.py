@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from accessctl.cli.common import open_gallery, run_settings, threshold_opt
+from accessctl.cli.common import READS, open_gallery, run_settings, threshold_opt
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -125,23 +125,23 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     pace.add_argument("--every-frame", action="store_true",
                       help="window: process every frame of a video file (reproducible; the preview runs at inference speed)")
     threshold_opt(p)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, admin=lambda a: READS if a.threshold is None else "run --threshold")
 
     p = sub.add_parser("demo", help="the kiosk on the shared data's videos (live, replayed on a phone, a stranger), "
                                     "in a throwaway home")
     p.add_argument("--headless", action="store_true", help="no window: one JSON object per event on stdout")
     p.add_argument("--fullscreen", action="store_true", help="kiosk mode")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, admin=READS)  # a throwaway home
 
     p = sub.add_parser("events", help="read the audit log")
     p.add_argument("--since", help="ISO time (2026-11-22T08:00) or an age: 30m, 12h, 7d")
     p.add_argument("--person", metavar="EMPLOYEE_ID")
     p.add_argument("--csv", action="store_true")
-    p.set_defaults(func=cmd_events)
+    p.set_defaults(func=cmd_events, admin=READS)
 
     p = sub.add_parser("health", help="exit 0 only when the door running from this data folder is deciding "
                                       "(frames fresh, pace enough for liveness, audit log written, in service)")
     p.add_argument("--json", action="store_true", help="one JSON object: ok, problems, the door's state")
     p.add_argument("--kiosk", metavar="NAME", help="the door's [kiosk] name (default: this folder's configuration's)")
-    p.set_defaults(func=cmd_health)
+    p.set_defaults(func=cmd_health, admin=READS)
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from accessctl.cli.common import READS
 from accessctl.errors import AccessctlError
 
 
@@ -199,10 +200,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--workers", type=int, default=1,
                    help="processes for reading the clips and for the motion head's folds (1)")
     q.add_argument("--seed", type=int, default=0)
-    q.set_defaults(func=cmd_liveness_train)
+    q.set_defaults(func=cmd_liveness_train, admin=READS)  # writes a model folder, not the door
     q = lsub.add_parser("eval", help="ISO/IEC 30107-3 figures on a clip list")
     q.add_argument("clips", metavar="CLIPS.csv")
     q.add_argument("--model", metavar="DIR", help="a trained model folder (default: the shipped one)")
     q.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    q.set_defaults(func=cmd_liveness_eval)
+    q.set_defaults(func=cmd_liveness_eval, admin=READS)
 

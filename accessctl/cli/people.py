@@ -10,6 +10,7 @@ import numpy as np
 
 from accessctl.cli.common import (
     EXIT_REFUSED,
+    READS,
     method_opt,
     open_gallery,
     pair_head,
@@ -234,7 +235,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="the door always asks this person to turn their head (see [liveness] challenge)")
     threshold_opt(p)
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.set_defaults(func=cmd_enroll)
+    p.set_defaults(func=cmd_enroll, admin="enroll")
 
     p = sub.add_parser("verify", help="1:1 - is the face in IMAGE the claimed employee? (exit 0 yes, 1 no)")
     p.add_argument("--employee-id", required=True)
@@ -243,37 +244,46 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     method_opt(p)
     threshold_opt(p)
     p.add_argument("image", metavar="IMAGE")
-    p.set_defaults(func=cmd_verify)
+    p.set_defaults(func=cmd_verify, admin=READS)
 
     p = sub.add_parser("identify", help="1:N - who are the faces in these images?")
     p.add_argument("--json", action="store_true", help="one JSON object per face")
     threshold_opt(p)
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.set_defaults(func=cmd_identify)
+    p.set_defaults(func=cmd_identify, admin=READS)
 
     g = sub.add_parser("gallery", help="list and manage enrolled people")
     gsub = g.add_subparsers(dest="gallery_cmd", required=True, metavar="ACTION")
     q = gsub.add_parser("list", help="everyone enrolled")
     q.add_argument("--json", action="store_true")
-    for name, text in (("show", "one person and their templates"), ("enable", "let a person in again"),
-                       ("disable", "stop matching a person without deleting them")):
-        gsub.add_parser(name, help=text).add_argument("employee_id")
+    q.set_defaults(admin=READS)
+    for name, text, label in (("show", "one person and their templates", READS),
+                              ("enable", "let a person in again", "gallery enable"),
+                              ("disable", "stop matching a person without deleting them", "gallery disable")):
+        q = gsub.add_parser(name, help=text)
+        q.add_argument("employee_id")
+        q.set_defaults(admin=label)
     q = gsub.add_parser("remove", help="delete a person and their templates")
     q.add_argument("employee_id")
     q.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    q.set_defaults(admin="gallery remove")
     q = gsub.add_parser("challenge", help="on: the door always asks this person to turn their head; off: only when "
                                           "unsure (needs [liveness] challenge unsure or always)")
     q.add_argument("employee_id")
     q.add_argument("setting", choices=["on", "off"])
+    q.set_defaults(admin="gallery challenge")
     q = gsub.add_parser("rename", help="change a person's display name")
     q.add_argument("employee_id")
     q.add_argument("name")
+    q.set_defaults(admin="gallery rename")
     q = gsub.add_parser("export", help="write people and templates to a JSON file")
     q.add_argument("file")
+    q.set_defaults(admin="gallery export")  # it copies every template out
     q = gsub.add_parser("import", help="add people and templates from an exported file")
     q.add_argument("file")
     q.add_argument("--skip-existing", action="store_true", help="skip employee ids already enrolled instead of refusing")
     q.add_argument("--without-faces", action="store_true",
                    help="import templates that carry no stored face (old exports), which nothing can check")
+    q.set_defaults(admin="gallery import")
     g.set_defaults(func=cmd_gallery)
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from accessctl.cli.common import READS
 from accessctl.errors import AccessctlError
 
 
@@ -76,13 +77,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q = ssub.add_parser("init", help="create or upgrade the schema and grant the kiosk and admin roles")
     q.add_argument("--url", metavar="postgresql://...", help="the store (default: [store] url)")
     q.add_argument("--print-sql", action="store_true", help="print the SQL (schema and roles) instead of running it")
-    q.set_defaults(func=cmd_store_init)
+    q.set_defaults(func=cmd_store_init, admin=lambda a: READS if a.print_sql else "store init")
     q = ssub.add_parser("migrate", help="copy this door's SQLite gallery and audit log into an empty central store")
     q.add_argument("--to", required=True, metavar="postgresql://...")
     q.add_argument("--gallery", metavar="GALLERY.db", help="default: this data folder's gallery.db")
     q.add_argument("--audit", metavar="EVENTS.db", help="default: this data folder's events.db")
-    q.set_defaults(func=cmd_store_migrate)
+    q.set_defaults(func=cmd_store_migrate, admin="store migrate")
     q = ssub.add_parser("status", help="the replica's version and lag, spooled events, whether the server answers")
     q.add_argument("--url", metavar="postgresql://...", help="the store (default: [store] url)")
     q.add_argument("--json", action="store_true")
-    q.set_defaults(func=cmd_store_status)
+    q.set_defaults(func=cmd_store_status, admin=READS)
