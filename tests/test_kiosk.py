@@ -24,6 +24,8 @@ def test_a_passing_problem_shows_on_the_status_line_for_a_while_then_clears(monk
     assert session.view().warning == ""
     session._emit(_Run(), {"event": "error", "detail": "audit log locked"})  # an old run's news is ignored
     assert session.view().warning == ""
+    session.problem({"event": "error", "reason": "mqtt", "detail": "the MQTT broker mqtt://b:1883: cannot connect"})
+    assert "MQTT broker" in session.view().warning  # news from beside the pipeline: the reporter's
 
 
 def test_the_screen_says_when_the_kiosk_decides_on_its_replica_alone() -> None:

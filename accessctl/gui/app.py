@@ -71,7 +71,11 @@ def run_kiosk(sources: Sequence[str], settings: Settings, *, realtime: bool = Tr
         else:
             session.store_changed(obj)
 
-    with Reporter(settings) as reporter, door_store(settings, reporter.wrap(store_changed)) as replica:
+    def reporter_news(obj: dict) -> None:  # the MQTT broker away or back
+        if session is not None:
+            session.problem(obj)
+
+    with Reporter(settings, reporter_news) as reporter, door_store(settings, reporter.wrap(store_changed)) as replica:
         session = KioskSession(list(sources), settings, realtime=realtime, loop=loop, gallery_path=replica,
                                reporter=reporter)
         for obj in notes:

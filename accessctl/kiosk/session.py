@@ -257,6 +257,12 @@ class KioskSession:
         if self._emit_to is not None:
             self._emit_to(obj)
 
+    def problem(self, obj: dict) -> None:
+        """A problem from beside the pipeline (the MQTT broker away, and back): on the
+        status line for a while, as the pipeline's own are."""
+        with self._lock:
+            self._warning, self._warned_at = str(obj.get("detail", "")), time.monotonic()
+
     def _emit(self, run: "_Run", obj: dict) -> None:
         if self._emit_to is not None:
             self._emit_to(obj)
