@@ -284,3 +284,27 @@ def test_a_headless_door_reports_on_mqtt_metrics_health_and_the_watchdog(
     rows = capsys.readouterr().out.splitlines()
     assert rows[0].startswith("id,time,kiosk,event") and any(",granted,match,P1," in r for r in rows)
     assert any(",hook,granted,P1," in r for r in rows)
+
+
+def test_a_failing_integration_never_stops_the_door(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault in reporting (a bug, a broken library) is logged; the event and the frame
+    still go on to the door's decision and the other outputs."""
+    from accessctl.door.report import Reporter
+
+    monkeypatch.setenv("ACCESSCTL_HOME", str(tmp_path))
+
+    class Broken:
+        def tell(self, event: dict) -> None:
+            raise RuntimeError("a bug in an integration")
+
+        def frame(self, *args: object) -> None:
+            raise RuntimeError("a bug in an integration")
+
+    reporter = Reporter(Settings())
+    reporter.metrics = Broken()  # type: ignore[assignment]
+    heard: list[dict] = []
+    reporter.wrap(heard.append)({"event": "granted", "reason": "match"})  # the listener hears it; nothing raises
+    reporter.frame({"total": 40.0}, dropped=0, audit_backlog=0, min_fps=7.5)
+    assert heard == [{"event": "granted", "reason": "match"}]
+    reporter.metrics = None
+    reporter.close()

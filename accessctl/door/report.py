@@ -11,6 +11,7 @@ is written at most once a second.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -20,6 +21,8 @@ from accessctl.config import Settings
 from accessctl.door.health import Heartbeat
 from accessctl.door.metrics import DoorMetrics
 from accessctl.door.mqtt import MqttOut
+
+log = logging.getLogger(__name__)
 
 
 class Reporter:
@@ -65,6 +68,12 @@ class Reporter:
             self.metrics.tell(event)
 
     def tell(self, event: dict[str, Any]) -> None:
+        try:
+            self._tell(event)
+        except Exception:  # an integration's fault never stops a door that decides rightly
+            log.exception("accessctl: reporting an event failed")
+
+    def _tell(self, event: dict[str, Any]) -> None:
         if self.metrics is not None:
             self.metrics.tell(event)
         if self.mqtt is not None:
@@ -85,9 +94,12 @@ class Reporter:
 
     def frame(self, timings_ms: dict[str, float], *, dropped: int, audit_backlog: int, min_fps: float) -> None:
         """One frame processed by the runner's loop."""
-        if self.metrics is not None:
-            self.metrics.frame(timings_ms, dropped, audit_backlog)
-        self.heartbeat.frame(min_fps, audit_backlog)
+        try:
+            if self.metrics is not None:
+                self.metrics.frame(timings_ms, dropped, audit_backlog)
+            self.heartbeat.frame(min_fps, audit_backlog)
+        except Exception:  # as in tell: the health file then goes stale, which is the right news
+            log.exception("accessctl: reporting a frame failed")
 
     def ready(self) -> None:
         """The runner's loop starts (after the models are loaded and warmed up)."""
