@@ -134,12 +134,14 @@ def test_health_reads_a_doors_state_file(tmp_path: Path) -> None:
     beat = Heartbeat("front", tmp_path)
     beat.ready()
     assert "no frame processed yet" in check_health("front", tmp_path).problems
-    for _ in range(3):
-        beat.frame(min_fps=6.0, audit_backlog=0)
+    beat.frame(fps=None, min_fps=6.0, audit_backlog=0)
     beat.beat(force=True)
     assert check_health("front", tmp_path).ok
+    beat.frame(fps=4.0, min_fps=6.0, audit_backlog=0)
+    beat.beat(force=True)
+    assert any("fewer than the 6.0" in p for p in check_health("front", tmp_path).problems)
     beat.state.out_of_service = "the gallery is locked"
-    beat.frame(min_fps=6.0, audit_backlog=2)
+    beat.frame(fps=15.0, min_fps=6.0, audit_backlog=2)
     beat.beat(force=True)
     problems = check_health("front", tmp_path).problems
     assert any("out of service" in p for p in problems) and any("audit log" in p for p in problems)
@@ -304,7 +306,7 @@ def test_a_failing_integration_never_stops_the_door(tmp_path: Path, monkeypatch:
     reporter.metrics = Broken()  # type: ignore[assignment]
     heard: list[dict] = []
     reporter.wrap(heard.append)({"event": "granted", "reason": "match"})  # the listener hears it; nothing raises
-    reporter.frame({"total": 40.0}, dropped=0, audit_backlog=0, min_fps=7.5)
+    reporter.frame({"total": 40.0}, dropped=0, audit_backlog=0, fps=None, min_fps=7.5)
     assert heard == [{"event": "granted", "reason": "match"}]
     reporter.metrics = None
     reporter.close()

@@ -16,7 +16,6 @@ import json
 import os
 import socket
 import time
-from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -27,7 +26,6 @@ from accessctl.errors import AccessctlError
 WRITE_EVERY_S = 1.0  # the state file is rewritten at most this often
 STALE_S = 10.0  # a state file older than this: the door's loop is stuck or gone
 FRESH_FRAME_S = 5.0  # a deciding door processed a frame within this long
-RATE_SPAN_S = 3.0  # the processing rate is measured over this much time
 
 
 def state_path(kiosk: str, home: Path | None = None) -> Path:
@@ -58,7 +56,7 @@ class DoorState:
     started: float
     updated: float = 0.0
     last_frame: float | None = None
-    fps: float | None = None  # frames processed per second lately
+    fps: float | None = None  # frames per second of the stream lately (the runner's PaceWatch)
     min_fps: float = 0.0  # the pace the liveness check needs
     audit_backlog: int = 0  # events the audit log could not take yet
     out_of_service: str = ""  # why nobody can be let in, while so
@@ -73,23 +71,15 @@ class Heartbeat:
         self.path = state_path(kiosk, home)
         config.private_dir(self.path.parent)
         self.state = DoorState(kiosk, os.getpid(), time.time())
-        self._frames: deque[float] = deque()
         self._written = 0.0
-        self._first: float | None = None  # the first frame's time
 
-    def frame(self, min_fps: float, audit_backlog: int) -> None:
-        now = time.time()
-        self._frames.append(now)
-        while self._frames and now - self._frames[0] > RATE_SPAN_S:
-            self._frames.popleft()
+    def frame(self, fps: float | None, min_fps: float, audit_backlog: int) -> None:
+        """A frame processed; ``fps``: the pace the runner measures for the liveness
+        check (its PaceWatch), None before a whole span of the stream."""
         s = self.state
         first = s.last_frame is None
-        s.last_frame, s.min_fps, s.audit_backlog = now, min_fps, audit_backlog
-        if self._first is None:
-            self._first = now
-        if now - self._first >= RATE_SPAN_S and len(self._frames) > 1:  # a rate over a whole span, not a start
-            s.fps = (len(self._frames) - 1) / (now - self._frames[0])
-        self.beat(force=first)
+        s.last_frame, s.fps, s.min_fps, s.audit_backlog = time.time(), fps, min_fps, audit_backlog
+        self.beat(force=first)  # the first frame is news at once: the door decides
 
     def ready(self) -> None:
         """Models loaded, the loop starting: the service is up (a camera that is not

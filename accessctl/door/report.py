@@ -92,12 +92,13 @@ class Reporter:
         if self.metrics is not None:
             self.metrics.build_info(version=__version__, encoder=encoder, liveness=liveness)
 
-    def frame(self, timings_ms: dict[str, float], *, dropped: int, audit_backlog: int, min_fps: float) -> None:
+    def frame(self, timings_ms: dict[str, float], *, dropped: int, audit_backlog: int, fps: float | None,
+              min_fps: float) -> None:
         """One frame processed by the runner's loop."""
         try:
             if self.metrics is not None:
                 self.metrics.frame(timings_ms, dropped, audit_backlog)
-            self.heartbeat.frame(min_fps, audit_backlog)
+            self.heartbeat.frame(fps, min_fps, audit_backlog)
         except Exception:  # as in tell: the health file then goes stale, which is the right news
             log.exception("accessctl: reporting a frame failed")
 

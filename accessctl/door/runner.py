@@ -62,19 +62,21 @@ class PaceWatch:
         self._t: deque[float] = deque()
         self._segment = 0
         self.slow = False
+        self.fps: float | None = None  # the rate over the last SPAN_S of this stream (None before one)
 
     def add(self, frame: Frame) -> float | None:
         """The frame rate when the pace has just crossed ``min_fps`` (either way), else None."""
         if frame.segment != self._segment or (self._t and frame.t < self._t[-1]):
             self._t.clear()  # a reopened camera or the next file: a new stream, not a gap
             self._segment = frame.segment
+            self.fps = None
         self._t.append(frame.t)
         while len(self._t) > 2 and frame.t - self._t[1] >= self.SPAN_S:
             self._t.popleft()
         span = frame.t - self._t[0]
         if span < self.SPAN_S:
             return None
-        fps = (len(self._t) - 1) / span
+        fps = self.fps = (len(self._t) - 1) / span
         if (fps < self.min_fps) != self.slow:
             self.slow = not self.slow
             return fps
@@ -193,7 +195,7 @@ class Runner:
                 sink.deliver(d, detail)
         if self.reporter is not None:
             self.reporter.frame(result.timings_ms, dropped=self._feed.stats.dropped if self._feed else 0,
-                                audit_backlog=self.audit_out.held, min_fps=self.pace.min_fps)
+                                audit_backlog=self.audit_out.held, fps=self.pace.fps, min_fps=self.pace.min_fps)
         if self.on_frame is not None:
             self.on_frame(frame, result, decisions)
         return result, decisions
