@@ -1,9 +1,11 @@
 """The small public API: images in, faces and descriptors out, a gallery to match against.
 
-    >>> from accessctl import api
-    >>> image = api.load_image("alice.jpg")
-    >>> faces = api.face_encodings(image)            # [(Face, 128-D vector), ...]
-    >>> api.face_distance(faces[0][1], other) <= 0.6  # same person?
+>>> from accessctl import api
+>>> image = api.load_image("alice.jpg")
+>>> faces = api.face_encodings(image)            # [(Face, 128-D vector), ...]
+>>> api.face_distance(faces[0][1], other) <= 0.6  # same person?
+>>> with api.open_gallery() as gallery:
+...     api.identify(gallery, faces[0][1], 0.6).person  # who, of the enrolled (None: nobody)
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from accessctl.frames.images import load_image
+from accessctl.identity.match import Match, identify
 from accessctl.identity.matching import encode_faces
-from accessctl.storage.gallery import Gallery, Match
+from accessctl.storage.gallery import Gallery
 from accessctl.vision.faces import Face, analyzer
 
-__all__ = ["load_image", "detect_faces", "face_encodings", "face_distance", "open_gallery", "Face", "Match"]
+__all__ = ["load_image", "detect_faces", "face_encodings", "face_distance", "open_gallery", "identify", "Face", "Match"]
 
 
 def detect_faces(image: np.ndarray) -> list[Face]:

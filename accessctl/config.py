@@ -40,8 +40,11 @@ SFACE_ENCODER_ID = "sface-2021dec"
 # A new gallery's template space: SFace, the encoder whose default threshold is safe on
 # every shared pair set (see DEFAULT_THRESHOLD). A gallery keeps the encoder it records.
 NEW_GALLERY_ENCODER = SFACE_ENCODER_ID
-def check_text(value: object, what: str, max_chars: int, error: type[Exception] = AccessctlError, *,
-               allow_empty: bool = False) -> str:
+
+
+def check_text(
+    value: object, what: str, max_chars: int, error: type[Exception] = AccessctlError, *, allow_empty: bool = False
+) -> str:
     """Text as it may be stored or passed on: a string, stripped, bounded, and free of
     control and format characters (a newline forges a log line, an ANSI escape rewrites
     a terminal, a NUL byte breaks the door hook, a bidi override disguises a name)."""
@@ -152,8 +155,9 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_model_file(path: Path, digest: str, what: str, error: type[Exception] = AccessctlError,
-                     missing: str | None = None) -> None:
+def check_model_file(
+    path: Path, digest: str, what: str, error: type[Exception] = AccessctlError, missing: str | None = None
+) -> None:
     """Refuse a model file that is missing or whose SHA-256 is not ``digest``, before
     any library parses it: a replaced file is code that decides who gets in."""
     try:
@@ -192,8 +196,11 @@ def _warn_unsafe_folder(folder: Path) -> None:
     problem = " and ".join(problems)
     if problem:
         _warned.add(folder)
-        print(f"accessctl: warning: the data folder {folder} {problem}; anyone who can write there can change "
-              "who gets in", file=sys.stderr)
+        print(
+            f"accessctl: warning: the data folder {folder} {problem}; anyone who can write there can change "
+            "who gets in",
+            file=sys.stderr,
+        )
 
 
 def cache_dir() -> Path:
@@ -473,9 +480,14 @@ def parse_mqtt_url(url: str, kiosk: str) -> MqttTarget:
         _topic_level(level, "[mqtt] url's topic prefix part")
     name = _topic_level(kiosk, "[kiosk] name")
     tls = parts.scheme == "mqtts"
-    return MqttTarget(tls, parts.hostname, port or (8883 if tls else 1883),
-                      unquote(parts.username) if parts.username else None,
-                      f"{prefix}/{name}/events", f"{prefix}/{name}/status")
+    return MqttTarget(
+        tls,
+        parts.hostname,
+        port or (8883 if tls else 1883),
+        unquote(parts.username) if parts.username else None,
+        f"{prefix}/{name}/events",
+        f"{prefix}/{name}/status",
+    )
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -40,9 +40,12 @@ def check_threshold(threshold: float, encoder_id: str) -> None:
     """Refuse, by name, a match threshold above the encoder's safe ceiling."""
     ceiling = SAFE_THRESHOLD.get(encoder_id)
     if not threshold > 0 or (ceiling is not None and threshold > ceiling):
-        raise AccessctlError(f"[match] threshold {threshold:g} is above {ceiling:g}, the most encoder "
-                             f"{encoder_id} may run at (strangers would match); lower it or run `accessctl calibrate`"
-                             if ceiling is not None else f"[match] threshold {threshold:g} must be above 0")
+        raise AccessctlError(
+            f"[match] threshold {threshold:g} is above {ceiling:g}, the most encoder "
+            f"{encoder_id} may run at (strangers would match); lower it or run `accessctl calibrate`"
+            if ceiling is not None
+            else f"[match] threshold {threshold:g} must be above 0"
+        )
 
 
 def check_trained_threshold(threshold: float, embeddings: Any, person_ids: Any, *, unit: bool) -> None:
@@ -86,12 +89,16 @@ def match_threshold(settings: Settings, encoder_id: str) -> float:
     if m.threshold == 0:
         default = DEFAULT_THRESHOLD.get(encoder_id)
         if default is None:
-            raise AccessctlError(f"[match] threshold is not set for encoder {encoder_id}; "
-                                 "run `accessctl calibrate` or `accessctl encoder use` again")
+            raise AccessctlError(
+                f"[match] threshold is not set for encoder {encoder_id}; "
+                "run `accessctl calibrate` or `accessctl encoder use` again"
+            )
         return default
     if m.encoder and m.encoder != encoder_id:
-        raise AccessctlError(f"[match] threshold {m.threshold:g} was chosen for encoder {m.encoder}, but the gallery "
-                             f"uses {encoder_id}; run `accessctl calibrate`, or set the threshold to 0 for the default")
+        raise AccessctlError(
+            f"[match] threshold {m.threshold:g} was chosen for encoder {m.encoder}, but the gallery "
+            f"uses {encoder_id}; run `accessctl calibrate`, or set the threshold to 0 for the default"
+        )
     check_threshold(m.threshold, encoder_id)
     return m.threshold
 

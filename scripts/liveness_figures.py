@@ -13,7 +13,7 @@
 3. Challenges answered by recordings in which the person turns: pair 2's live video
    from 0.6 s, left (passes) and right (fails), and the time a passed challenge adds.
 
-    .venv/bin/python scripts/liveness_figures.py [--json]
+    .venv/bin/python scripts/liveness_figures.py [--json] [--model DIR]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import json
 import random
 import tempfile
+from itertools import islice
 from pathlib import Path
 
 import cv2
@@ -38,15 +39,28 @@ from accessctl.liveness.challenge import Challenge, ChallengeState, Turn
 from accessctl.liveness.saved import load_liveness
 from accessctl.storage.gallery import Gallery
 
-ISSUE_CLIPS = ("random shift of +-0.5 px", "no motion, noise sigma 3", "slow shift of 3 px", "shift of 12 px",
-               "a hand's wobble", "four times that wobble", "perspective tilt back and forth", "light flicker")
+ISSUE_CLIPS = (
+    "random shift of +-0.5 px",
+    "no motion, noise sigma 3",
+    "slow shift of 3 px",
+    "shift of 12 px",
+    "a hand's wobble",
+    "four times that wobble",
+    "perspective tilt back and forth",
+    "light flicker",
+)
 # Variants probed after training: a photo brought towards the camera, or away while
 # swinging (held out until the "zoom" family was added, which they revealed); then
 # motions outside every family's range (held out by construction): a fast slide, a
 # shake faster than any family's sway, a large turn in the picture's plane; frames of
 # a live recording looped by a program.
-VARIANTS = ("a photo brought 30% closer", "a photo taken 25% away, swinging 5 degrees",
-            "a photo slid 150 px across in 1.5 s", "a photo shaken at 8 Hz, 4 px", "a photo turned 20 degrees in its plane")
+VARIANTS = (
+    "a photo brought 30% closer",
+    "a photo taken 25% away, swinging 5 degrees",
+    "a photo slid 150 px across in 1.5 s",
+    "a photo shaken at 8 Hz, 4 px",
+    "a photo turned 20 degrees in its plane",
+)
 LOOPS = ("4 live frames looped back and forth", "2 live frames alternating")
 
 
@@ -96,12 +110,12 @@ def photo_frames(photo: np.ndarray, name: str, n: int = 45, seed: int = 0) -> li
     return out
 
 
-def door(frames: list[Frame], gallery: Gallery, mode: str, seed: int = 0) -> dict:
+def door(frames: list[Frame], gallery: Gallery, mode: str, seed: int = 0, model: str | None = None) -> dict:
     """What the door decides on ``frames`` under challenge ``mode``: the first decision
     and, for a grant, the seconds from the face's first frame."""
     settings = Settings()
     settings.liveness.challenge = mode
-    pipe = Pipeline(gallery, settings, load_liveness(), rng=random.Random(seed))
+    pipe = Pipeline(gallery, settings, load_liveness(model), rng=random.Random(seed))
     ctl = AccessController(settings.access)
     first_face = None
     asked = None
@@ -114,15 +128,18 @@ def door(frames: list[Frame], gallery: Gallery, mode: str, seed: int = 0) -> dic
                 asked = f.challenge.issued_t
         for d in ctl.decide(result):
             if d.event in (EventKind.GRANTED, EventKind.DENIED):
-                return {"decision": f"{d.event}/{d.reason}" + (f" ({d.why})" if d.why else ""),
-                        "seconds": None if first_face is None else round(d.t - first_face, 2),
-                        "challenged": asked is not None}
+                return {
+                    "decision": f"{d.event}/{d.reason}" + (f" ({d.why})" if d.why else ""),
+                    "seconds": None if first_face is None else round(d.t - first_face, 2),
+                    "challenged": asked is not None,
+                }
     return {"decision": "none", "seconds": None, "challenged": asked is not None}
 
 
-def main() -> None:
+def main() -> None:  # noqa: C901 - a report: one section per table, in the order printed
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--model", metavar="DIR", help="a liveness model folder (default: the shipped one)")
     args = parser.parse_args()
     data = config.shared_data_dir()
     if data is None:
@@ -131,35 +148,47 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with Gallery(Path(tmp) / "g.db") as gallery:
             enroll(gallery, [("obama2.jpg", load_image(data / "faces/public/obama2.jpg"))], "O1", "Obama", Settings())
-            for pid, name, clip, index in (("P2", "Pair Two", "video/replay_pairs/pair2/live.mp4", 210),
-                                           ("P1", "Pair One", "video/replay_pairs/pair1/live.mov", 60),
-                                           ("W1", "Wolfgang", "video/faces/WolfgangLanger_Pexels.mp4", 60)):
+            for pid, name, clip, index in (
+                ("P2", "Pair Two", "video/replay_pairs/pair2/live.mp4", 210),
+                ("P1", "Pair One", "video/replay_pairs/pair1/live.mov", 60),
+                ("W1", "Wolfgang", "video/faces/WolfgangLanger_Pexels.mp4", 60),
+            ):
                 with open_source(data / clip) as src:
                     enroll(gallery, [(clip, next(f for f in src if f.index == index).image)], pid, name, Settings())
             photo = cv2.resize(load_image(data / "faces/public/obama.jpg"), (640, 480), interpolation=cv2.INTER_AREA)
             for name in ISSUE_CLIPS:
                 frames = photo_frames(photo, name, n=150)  # 5 s: a challenge's whole time to answer
-                report["attacks"][name] = {mode: door(frames, gallery, mode) for mode in ("off", "unsure", "always")}
+                report["attacks"][name] = {
+                    mode: door(frames, gallery, mode, model=args.model) for mode in ("off", "unsure", "always")
+                }
             for name in VARIANTS:
                 frames = photo_frames(photo, name, n=150)
-                report["variants"][name] = {mode: door(frames, gallery, mode) for mode in ("off", "unsure")}
+                report["variants"][name] = {
+                    mode: door(frames, gallery, mode, model=args.model) for mode in ("off", "unsure")
+                }
             with open_source(data / "video/replay_pairs/pair1/live.mov") as src:
                 live = [f.image for f in src if 60 <= f.index < 64]
-            for name, order in zip(LOOPS, ((0, 1, 2, 3, 2, 1), (0, 1))):
+            for name, order in zip(LOOPS, ((0, 1, 2, 3, 2, 1), (0, 1)), strict=True):
                 frames = [Frame(live[order[i % len(order)]], i, i / 15) for i in range(75)]  # 5 s at 15 fps
-                report["variants"][name] = {mode: door(frames, gallery, mode) for mode in ("off", "unsure")}
-            for clip in ("video/replay_pairs/pair2/live.mp4", "video/replay_pairs/pair1/live.mov",
-                         "video/faces/WolfgangLanger_Pexels.mp4", "video/faces/single_face.mp4"):
+                report["variants"][name] = {
+                    mode: door(frames, gallery, mode, model=args.model) for mode in ("off", "unsure")
+                }
+            for clip in (
+                "video/replay_pairs/pair2/live.mp4",
+                "video/replay_pairs/pair1/live.mov",
+                "video/faces/WolfgangLanger_Pexels.mp4",
+                "video/faces/single_face.mp4",
+            ):
                 with open_source(data / clip) as src:
-                    frames = [f for f, _ in zip(src, range(150))]  # the first 5 s: one walk-up
-                report["live"][clip] = door(frames, gallery, "unsure")
+                    frames = [f for f in islice(src, 150)]  # the first 5 s: one walk-up
+                report["live"][clip] = door(frames, gallery, "unsure", model=args.model)
             with open_source(data / "video/replay_pairs/pair2/live.mp4") as src:
                 frames = [f for f in src if 0.6 <= f.t < 4.5]
             for turn in (Turn.LEFT, Turn.RIGHT):
                 seed = next(s for s in range(100) if Challenge(0.0, 0.0, 1, 3.0, random.Random(s)).status.turn == turn)
                 settings = Settings()
                 settings.liveness.challenge = "always"
-                pipe = Pipeline(gallery, settings, load_liveness(), rng=random.Random(seed))
+                pipe = Pipeline(gallery, settings, load_liveness(args.model), rng=random.Random(seed))
                 issued = passed = None
                 end = None
                 for f in frames:
@@ -172,8 +201,9 @@ def main() -> None:
                 report["challenges"][str(turn)] = {
                     "state": None if end is None else str(end.state),
                     "failure": None if end is None or end.failure is None else str(end.failure),
-                    "issued_s": issued, "answered_in_s": None if passed is None or issued is None
-                    else round(passed - issued, 2)}
+                    "issued_s": issued,
+                    "answered_in_s": None if passed is None or issued is None else round(passed - issued, 2),
+                }
     if args.json:
         print(json.dumps(report, indent=1))
         return
@@ -185,11 +215,15 @@ def main() -> None:
         print(f"  {name:44s} " + "  |  ".join(f"{m}: {x['decision']} ({x['seconds']} s)" for m, x in r.items()))
     print("live recordings (challenge unsure), the first 5 s of each:")
     for name, r in report["live"].items():
-        print(f"  {name:40s} {r['decision']:24s} after {r['seconds']} s" + ("  (challenged)" if r["challenged"] else ""))
+        print(
+            f"  {name:40s} {r['decision']:24s} after {r['seconds']} s" + ("  (challenged)" if r["challenged"] else "")
+        )
     print("pair 2's own left turn as an answer (challenge always, from 0.6 s):")
     for turn, r in report["challenges"].items():
-        print(f"  asked {turn}: {r['state']} {r['failure'] or ''} (asked at {r['issued_s']} s, answered in "
-              f"{r['answered_in_s']} s)")
+        print(
+            f"  asked {turn}: {r['state']} {r['failure'] or ''} (asked at {r['issued_s']} s, answered in "
+            f"{r['answered_in_s']} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from accessctl.identity.match import identify  # noqa: E402
 from accessctl.storage.audit import AuditLog  # noqa: E402
 from accessctl.storage.central import ADMIN_ROLE, KIOSK_ROLE, CentralGallery, CentralStore  # noqa: E402
 from accessctl.storage.gallery import Gallery, NewTemplate, encode_embedding  # noqa: E402
@@ -57,8 +58,9 @@ def fill(url: str, n: int, encoder: str) -> float:
                 emb = rng.standard_normal((min(10_000, n - start), 128)).astype(np.float32)
                 emb /= np.linalg.norm(emb, axis=1, keepdims=True)
                 for j, e in enumerate(emb):
-                    copy.write_row((f"P{start + j:06d}", encode_embedding(e), 0.9, "bench", encoder,
-                                    "2026-12-01T00:00:00Z"))
+                    copy.write_row(
+                        (f"P{start + j:06d}", encode_embedding(e), 0.9, "bench", encoder, "2026-12-01T00:00:00Z")
+                    )
         conn.commit()
     return time.perf_counter() - t0
 
@@ -76,8 +78,8 @@ from accessctl.storage.replica import StoreLink
 from accessctl.storage.gallery import Gallery
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t0 = time.perf_counter()
-link = StoreLink({url!r}, notify=lambda _: None, replica=__import__('pathlib').Path({str(home / 'replica.db')!r}),
-                 events=__import__('pathlib').Path({str(home / 'events.db')!r}))
+link = StoreLink({url!r}, notify=lambda _: None, replica=__import__('pathlib').Path({str(home / "replica.db")!r}),
+                 events=__import__('pathlib').Path({str(home / "events.db")!r}))
 link.start()
 copy_s = time.perf_counter() - t0
 t1 = time.perf_counter()
@@ -85,8 +87,8 @@ g = Gallery(link.replica_file)
 g.index()
 index_s = time.perf_counter() - t1
 link.stop()
-print(json.dumps({{"copy_s": copy_s, "index_s": index_s, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "rss_before_mb": before}}))
+rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"copy_s": copy_s, "index_s": index_s, "rss_mb": rss_mb, "rss_before_mb": before}}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -105,7 +107,7 @@ def change_latency(kiosk_url: str, admin_url: str, home: Path, rounds: int) -> l
             e /= np.linalg.norm(e)
             t0 = time.perf_counter()
             admin.add_person(f"L{i:04d}", f"Latency {i}", [NewTemplate(e, 0.9, "bench")])
-            while kiosk.identify(e, 0.3).person is None:  # what the door's next identity check sees
+            while identify(kiosk, e, 0.3).person is None:  # what the door's next identity check sees
                 time.sleep(0.005)
             out.append(time.perf_counter() - t0)
     admin.close()
@@ -122,7 +124,7 @@ def identify_ms(home: Path, repeat: int = 50) -> dict:
             q = rng.standard_normal(128).astype(np.float32)
             q /= np.linalg.norm(q)
             t0 = time.perf_counter()
-            g.identify(q, 1.0)
+            identify(g, q, 1.0)
             times.append((time.perf_counter() - t0) * 1000)
     return {"median_ms": statistics.median(times), "max_ms": max(times)}
 
@@ -148,16 +150,23 @@ def kiosks(kiosk_url: str, admin_url: str, root: Path, n: int, seconds: float, v
         h = root / f"door-{i}"
         h.mkdir()
         # Eight doors on one small machine: one thread each (a real door has the machine to itself).
-        (h / "config.toml").write_text(f'[store]\nurl = "{kiosk_url}"\n[kiosk]\nname = "door-{i}"\n'
-                                       '[runtime]\nthreads = 1\n')
+        (h / "config.toml").write_text(
+            f'[store]\nurl = "{kiosk_url}"\n[kiosk]\nname = "door-{i}"\n[runtime]\nthreads = 1\n'
+        )
         homes.append(h)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACCESSCTL_")} | {"OMP_NUM_THREADS": "1"}
     # Every frame of the video (its own clock): on 2 cores 8 doors cannot keep a camera's pace, and
     # liveness needs frames 1/15 s apart, so each door takes the video at the speed it can.
-    procs = [subprocess.Popen([sys.executable, "-m", "accessctl", "run", "--headless", "--loop",
-                               "--source", videos[i % len(videos)]], cwd=ROOT, stdout=open(h / "out.jsonl", "w"),
-                              stderr=open(h / "err.txt", "w"), env=env | {"ACCESSCTL_HOME": str(h)})
-             for i, h in enumerate(homes)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "accessctl", "run", "--headless", "--loop", "--source", videos[i % len(videos)]],
+            cwd=ROOT,
+            stdout=open(h / "out.jsonl", "w"),
+            stderr=open(h / "err.txt", "w"),
+            env=env | {"ACCESSCTL_HOME": str(h)},
+        )
+        for i, h in enumerate(homes)
+    ]
     stop = threading.Event()
     enrolled = [0]
 
@@ -206,8 +215,16 @@ def kiosks(kiosk_url: str, admin_url: str, root: Path, n: int, seconds: float, v
             duplicated += len(rows) - len(set(rows))
     if local_total == 0:
         print((homes[0] / "err.txt").read_text()[-3000:], file=sys.stderr)
-    return {"kiosks": n, "all_deciding_after_s": startup_s, "seconds": seconds, "events_per_s": rate, "events": local_total, "lost": lost,
-            "duplicated": duplicated, "admin_enrollments": enrolled[0]}
+    return {
+        "kiosks": n,
+        "all_deciding_after_s": startup_s,
+        "seconds": seconds,
+        "events_per_s": rate,
+        "events": local_total,
+        "lost": lost,
+        "duplicated": duplicated,
+        "admin_enrollments": enrolled[0],
+    }
 
 
 def main() -> None:
@@ -218,8 +235,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     args = ap.parse_args()
     data = ROOT.parent / "shared" / "data" / "video"
-    videos = [str(data / "replay_pairs" / "pair2" / "live.mp4"), str(data / "replay_pairs" / "pair2" / "replay.mp4"),
-              str(data / "faces" / "WolfgangLanger_Pexels.mp4")]
+    videos = [
+        str(data / "replay_pairs" / "pair2" / "live.mp4"),
+        str(data / "replay_pairs" / "pair2" / "replay.mp4"),
+        str(data / "faces" / "WolfgangLanger_Pexels.mp4"),
+    ]
     server = PgServer()
     server.start()
     try:

@@ -92,7 +92,7 @@ def astronaut_video(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndar
     for i in range(30):
         canvas = np.full((h, w, 3), 90, np.uint8)
         x = 30 + i * 2
-        canvas[20:220, x:x + 200] = small
+        canvas[20:220, x : x + 200] = small
         writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
     writer.release()
     return path

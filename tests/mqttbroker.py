@@ -39,13 +39,22 @@ class Broker:
         self.port = _free_port()
         self.secure = secure
         self.conf = self.root / "mosquitto.conf"
-        lines = [f"listener {self.port} 127.0.0.1", "persistence true",
-                 f"persistence_location {self.root}/", "log_dest stderr"]
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence true",
+            f"persistence_location {self.root}/",
+            "log_dest stderr",
+        ]
         if secure:
             self._certificates()
-            lines += [f"cafile {self.root}/ca.pem", f"certfile {self.root}/server.crt",
-                      f"keyfile {self.root}/server.key", "require_certificate true", "allow_anonymous false",
-                      f"password_file {self.root}/passwd"]
+            lines += [
+                f"cafile {self.root}/ca.pem",
+                f"certfile {self.root}/server.crt",
+                f"keyfile {self.root}/server.key",
+                "require_certificate true",
+                "allow_anonymous false",
+                f"password_file {self.root}/passwd",
+            ]
         else:
             lines.append("allow_anonymous true")
         if os.geteuid() == 0:
@@ -58,18 +67,63 @@ class Broker:
         if openssl is None:
             raise FileNotFoundError("openssl is not installed")
         run = lambda *a: subprocess.run([openssl, *a], check=True, capture_output=True, cwd=self.root, timeout=60)  # noqa: E731
-        run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
-            "-out", "ca.pem", "-days", "2", "-subj", "/CN=accessctl test CA")
+        run(
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=accessctl test CA",
+        )
         (self.root / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
         for name, cn in (("server", "127.0.0.1"), ("client", "door-1")):
-            run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{name}.key",
-                "-out", f"{name}.csr", "-subj", f"/CN={cn}")
-            run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", f"{name}.crt", "-days", "2", *(["-extfile", "ext"] if name == "server" else []))
+            run(
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                f"{name}.key",
+                "-out",
+                f"{name}.csr",
+                "-subj",
+                f"/CN={cn}",
+            )
+            run(
+                "x509",
+                "-req",
+                "-in",
+                f"{name}.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                f"{name}.crt",
+                "-days",
+                "2",
+                *(["-extfile", "ext"] if name == "server" else []),
+            )
         self.password_file = self.root / "door.password"
         self.password_file.write_text("correct horse battery\n")
-        subprocess.run(["mosquitto_passwd", "-c", "-b", str(self.root / "passwd"), "door", "correct horse battery"],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            ["mosquitto_passwd", "-c", "-b", str(self.root / "passwd"), "door", "correct horse battery"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     @property
     def url(self) -> str:
@@ -119,7 +173,9 @@ class Subscriber:
         self.client.on_message = self._on_message
         if broker.secure:
             r = broker.root
-            self.client.tls_set(ca_certs=str(r / "ca.pem"), certfile=str(r / "client.crt"), keyfile=str(r / "client.key"))
+            self.client.tls_set(
+                ca_certs=str(r / "ca.pem"), certfile=str(r / "client.crt"), keyfile=str(r / "client.key")
+            )
             self.client.username_pw_set("door", "correct horse battery")
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()

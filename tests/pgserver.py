@@ -52,12 +52,51 @@ class PgServer:
             return None
         d = self.root
         run = lambda *a: subprocess.run([openssl, *a], check=True, capture_output=True, cwd=d, timeout=60)  # noqa: E731
-        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=accessctl test CA")
-        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+        run(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=accessctl test CA",
+        )
+        run(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        )
         (d / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
-        run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
-            "server.crt", "-days", "2", "-extfile", "ext")
+        run(
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        )
         for name in ("server.key", "server.crt"):
             if self.as_user:
                 shutil.chown(d / name, "postgres")
@@ -65,8 +104,9 @@ class PgServer:
         return d / "ca.pem"
 
     def _run(self, cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.as_user + cmd, check=True, capture_output=True, text=True, timeout=120,
-                              cwd=self.root, **kw)  # type: ignore[call-overload, no-any-return]
+        return subprocess.run(
+            self.as_user + cmd, check=True, capture_output=True, text=True, timeout=120, cwd=self.root, **kw
+        )  # type: ignore[call-overload, no-any-return]
 
     def start(self) -> None:
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
@@ -76,8 +116,13 @@ class PgServer:
 
     def stop(self, mode: str = "fast") -> None:
         """``immediate``: the server killed as a crash would (no checkpoint, clients cut off)."""
-        subprocess.run(self.as_user + [self.pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop"],
-                       capture_output=True, text=True, timeout=120, cwd=self.root)
+        subprocess.run(
+            self.as_user + [self.pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.root,
+        )
 
     def url(self, user: str = "postgres", db: str = "postgres") -> str:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{db}"

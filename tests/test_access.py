@@ -28,7 +28,8 @@ def recorder(tmp_path: Path) -> Path:
     script.write_text(
         f"#!{sys.executable}\nimport json, os, sys\n"
         "env = {k: v for k, v in os.environ.items() if k.startswith('ACCESSCTL_')}\n"
-        f"open({str(tmp_path / 'calls.jsonl')!r}, 'a').write(json.dumps({{'argv': sys.argv[1:], 'env': env}}) + '\\n')\n"
+        f"calls = {str(tmp_path / 'calls.jsonl')!r}\n"
+        "open(calls, 'a').write(json.dumps({'argv': sys.argv[1:], 'env': env}) + '\\n')\n"
         "print('door opened')\n"
     )
     script.chmod(0o755)
@@ -36,14 +37,20 @@ def recorder(tmp_path: Path) -> Path:
 
 
 def test_hook_gets_arguments_and_environment_never_through_a_shell(tmp_path: Path) -> None:
-    evil = "Robert'); rm -rf \"$HOME\" #"
+    evil = 'Robert\'); rm -rf "$HOME" #'
     r = run_hook(recorder(tmp_path), decision(evil), kiosk="front-door", timeout_s=10)
     assert r.returncode == 0 and not r.timed_out and r.output.strip() == "door opened"
     call = json.loads((tmp_path / "calls.jsonl").read_text())
     assert call["argv"] == ["granted", "E1", evil]
     env = call["env"]
-    assert env["ACCESSCTL_EVENT"] == "granted" and env["ACCESSCTL_NAME"] == evil and env["ACCESSCTL_KIOSK"] == "front-door"
-    assert env["ACCESSCTL_PERSON_ID"] == "E1" and env["ACCESSCTL_DISTANCE"] == "0.3123" and env["ACCESSCTL_LIVENESS"] == "0.9700"
+    assert (
+        env["ACCESSCTL_EVENT"] == "granted" and env["ACCESSCTL_NAME"] == evil and env["ACCESSCTL_KIOSK"] == "front-door"
+    )
+    assert (
+        env["ACCESSCTL_PERSON_ID"] == "E1"
+        and env["ACCESSCTL_DISTANCE"] == "0.3123"
+        and env["ACCESSCTL_LIVENESS"] == "0.9700"
+    )
     assert env["ACCESSCTL_TIME"].endswith("Z")
 
 
@@ -67,7 +74,9 @@ def test_a_misbehaving_hook_cannot_hang_flood_or_kill_the_door(tmp_path: Path) -
     r = run_hook(helper, decision(), timeout_s=2.0)
     assert time.monotonic() - t < 1.5 and r.returncode == 0 and not r.timed_out and "door open" in r.output
     flood = tmp_path / "flood.sh"
-    flood.write_text("#!/bin/sh\nwhile :; do echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done\n")
+    flood.write_text(
+        "#!/bin/sh\nwhile :; do echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done\n"
+    )
     flood.chmod(0o755)
     t = time.monotonic()
     r = run_hook(flood, decision(), timeout_s=1.0)
@@ -155,8 +164,9 @@ def test_audit_log_is_append_only_and_private(tmp_path: Path) -> None:
     assert len(log.query()) == 2  # nothing half-written
 
 
-def door_with_pair_one(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                       config: str = "") -> tuple[Path, Path]:
+def door_with_pair_one(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str = ""
+) -> tuple[Path, Path]:
     """A door's home with Pair One enrolled from one frame of pair 1's live video and
     the recording hook; returns (home, pair 1's folder). Pair 1's person shows life
     passively within the door's look (pair 2's is asked to turn the head, whose
@@ -179,8 +189,9 @@ def test_repeated_refusals_pause_the_kiosk_and_raise_one_alert() -> None:
     from accessctl.config import AccessSettings
     from accessctl.door.access import AccessController
     from accessctl.door.pipeline import FaceState, FrameResult
+    from accessctl.identity.match import Match
     from accessctl.liveness.verdict import LivenessVerdict
-    from accessctl.storage.gallery import Match, Person
+    from accessctl.storage.gallery import Person
 
     ctl = AccessController(AccessSettings(lockout_after=3, lockout_window_s=10, lockout_pause_s=5))
     spoof = LivenessVerdict("spoof", 0.01, 5)
@@ -278,7 +289,12 @@ def test_a_gallery_switched_under_a_running_kiosk_fails_closed(shared_data: Path
         conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
         conn.execute("UPDATE meta SET value = 'other-encoder' WHERE key = 'encoder'")
         conn.close()
-        Runner(g, Settings(), audit, lines.append).run(FrameFeed(str(video)))
+        runner = Runner(g, Settings(), audit, lines.append)
+        with FrameFeed(str(video)) as feed:
+            for f in feed.frames():  # 3 s: a grant would come within 1, and identity is checked every 0.1 s
+                runner.step(f)
+                if f.t >= 3.0:
+                    break
         rows = audit.query()
     assert not [x for x in lines if x["event"] == "granted"]
     errors = [x for x in lines if x["event"] == "error"]
@@ -312,8 +328,9 @@ def test_a_hanging_hook_does_not_hold_up_the_kiosk(tmp_path: Path, astronaut_vid
     assert json.loads(row["detail"])["timed_out"]
 
 
-def test_a_kiosk_too_slow_for_liveness_says_so_once_and_again_when_it_recovers(tmp_path: Path,
-                                                                              astronaut_video: Path) -> None:
+def test_a_kiosk_too_slow_for_liveness_says_so_once_and_again_when_it_recovers(
+    tmp_path: Path, astronaut_video: Path
+) -> None:
     """A realtime kiosk on a starved CPU keeps only some frames; too few, and no liveness
     window forms: nobody is judged, so nobody gets in, which must not go unsaid."""
     from dataclasses import replace
@@ -366,8 +383,9 @@ def test_a_kiosk_whose_hook_worker_is_gone_stops_deciding(tmp_path: Path, astron
             runner.step(frame)
 
 
-def test_an_audit_log_that_cannot_be_written_holds_events_then_stops_the_door(tmp_path: Path,
-                                                                             astronaut_video: Path) -> None:
+def test_an_audit_log_that_cannot_be_written_holds_events_then_stops_the_door(
+    tmp_path: Path, astronaut_video: Path
+) -> None:
     """Nothing granted goes unlogged: failed events are held and retried; past
     [audit] backlog_s the kiosk stops deciding (OUT OF SERVICE) instead."""
     from accessctl.config import Settings
@@ -413,8 +431,10 @@ def unwritable(path: Path) -> None:
         pass
     if os.getuid() == 0:
         conn = sqlite3.connect(path)
-        conn.execute("CREATE TRIGGER ro BEFORE INSERT ON events BEGIN "
-                     "SELECT RAISE(ABORT, 'attempt to write a readonly database'); END")
+        conn.execute(
+            "CREATE TRIGGER ro BEFORE INSERT ON events BEGIN "
+            "SELECT RAISE(ABORT, 'attempt to write a readonly database'); END"
+        )
         conn.commit()
         conn.close()
     else:
@@ -423,7 +443,8 @@ def unwritable(path: Path) -> None:
 
 @pytest.mark.shared
 def test_a_door_whose_audit_log_cannot_be_written_does_not_start(
-        shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     """A read-only events.db: the door refuses to start, in one line, and the hook
     never runs (it once granted 4 times, opened the door 4 times and recorded nothing)."""
     from accessctl.cli import main
@@ -437,8 +458,9 @@ def test_a_door_whose_audit_log_cannot_be_written_does_not_start(
     assert err.count("\n") == 1 and "cannot be written" in err and "readonly" in err, err
 
 
-def test_a_grant_the_log_cannot_record_is_neither_shown_nor_opens_the_door(tmp_path: Path,
-                                                                         astronaut_video: Path) -> None:
+def test_a_grant_the_log_cannot_record_is_neither_shown_nor_opens_the_door(
+    tmp_path: Path, astronaut_video: Path
+) -> None:
     """The log broke after the door started: a refusal may wait (held, within backlog_s),
     but a grant is logged first or not at all: no JSON line says granted, no hook runs."""
     from accessctl.config import Settings

@@ -28,15 +28,29 @@ def test_pin_is_stored_as_a_salted_hash_in_a_private_file(tmp_path: Path) -> Non
 
 def test_weak_pins_are_refused_and_changing_needs_the_current_one(tmp_path: Path) -> None:
     pin = AdminPin(tmp_path / "admin.json")
-    for weak, why in (("12345", "6 to 32"), ("12ab56", "digits 0-9 only"), ("111111", "too easy"),
-                      ("234567", "too easy"), ("121212", "too easy"), ("123123", "too easy"), ("987654", "too easy"),
-                      ("02468024", "too easy"), ("12341234", "too easy"), ("246810", "published"),
-                      ("\u0661\u0662\u0663\u0664\u0665\u0666", "digits 0-9 only"),
-                      # the hardening issue's: a common PIN, too few digits, keypad lines
-                      ("112233", "too easy|commonest"), ("000001", "different digits"),
-                      ("999998", "different digits"), ("147258", "too easy|commonest"),
-                      ("159753", "too easy|commonest"), ("753951", "keypad"), ("369147", "keypad"),
-                      ("520520", "too easy|commonest"), ("314159", "commonest")):
+    for weak, why in (
+        ("12345", "6 to 32"),
+        ("12ab56", "digits 0-9 only"),
+        ("111111", "too easy"),
+        ("234567", "too easy"),
+        ("121212", "too easy"),
+        ("123123", "too easy"),
+        ("987654", "too easy"),
+        ("02468024", "too easy"),
+        ("12341234", "too easy"),
+        ("246810", "published"),
+        ("\u0661\u0662\u0663\u0664\u0665\u0666", "digits 0-9 only"),
+        # the hardening issue's: a common PIN, too few digits, keypad lines
+        ("112233", "too easy|commonest"),
+        ("000001", "different digits"),
+        ("999998", "different digits"),
+        ("147258", "too easy|commonest"),
+        ("159753", "too easy|commonest"),
+        ("753951", "keypad"),
+        ("369147", "keypad"),
+        ("520520", "too easy|commonest"),
+        ("314159", "commonest"),
+    ):
         with pytest.raises(PinError, match=why):
             pin.set(weak)
     pin.set("482913")
@@ -64,8 +78,9 @@ def test_simultaneous_wrong_guesses_all_count_and_a_lockout_says_so(tmp_path: Pa
     path = tmp_path / "admin.json"
     AdminPin(path).set("482913")
     results = []
-    threads = [threading.Thread(target=lambda: results.append(AdminPin(path).check("000000")))
-               for _ in range(MAX_FAILURES)]
+    threads = [
+        threading.Thread(target=lambda: results.append(AdminPin(path).check("000000"))) for _ in range(MAX_FAILURES)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ def test_a_video_is_handed_over_whole_in_order_even_to_a_slow_reader(astronaut_v
         time.sleep(0.002)
         got.append(frame)
     assert [f.index for f in got] == list(range(30))
-    assert all(b.t > a.t for a, b in zip(got, got[1:])) and abs(got[1].t - got[0].t - 1 / 15) < 1e-3
+    assert all(b.t > a.t for a, b in pairwise(got)) and abs(got[1].t - got[0].t - 1 / 15) < 1e-3
     assert feed.stats.dropped == 0 and feed.stats.delivered == 30 and feed.status.state == FeedState.ENDED
     assert got[0].image.shape == (240, 320, 3) and all(f.captured > 0 for f in got)
 
@@ -27,8 +28,7 @@ def test_a_video_is_handed_over_whole_in_order_even_to_a_slow_reader(astronaut_v
 def test_files_before_a_camera_in_a_playlist_are_handed_over_whole(astronaut_video: Path) -> None:
     """Only the camera drops: a video played first (not in real time) is every frame."""
     seen = []
-    feed = FrameFeed([str(astronaut_video), "95"], realtime=False, on_status=seen.append,
-                     reconnect_delays_s=(0.01,))
+    feed = FrameFeed([str(astronaut_video), "95"], realtime=False, on_status=seen.append, reconnect_delays_s=(0.01,))
     got = []
     stopper = threading.Timer(20, feed.stop)  # the camera never delivers: a bound on waiting for it
     stopper.start()
@@ -60,7 +60,7 @@ def test_realtime_play_drops_stale_frames_and_hands_over_the_newest(astronaut_vi
 def test_a_playlist_keeps_time_running_and_marks_each_file(astronaut_video: Path) -> None:
     frames = list(FrameFeed([str(astronaut_video), str(astronaut_video)]).frames())
     assert len(frames) == 60 and [f.index for f in frames] == list(range(60))
-    assert all(b.t > a.t for a, b in zip(frames, frames[1:]))
+    assert all(b.t > a.t for a, b in pairwise(frames))
     assert {f.segment for f in frames[:30]} == {0} and {f.segment for f in frames[30:]} == {1}
 
 

@@ -97,6 +97,7 @@ def test_directions_come_from_the_random_source() -> None:
 
 # -- through the pipeline, on recordings ----------------------------------------------
 
+
 def run_pipeline(frames, settings, gallery, seed: int):
     """Every frame through a fresh pipeline with the challenge's directions from a
     seeded source; the challenge statuses, the abandoned ones, and the pipeline."""
@@ -124,12 +125,15 @@ def people(shared_data, gallery_path):
     from accessctl.storage.gallery import Gallery
 
     with Gallery(gallery_path) as gallery:
-        for pid, name, clip, index in (("P2", "Pair Two", "video/replay_pairs/pair2/live.mp4", 210),
-                                       ("W1", "Wolfgang", "video/faces/WolfgangLanger_Pexels.mp4", 60)):
+        for pid, name, clip, index in (
+            ("P2", "Pair Two", "video/replay_pairs/pair2/live.mp4", 210),
+            ("W1", "Wolfgang", "video/faces/WolfgangLanger_Pexels.mp4", 60),
+        ):
             with open_source(shared_data / clip) as src:
                 enroll(gallery, [(clip, next(f for f in src if f.index == index).image)], pid, name, Settings())
-        enroll(gallery, [("obama2.jpg", load_image(shared_data / "faces/public/obama2.jpg"))], "O1", "Obama",
-               Settings())
+        enroll(
+            gallery, [("obama2.jpg", load_image(shared_data / "faces/public/obama2.jpg"))], "O1", "Obama", Settings()
+        )
         yield gallery
 
 
@@ -181,7 +185,7 @@ def test_a_second_face_does_not_inherit_a_challenge_and_off_never_asks(shared_da
 
     first = pair2_frames(shared_data, 0.6, 1.8)
     with open_source(shared_data / "video" / "faces" / "WolfgangLanger_Pexels.mp4") as src:
-        other = [f for f, _ in zip(src, range(40))]
+        other = [f for f, _ in zip(src, range(40), strict=True)]
     t0 = first[-1].t + 1 / 30
     frames = first + [Frame(f.image, len(first) + i, t0 + i / 30) for i, f in enumerate(other)]
     seen, abandoned = run_pipeline(frames, settings_with("always"), people, 3)
@@ -215,7 +219,7 @@ def animated_photo(shared_data, motion_at) -> list:
 def test_a_photo_turned_tilted_or_wobbled_fails_both_directions(shared_data, people) -> None:
     """A photo turned as a plane by 40 degrees each way (what a head's yaw reads as
     turning), tilted back and forth, and wobbled in the hand: asked left or right,
-    it never passes."""
+    it never passes (the planes asked both ways, the others one way each)."""
     import numpy as np
 
     from accessctl.training.synth import Motion
@@ -227,12 +231,14 @@ def test_a_photo_turned_tilted_or_wobbled_fails_both_directions(shared_data, peo
         "turned left as a plane": lambda t: Motion(dx=2 * np.sin(3 * t), yaw=40 * ramp(t)),
         "turned right as a plane": lambda t: Motion(dy=2 * np.sin(3 * t), yaw=-40 * ramp(t)),
         "tilted back and forth": lambda t: Motion(yaw=30 * np.sin(2.5 * t), pitch=15 * np.sin(1.7 * t)),
-        "wobbled": lambda t: Motion(dx=12 * np.sin(5 * t), dy=8 * np.cos(4 * t), angle=8 * np.sin(3 * t),
-                                    scale=1 + 0.08 * np.sin(6 * t)),
+        "wobbled": lambda t: Motion(
+            dx=12 * np.sin(5 * t), dy=8 * np.cos(4 * t), angle=8 * np.sin(3 * t), scale=1 + 0.08 * np.sin(6 * t)
+        ),
     }
-    for name, motion_at in attacks.items():
+    for k, (name, motion_at) in enumerate(attacks.items()):
         frames = animated_photo(shared_data, motion_at)
-        for turn in (Turn.LEFT, Turn.RIGHT):
+        # a plane turned one way could pass that way: both directions; the others once each
+        for turn in (Turn.LEFT, Turn.RIGHT) if "as a plane" in name else ((Turn.LEFT, Turn.RIGHT)[k % 2],):
             seen, _ = run_pipeline(frames, settings_with("always"), people, seed_for(turn))
             assert seen, name  # the face is found and asked
             assert all(s.state != ChallengeState.PASSED for _, s in seen), (name, turn, seen[-1][1])

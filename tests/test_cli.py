@@ -44,9 +44,11 @@ def test_enroll_identify_verify(home: Path, capsys, photos, cat_path: Path) -> N
     assert code == 1 and out.startswith("NO MATCH")
 
 
-def test_a_threshold_above_the_encoders_ceiling_lets_nobody_in(home: Path, capsys, photos, astronaut_video: Path) -> None:
+def test_a_threshold_above_the_encoders_ceiling_lets_nobody_in(
+    home: Path, capsys, photos, astronaut_video: Path
+) -> None:
     """`--threshold 3.9` or `[match] threshold = 5.0` would make the nearest enrolled
-    person match anyone: refused by name, and the kiosk's pipeline fails closed."""
+    person match anyone: refused by name, and the door does not start."""
     assert run(capsys, "enroll", "--employee-id", "E1", "--name", "Eileen Collins", str(photos["eileen"]))[0] == 0
     code, _, err = run(capsys, "identify", "--threshold", "3.9", str(photos["eileen2"]))
     assert code == 2 and "threshold 3.9 is above 1.1" in err and "sface-2021dec" in err
@@ -57,15 +59,14 @@ def test_a_threshold_above_the_encoders_ceiling_lets_nobody_in(home: Path, capsy
 
     from accessctl.config import load_settings
     from accessctl.door.pipeline import Pipeline
-    from accessctl.frames.sources import open_source
+    from accessctl.errors import AccessctlError
     from accessctl.liveness.saved import load_liveness
     from accessctl.storage.gallery import Gallery
 
-    with Gallery() as g, open_source(astronaut_video) as src:
-        pipe = Pipeline(g, load_settings(), load_liveness())
-        results = [pipe.process(f) for f in src]
-    assert all(face.match is None for r in results for face in r.faces)
-    assert any("above 1.1" in e for r in results for e in r.errors)
+    with Gallery() as g, pytest.raises(AccessctlError, match="above 1.1"):  # the door does not start
+        Pipeline(g, load_settings(), load_liveness())
+    code, _, err = run(capsys, "run", "--headless", "--source", str(astronaut_video))
+    assert code == 2 and "above 1.1" in err and "Traceback" not in err
 
 
 def test_run_fails_on_an_empty_source_or_one_that_yields_no_frame(home: Path, capsys, tmp_path: Path) -> None:
@@ -135,12 +136,7 @@ def test_gallery_commands(home: Path, capsys, photos, tmp_path: Path) -> None:
 
 def test_eval_pairs_json_and_plot(home: Path, capsys, photos, cat_path: Path, tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.csv"
-    pairs.write_text(
-        "a,b,same\n"
-        f"eileen.jpg,eileen2.jpg,1\n"
-        f"two.jpg,eileen.jpg,1\n"
-        f"{cat_path},eileen.jpg,0\n"
-    )
+    pairs.write_text(f"a,b,same\neileen.jpg,eileen2.jpg,1\ntwo.jpg,eileen.jpg,1\n{cat_path},eileen.jpg,0\n")
     plot = tmp_path / "roc.png"
     code, out, _ = run(capsys, "eval", "pairs", str(pairs), "--json", "--plot", str(plot))
     assert code == 0 and plot.stat().st_size > 1000
@@ -166,7 +162,10 @@ def test_real_process_prints_no_traceback_and_no_native_noise(tmp_path: Path, ca
     env = dict(os.environ, ACCESSCTL_HOME=os.environ["ACCESSCTL_HOME"])
     proc = subprocess.run(
         [sys.executable, "-m", "accessctl", "enroll", "--employee-id", "E1", "--name", "X", str(cat_path)],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"accessctl: error: {cat_path}: no face found"
@@ -185,19 +184,32 @@ def test_eval_pairs_on_orl(home: Path, capsys, shared_data: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.shared
 def test_bench_on_real_frames(home: Path, capsys, shared_data: Path) -> None:
-    frames = sorted((shared_data / "nuaa_train" / "live").glob("*/*.jpg"))[:: 200][:6]
+    frames = sorted((shared_data / "nuaa_train" / "live").glob("*/*.jpg"))[::200][:6]
     code, out, _ = run(capsys, "bench", "--json", *map(str, frames))
     result = json.loads(out.strip().splitlines()[-1])
     assert result["faces"] == len(frames)
     st = result["startup"]
     assert st["one_frame_run_s"] > st["bare_imports_s"] > 0 and st["ratio"] > 1
-    for stage in ("decode_jpeg_640x480", "detect", "landmarks", "align", "encode_batch1_per_face",
-                  "encode_batch8_per_face", "encode_sface_per_face", "encode_sface_batch8_per_face",
-                  "encode_sface_opencv_per_face", "search_1toN_1000", "search_1toN_100000", "search_1toN_1000000"):
+    for stage in (
+        "decode_jpeg_640x480",
+        "detect",
+        "landmarks",
+        "align",
+        "encode_batch1_per_face",
+        "encode_batch8_per_face",
+        "encode_sface_per_face",
+        "encode_sface_batch8_per_face",
+        "encode_sface_opencv_per_face",
+        "search_1toN_1000",
+        "search_1toN_100000",
+        "search_1toN_1000000",
+    ):
         assert result["stages"][stage]["median_ms"] > 0
 
 
-def test_calibrate_writes_the_threshold_after_confirmation(home: Path, capsys, photos, cat_path: Path, tmp_path: Path) -> None:
+def test_calibrate_writes_the_threshold_after_confirmation(
+    home: Path, capsys, photos, cat_path: Path, tmp_path: Path
+) -> None:
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("a,b,same\neileen.jpg,eileen2.jpg,1\ntwo.jpg,eileen.jpg,1\neileen.jpg,two.jpg,0\n")
     code, out, err = run(capsys, "calibrate", "--pairs", str(pairs), "--far", "0.001", "--dry-run")
@@ -219,12 +231,25 @@ def test_calibrate_writes_the_threshold_after_confirmation(home: Path, capsys, p
 
 
 @pytest.mark.shared
-def test_make_pairs_from_webcam_clips_one_person_per_source(home: Path, capsys, shared_data: Path, tmp_path: Path) -> None:
+def test_make_pairs_from_webcam_clips_one_person_per_source(
+    home: Path, capsys, shared_data: Path, tmp_path: Path
+) -> None:
     clips = shared_data / "liveness_web" / "clips.csv"
     out = tmp_path / "sub" / "webcam.csv"
     left_out = "Rounakdeepsingh__Face_Anti_Spoofing_System"  # two different men in its two live clips
-    code, text, _ = run(capsys, "eval", "make-pairs", "--clips", str(clips), "--out", str(out), "--frames-per-clip", "2",
-                        "--exclude-source", left_out)
+    code, text, _ = run(
+        capsys,
+        "eval",
+        "make-pairs",
+        "--clips",
+        str(clips),
+        "--out",
+        str(out),
+        "--frames-per-clip",
+        "2",
+        "--exclude-source",
+        left_out,
+    )
     assert code == 0 and "same-person" in text
     rows = list(csv.DictReader(out.open()))
     source = lambda p: Path(p).parts[-3]  # noqa: E731 - SOURCE/CLIP/FRAME
@@ -232,8 +257,10 @@ def test_make_pairs_from_webcam_clips_one_person_per_source(home: Path, capsys, 
     assert all((source(r["a"]) == source(r["b"])) == (r["same"] == "1") for r in rows)
     assert not any(left_out in r["a"] or left_out in r["b"] for r in rows)
     assert {source(r["a"]) for r in rows} | {source(r["b"]) for r in rows} == {
-        c.split("/")[0] for c in clips.read_text().splitlines()[1:] if ",live," in c and left_out not in c
-        and (clips.parent / c.split(",")[0]).is_dir()}
+        c.split("/")[0]
+        for c in clips.read_text().splitlines()[1:]
+        if ",live," in c and left_out not in c and (clips.parent / c.split(",")[0]).is_dir()
+    }
     code, _, err = run(capsys, "eval", "make-pairs", str(tmp_path), "--clips", str(clips), "--out", str(out))
     assert code == 2 and "not both" in err
 
@@ -245,7 +272,9 @@ def _admin_events() -> list[dict]:
         return [e for e in audit.query() if e["event"] == "admin"]
 
 
-def test_every_cli_change_is_audited_with_the_os_user_and_reads_are_not(home: Path, capsys, photos, tmp_path: Path) -> None:
+def test_every_cli_change_is_audited_with_the_os_user_and_reads_are_not(
+    home: Path, capsys, photos, tmp_path: Path
+) -> None:
     from accessctl.storage.audit import os_user
 
     assert run(capsys, "enroll", "--employee-id", "E1", "--name", "Eileen Collins", str(photos["eileen"]))[0] == 0
@@ -254,8 +283,13 @@ def test_every_cli_change_is_audited_with_the_os_user_and_reads_are_not(home: Pa
     assert run(capsys, "gallery", "rename", "E1", "Eileen M. Collins")[0] == 0
     assert run(capsys, "gallery", "remove", "E9", "--yes")[0] == 2  # no such person: logged as failed
     events = _admin_events()
-    assert [e["reason"] for e in events] == ["enroll", "gallery export", "gallery rename", "gallery remove",
-                                             "gallery remove failed"]
+    assert [e["reason"] for e in events] == [
+        "enroll",
+        "gallery export",
+        "gallery rename",
+        "gallery remove",
+        "gallery remove failed",
+    ]
     first = json.loads(events[0]["detail"])
     assert first["os_user"] == os_user() and first["via"] == "cli" and first["employee_id"] == "E1"
     assert first["name"] == "Eileen Collins"
@@ -381,7 +415,6 @@ def test_config_show_hides_the_store_password(home: Path, capsys) -> None:
     assert code == 0 and "s3cret" not in out and "password=***" in out and "db.local" in out
 
 
-
 def test_a_template_near_everyone_is_refused_as_no_one(home: Path, capsys, photos, tmp_path: Path) -> None:
     """A "wolf" at a face's length: the centroid of the people enrolled, imported
     without a face, would match each of them and strangers alike."""
@@ -397,8 +430,9 @@ def test_a_template_near_everyone_is_refused_as_no_one(home: Path, capsys, photo
     wolf = vecs.mean(axis=0)
     wolf *= np.linalg.norm(vecs[0]) / np.linalg.norm(wolf)
     person = {**doc["people"][0], "employee_id": "E9", "name": "Nobody"}
-    person["templates"] = [{**person["templates"][0], "chip": None,
-                            "embedding": base64.b64encode(wolf.astype("<f4").tobytes()).decode()}]
+    person["templates"] = [
+        {**person["templates"][0], "chip": None, "embedding": base64.b64encode(wolf.astype("<f4").tobytes()).decode()}
+    ]
     crafted = tmp_path / "wolf.json"
     crafted.write_text(json.dumps({**doc, "people": [person]}))
     code, _, err = run(capsys, "gallery", "import", str(crafted), "--without-faces")
@@ -415,8 +449,11 @@ def full_disk(tmp_path: Path):
 
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if os.getuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mnt)],
-                                          capture_output=True).returncode != 0:
+    if (
+        os.getuid() != 0
+        or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mnt)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("mounting a small tmpfs needs root (and the right to mount)")
     try:
         yield mnt

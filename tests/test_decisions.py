@@ -14,10 +14,11 @@ from accessctl.config import AccessSettings, Settings, load_settings, settings_t
 from accessctl.door.access import AccessController, EventKind, Reason
 from accessctl.door.pipeline import FaceState, FrameResult
 from accessctl.errors import AccessctlError
+from accessctl.identity.match import Match
 from accessctl.kiosk.session import Banner, KioskState, KioskView, Tone, face_caption, screen_text
 from accessctl.liveness.challenge import ChallengeFailure, ChallengeState, ChallengeStatus, Turn
 from accessctl.liveness.verdict import LivenessState, LivenessVerdict
-from accessctl.storage.gallery import Match, Person
+from accessctl.storage.gallery import Person
 from accessctl.thresholds import check_threshold, default_threshold, liveness_threshold, match_threshold
 
 ADA = Person(1, "E1", "Ada Lovelace", True, "2026-01-01T00:00:00Z")
@@ -28,8 +29,15 @@ CHECKING = LivenessVerdict(LivenessState.CHECKING, None, 1)
 UNSURE = LivenessVerdict(LivenessState.UNSURE, 0.9, 20, 0.1)
 
 
-def face(track: int, verdict: LivenessVerdict = LIVE, person: Person | None = ADA, *, streak: int = 3,
-         unknown: int = 0, challenge: ChallengeStatus | None = None) -> FaceState:
+def face(
+    track: int,
+    verdict: LivenessVerdict = LIVE,
+    person: Person | None = ADA,
+    *,
+    streak: int = 3,
+    unknown: int = 0,
+    challenge: ChallengeStatus | None = None,
+) -> FaceState:
     live = verdict is LIVE if challenge is None else challenge.state == ChallengeState.PASSED
     match = None if not live else Match(person, 0.3 if person else 1.4, 1.0, person or ADA)
     return FaceState(track, (0, 0, 100, 100), verdict, match, streak if person else 0, unknown, None, live, challenge)
@@ -88,7 +96,9 @@ def test_a_face_with_no_evidence_of_life_in_time_is_refused_once_and_never_grant
     assert kinds(got) == [(EventKind.DENIED, Reason.UNSURE)] and got[0].liveness == 0.9
     assert ctl.decide(frame(1, 1.6, face(1, UNSURE))) == []
     assert ctl.decide(frame(2, 1.7, face(1))) == []  # evidence after the refusal: this face has to come back
-    assert kinds(ctl.decide(frame(3, 1.8, face(1, SPOOF)))) == [(EventKind.DENIED, Reason.SPOOF)]  # an attack still logged
+    assert kinds(ctl.decide(frame(3, 1.8, face(1, SPOOF)))) == [
+        (EventKind.DENIED, Reason.SPOOF)
+    ]  # an attack still logged
     assert kinds(ctl.decide(frame(4, 3.0, face(2), ended=(1,)))) == [(EventKind.GRANTED, Reason.MATCH)]
 
 
@@ -133,7 +143,7 @@ def test_configuration_loader_refuses_what_it_cannot_honour(tmp_path: Path) -> N
         "[audit]\nsnapshots = 1\n": "true or false",
         "[kiosk]\nname = 3\n": "must be a string",
         "[liveness]\nthreshold = 1.5\n": "liveness",
-        "[liveness]\nchallenge = \"sometimes\"\n": "one of off, unsure, always",
+        '[liveness]\nchallenge = "sometimes"\n': "one of off, unsure, always",
         "[liveness]\nchallenge_steps = 3\n": "challenge_steps",
         "[access\n": "cannot read configuration",
     }
@@ -187,11 +197,16 @@ def test_screen_texts_say_the_most_important_thing_first() -> None:
     checking = FrameResult(0, 0.0, [face(1, CHECKING)], [])
     assert screen_text(_view(idle=False, result=checking)).headline == "Checking…"
     prompt = screen_text(_view(idle=False, result=FrameResult(0, 2.0, [face(1, UNSURE, challenge=asked())], [])))
-    assert (prompt.tone, prompt.headline, prompt.detail) == (Tone.WARNING, "\u2190  TURN YOUR HEAD TO YOUR LEFT",
-                                                              "2.0 s left")
+    assert (prompt.tone, prompt.headline, prompt.detail) == (
+        Tone.WARNING,
+        "\u2190  TURN YOUR HEAD TO YOUR LEFT",
+        "2.0 s left",
+    )
     right = dataclasses.replace(asked(), turn=Turn.RIGHT, step=2, steps=2)
-    assert screen_text(_view(idle=False, result=FrameResult(0, 2.0, [face(1, UNSURE, challenge=right)], []))
-                       ).headline == "\u2192  TURN YOUR HEAD TO YOUR RIGHT (2 of 2)"
+    assert (
+        screen_text(_view(idle=False, result=FrameResult(0, 2.0, [face(1, UNSURE, challenge=right)], []))).headline
+        == "\u2192  TURN YOUR HEAD TO YOUR RIGHT (2 of 2)"
+    )
 
 
 def test_face_captions_name_only_a_live_match() -> None:

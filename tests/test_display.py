@@ -28,8 +28,20 @@ def _library_needing(tmp_path: Path, soname: str) -> Path:
     stub = tmp_path / f"lib{link_name}.so"
     subprocess.run(["gcc", "-shared", "-fPIC", f"-Wl,-soname,{soname}", "-o", str(stub), str(stub_src)], check=True)
     user = tmp_path / "libqxcb.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,--no-as-needed", "-o", str(user), str(user_src), f"-L{tmp_path}",
-                    f"-l{link_name}"], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-Wl,--no-as-needed",
+            "-o",
+            str(user),
+            str(user_src),
+            f"-L{tmp_path}",
+            f"-l{link_name}",
+        ],
+        check=True,
+    )
     stub.unlink()
     return user
 
@@ -96,9 +108,25 @@ def test_kiosk_window_runs_on_xcb_under_xvfb(home: Path, astronaut_video: Path) 
     env.update(ACCESSCTL_HOME=str(home), QT_QPA_PLATFORM="xcb")
     # The window plays in real time and drops what it cannot keep up with; three plays of
     # the 2 s video leave a loaded machine time to decide after the first, slow frames.
-    proc = subprocess.run([xvfb, "-a", "-s", "-screen 0 1280x800x24", sys.executable, "-m", "accessctl", "bench",
-                           "--kiosk", *[str(astronaut_video)] * 3], capture_output=True, text=True, env=env,
-                          timeout=300, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [
+            xvfb,
+            "-a",
+            "-s",
+            "-screen 0 1280x800x24",
+            sys.executable,
+            "-m",
+            "accessctl",
+            "bench",
+            "--kiosk",
+            *[str(astronaut_video)] * 3,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Qt platform: xcb" in proc.stdout
     assert "decisions: denied spoof" in proc.stdout, proc.stdout

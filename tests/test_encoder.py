@@ -79,8 +79,10 @@ def test_optimised_encoder_matches_the_plain_module(astronaut: np.ndarray) -> No
 def test_batched_and_single_inference_agree(astronaut: np.ndarray) -> None:
     chip = analyzer().analyze(astronaut)[0].chip
     rng = np.random.default_rng(0)
-    chips = np.stack([chip] + [np.clip(chip.astype(int) + rng.integers(-20, 20, chip.shape), 0, 255).astype(np.uint8)
-                               for _ in range(9)])
+    chips = np.stack(
+        [chip]
+        + [np.clip(chip.astype(int) + rng.integers(-20, 20, chip.shape), 0, 255).astype(np.uint8) for _ in range(9)]
+    )
     batched = load_encoder().encode(chips)
     single = np.stack([load_encoder().encode(c[None])[0] for c in chips])
     assert batched.shape == (10, 128) and batched.dtype == np.float32

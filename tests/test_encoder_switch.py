@@ -24,9 +24,29 @@ def orl_subset(shared_data: Path, dest: Path, people: list[str]) -> Path:
 def test_switch_to_a_trained_encoder_and_back(home: Path, capsys, shared_data: Path, tmp_path: Path) -> None:
     data = orl_subset(shared_data, tmp_path / "orl", ["s1", "s2", "s3", "s4", "s5", "s6"])
     run_dir = tmp_path / "run"
-    code, out, _ = run(capsys, "encoder", "train", "--data", str(data), "--out", str(run_dir), "--arch", "small",
-                       "--init", "random", "--loss", "binary", "--epochs", "1", "--people-per-batch", "4",
-                       "--images-per-person", "2", "--val-people", "2")
+    code, out, _ = run(
+        capsys,
+        "encoder",
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(run_dir),
+        "--arch",
+        "small",
+        "--init",
+        "random",
+        "--loss",
+        "binary",
+        "--epochs",
+        "1",
+        "--people-per-batch",
+        "4",
+        "--images-per-person",
+        "2",
+        "--val-people",
+        "2",
+    )
     assert code == 0 and (run_dir / "head.pt").is_file()
     enrolled = data / "s1" / "1.pgm"
     code, _, _ = run(capsys, "enroll", "--employee-id", "E1", "--name", "First", str(enrolled))
@@ -76,8 +96,19 @@ def test_binary_head_fitted_on_site_pairs(home: Path, capsys, shared_data: Path,
     fit = orl_subset(shared_data, tmp_path / "fit", [f"s{i}" for i in range(1, 9)])
     test = orl_subset(shared_data, tmp_path / "test", [f"s{i}" for i in range(30, 36)])
     for name, folder in (("fit", fit), ("test", test)):
-        assert run(capsys, "eval", "make-pairs", str(folder), "--out", str(tmp_path / f"{name}.csv"),
-                   "--max-impostors", "4")[0] == 0
+        assert (
+            run(
+                capsys,
+                "eval",
+                "make-pairs",
+                str(folder),
+                "--out",
+                str(tmp_path / f"{name}.csv"),
+                "--max-impostors",
+                "4",
+            )[0]
+            == 0
+        )
     code, _, err = run(capsys, "eval", "pairs", str(tmp_path / "test.csv"), "--method", "binary")
     assert code == 2 and "fit-head" in err
     code, out, _ = run(capsys, "encoder", "fit-head", "--pairs", str(tmp_path / "fit.csv"))
@@ -95,7 +126,8 @@ def test_binary_head_fitted_on_site_pairs(home: Path, capsys, shared_data: Path,
 
 
 def test_a_new_gallery_is_sface_and_switches_to_dlib_and_back_through_the_stored_faces(
-        home: Path, capsys, shared_data: Path) -> None:
+    home: Path, capsys, shared_data: Path
+) -> None:
     """A new gallery uses SFace at its door threshold (1.0); `encoder use dlib` re-encodes
     from the stored faces and moves the threshold to dlib's scale, and back; people
     enrolled under SFace directly get the same templates as re-encoded ones."""

@@ -59,7 +59,9 @@ def test_head_turn_is_measured(astronaut: np.ndarray) -> None:
     """Squashing one half of the face horizontally mimics a turn: yaw must grow."""
     f = analyzer().analyze(astronaut)[0]
     assert abs(f.quality.roll) < 15
-    rot = cv2.warpAffine(astronaut, cv2.getRotationMatrix2D((256, 200), 25, 1.0), (512, 512), borderMode=cv2.BORDER_REPLICATE)
+    rot = cv2.warpAffine(
+        astronaut, cv2.getRotationMatrix2D((256, 200), 25, 1.0), (512, 512), borderMode=cv2.BORDER_REPLICATE
+    )
     rolled = analyzer().analyze(rot)[0].quality.roll
     assert 15 < abs(rolled - f.quality.roll) < 35
 
@@ -121,11 +123,27 @@ def test_analyzers_are_per_thread() -> None:
 @pytest.mark.shared
 def test_real_photos_all_sizes_and_formats(shared_data) -> None:
     pub = shared_data / "faces" / "public"
-    counts = {name: len(analyzer().analyze(load_image(pub / name))) for name in
-              ["obama.jpg", "obama-240p.jpg", "obama-1080p.jpg", "biden.jpg", "32bit.png", "two_people.jpg",
-               "obama_partial_face.jpg"]}
-    assert counts == {"obama.jpg": 1, "obama-240p.jpg": 1, "obama-1080p.jpg": 1, "biden.jpg": 1, "32bit.png": 1,
-                      "two_people.jpg": 2, "obama_partial_face.jpg": 1}
+    counts = {
+        name: len(analyzer().analyze(load_image(pub / name)))
+        for name in [
+            "obama.jpg",
+            "obama-240p.jpg",
+            "obama-1080p.jpg",
+            "biden.jpg",
+            "32bit.png",
+            "two_people.jpg",
+            "obama_partial_face.jpg",
+        ]
+    }
+    assert counts == {
+        "obama.jpg": 1,
+        "obama-240p.jpg": 1,
+        "obama-1080p.jpg": 1,
+        "biden.jpg": 1,
+        "32bit.png": 1,
+        "two_people.jpg": 2,
+        "obama_partial_face.jpg": 1,
+    }
     assert analyzer().analyze(load_image(shared_data / "faces" / "multi" / "dogs.jpg")) == []
     # ORL: 92x112 grey tight crops; dlib_johns: 150x150 chips. Both need the padded retry.
     orl = sorted((shared_data / "faces" / "orl").glob("s*/1.pgm"))[:10]
@@ -136,7 +154,7 @@ def _tight_side_lit(image: np.ndarray, box: tuple[float, float, float, float]) -
     """A badge-style crop: cut inside the face box (forehead, cheeks, chin), lit from one side."""
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
-    crop = image[int(y0 + 0.3 * h): int(y1 - 0.12 * h), int(x0 + 0.12 * w): int(x1 - 0.12 * w)]
+    crop = image[int(y0 + 0.3 * h) : int(y1 - 0.12 * h), int(x0 + 0.12 * w) : int(x1 - 0.12 * w)]
     light = np.linspace(0.08, 1.3, crop.shape[1])[None, :, None]
     return np.ascontiguousarray(np.clip(crop * light, 0, 255).astype(np.uint8))
 

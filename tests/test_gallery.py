@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from accessctl.errors import GalleryError
+from accessctl.identity.match import identify, verify
 from accessctl.storage.gallery import (
     SCHEMA_VERSION,
     Gallery,
@@ -49,14 +50,14 @@ def test_identify_verify_and_unknown(gallery: Gallery) -> None:
     a, b = vec(1), vec(2)
     gallery.add_person("E1", "Ada", [NewTemplate(a, 0.9, "a.jpg")])
     gallery.add_person("E2", "Bob", [NewTemplate(b, 0.9, "b.jpg")])
-    m = gallery.identify(near(a, 5), 0.6)
+    m = identify(gallery, near(a, 5), 0.6)
     assert m.accepted and m.person.employee_id == "E1" and m.distance < 0.1
-    stranger = gallery.identify(vec(99, scale=0.5), 0.6)
+    stranger = identify(gallery, vec(99, scale=0.5), 0.6)
     assert not stranger.accepted and stranger.person is None and stranger.nearest is not None
-    assert gallery.verify("E2", near(b, 6), 0.6).accepted
-    assert not gallery.verify("E2", a, 0.6).accepted
+    assert verify(gallery, "E2", near(b, 6), 0.6).accepted
+    assert not verify(gallery, "E2", a, 0.6).accepted
     with pytest.raises(GalleryError, match="no enrolled person"):
-        gallery.verify("E9", a, 0.6)
+        verify(gallery, "E9", a, 0.6)
 
 
 def test_several_templates_per_person_and_append(gallery: Gallery) -> None:
@@ -66,7 +67,7 @@ def test_several_templates_per_person_and_append(gallery: Gallery) -> None:
         gallery.add_person("E1", "Ada", [NewTemplate(a2, 0.9, "2.jpg")])
     p = gallery.add_person("E1", "Ada", [NewTemplate(a2, 0.8, "2.jpg")], append=True)
     assert p.templates == 2
-    m = gallery.identify(near(a2, 7), 0.6)
+    m = identify(gallery, near(a2, 7), 0.6)
     assert m.person.employee_id == "E1"
 
 
@@ -74,11 +75,11 @@ def test_disabled_people_are_not_matched(gallery: Gallery) -> None:
     a = vec(1)
     gallery.add_person("E1", "Ada", [NewTemplate(a, 0.9, "a.jpg")])
     gallery.set_active("E1", False)
-    assert not gallery.identify(a, 0.6).accepted
+    assert not identify(gallery, a, 0.6).accepted
     with pytest.raises(GalleryError, match="disabled"):
-        gallery.verify("E1", a, 0.6)
+        verify(gallery, "E1", a, 0.6)
     gallery.set_active("E1", True)
-    assert gallery.identify(a, 0.6).accepted
+    assert identify(gallery, a, 0.6).accepted
 
 
 def test_a_person_can_be_marked_for_a_head_turn_every_time(gallery: Gallery) -> None:
@@ -86,7 +87,7 @@ def test_a_person_can_be_marked_for_a_head_turn_every_time(gallery: Gallery) -> 
     gallery.add_person("E1", "Ada", [NewTemplate(a, 0.9, "a.jpg")])
     assert not gallery.get("E1").challenge
     assert gallery.set_challenge("E1", True).challenge
-    assert gallery.identify(a, 0.6).person.challenge  # the door sees it with the match
+    assert identify(gallery, a, 0.6).person.challenge  # the door sees it with the match
     assert not gallery.set_challenge("E1", False).challenge
     with pytest.raises(GalleryError, match="no enrolled person"):
         gallery.set_challenge("E9", True)
@@ -96,9 +97,9 @@ def test_remove_and_rename(gallery: Gallery) -> None:
     a = vec(1)
     gallery.add_person("E1", "Ada", [NewTemplate(a, 0.9, "a.jpg")])
     assert gallery.rename("E1", "Ada Lovelace").name == "Ada Lovelace"
-    assert gallery.identify(a, 0.6).person.name == "Ada Lovelace"
+    assert identify(gallery, a, 0.6).person.name == "Ada Lovelace"
     gallery.remove("E1")
-    assert gallery.people() == [] and not gallery.identify(a, 0.6).accepted
+    assert gallery.people() == [] and not identify(gallery, a, 0.6).accepted
     count = sqlite3.connect(gallery.path).execute("SELECT COUNT(*) FROM templates").fetchone()[0]
     assert count == 0  # templates go with the person
 
@@ -117,11 +118,11 @@ def test_changes_by_another_process_are_seen(gallery_path: Path) -> None:
     kiosk = Gallery(gallery_path, encoder_id=ENC)
     admin = Gallery(gallery_path, encoder_id=ENC)
     a = vec(1)
-    assert not kiosk.identify(a, 0.6).accepted
+    assert not identify(kiosk, a, 0.6).accepted
     admin.add_person("E1", "Ada", [NewTemplate(a, 0.9, "a.jpg")])
-    assert kiosk.identify(a, 0.6).accepted
+    assert identify(kiosk, a, 0.6).accepted
     admin.remove("E1")
-    assert not kiosk.identify(a, 0.6).accepted
+    assert not identify(kiosk, a, 0.6).accepted
 
 
 def test_locked_database_is_a_clear_error(gallery_path: Path) -> None:
@@ -171,7 +172,7 @@ def test_export_import_round_trip(gallery: Gallery, tmp_path: Path) -> None:
         assert people["E1"].templates == 2 and not people["E2"].active
         assert people["E1"].challenge and not people["E2"].challenge
         assert np.allclose(other.embeddings("E1")[0], a)
-        assert other.identify(a, 0.6).person.employee_id == "E1"
+        assert identify(other, a, 0.6).person.employee_id == "E1"
         with pytest.raises(GalleryError, match="already enrolled"):
             other.import_(out, without_faces=True)
         assert other.import_(out, skip_existing=True, without_faces=True) == (0, 2)
@@ -197,8 +198,9 @@ def test_import_is_all_or_nothing_and_checks_the_encoder(gallery: Gallery, tmp_p
 
 
 @pytest.mark.parametrize("bad", ["Eve\nGRANTED E1", "\x1b[2Jroot", "Eve\x00", "Ev\u202ee", "x" * 200, "   "])
-def test_names_and_ids_with_control_characters_are_refused_everywhere(gallery: Gallery, tmp_path: Path,
-                                                                       bad: str) -> None:
+def test_names_and_ids_with_control_characters_are_refused_everywhere(
+    gallery: Gallery, tmp_path: Path, bad: str
+) -> None:
     """A newline forges a log line, an escape rewrites a terminal, a NUL breaks the door
     hook, a bidi override disguises a name: refused at enroll, rename and import alike."""
     with pytest.raises(GalleryError):
@@ -272,7 +274,7 @@ def test_crafted_imports_cannot_take_the_gallery_down(gallery: Gallery, tmp_path
 def test_csv_cells_that_a_spreadsheet_would_run_are_escaped() -> None:
     from accessctl.storage.audit import to_csv
 
-    text = to_csv([{"name": "=HYPERLINK(\"http://x\")", "event": "granted", "reason": "-1+1", "kiosk": "@SUM(A1)"}])
+    text = to_csv([{"name": '=HYPERLINK("http://x")', "event": "granted", "reason": "-1+1", "kiosk": "@SUM(A1)"}])
     assert "'=HYPERLINK" in text and "'-1+1" in text and "'@SUM" in text and ",granted," in text
 
 
@@ -307,11 +309,14 @@ def test_a_version_1_gallery_is_migrated_and_keeps_its_people(gallery_path: Path
     conn.execute("PRAGMA user_version=1")
     conn.execute("INSERT INTO meta VALUES ('encoder', ?)", (ENC,))
     conn.execute("INSERT INTO people(employee_id, name, active, created) VALUES ('E1', 'Ada', 1, 'then')")
-    conn.execute("INSERT INTO templates(person_id, embedding, quality, source, encoder, created) VALUES (1, ?, 1, 'a', ?, 'then')",
-                 (vec(1).astype("<f4").tobytes(), ENC))
+    conn.execute(
+        "INSERT INTO templates(person_id, embedding, quality, source, encoder, created) "
+        "VALUES (1, ?, 1, 'a', ?, 'then')",
+        (vec(1).astype("<f4").tobytes(), ENC),
+    )
     conn.close()
     with Gallery(gallery_path) as g:  # no encoder given: the file's own
-        assert g.encoder_id == ENC and g.identify(vec(1), 0.6).person.employee_id == "E1"
+        assert g.encoder_id == ENC and identify(g, vec(1), 0.6).person.employee_id == "E1"
         assert [p.employee_id for p in g.without_chips()] == ["E1"]
     conn = sqlite3.connect(gallery_path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
@@ -320,17 +325,19 @@ def test_a_version_1_gallery_is_migrated_and_keeps_its_people(gallery_path: Path
 
 
 def test_reencode_moves_every_template_to_the_new_encoder(gallery: Gallery, gallery_path: Path) -> None:
-    gallery.add_person("E1", "Ada", [NewTemplate(vec(1), 0.9, "a.jpg", chip(1)), NewTemplate(vec(2), 0.9, "b.jpg", chip(2))])
+    gallery.add_person(
+        "E1", "Ada", [NewTemplate(vec(1), 0.9, "a.jpg", chip(1)), NewTemplate(vec(2), 0.9, "b.jpg", chip(2))]
+    )
     gallery.add_person("E2", "Bob", [NewTemplate(vec(3), 0.9, "c.jpg", chip(3))])
     kiosk = Gallery(gallery_path, encoder_id=ENC)
-    assert kiosk.identify(vec(3), 0.1).accepted
+    assert identify(kiosk, vec(3), 0.1).accepted
     assert gallery.reencode("trained-123", mean_colour) == 3
     assert gallery.encoder_id == "trained-123"
     assert np.allclose(gallery.embeddings("E2")[0], mean_colour(chip(3)[None])[0], atol=1e-6)  # PNG is lossless
-    assert gallery.identify(mean_colour(chip(1)[None])[0], 0.01).person.employee_id == "E1"
+    assert identify(gallery, mean_colour(chip(1)[None])[0], 0.01).person.employee_id == "E1"
     assert {t.encoder for t in gallery.templates("E1")} == {"trained-123"}
     with pytest.raises(GalleryError, match="never mix"):  # a running kiosk on the old encoder fails closed
-        kiosk.identify(vec(3), 0.1)
+        identify(kiosk, vec(3), 0.1)
     kiosk.close()
     with Gallery(gallery_path) as reopened:
         assert reopened.encoder_id == "trained-123"
@@ -423,14 +430,14 @@ def test_a_replicas_index_is_patched_with_only_the_people_an_update_changed(tmp_
     path = tmp_path / "replica.db"
     with Gallery(path, encoder_id=ENC) as writer, Gallery(path, encoder_id=ENC) as kiosk:
         writer.apply_changes([rec(f"E{i}", i) for i in range(REPLICA_LOG_MAX + 5)], [], 1)  # a first copy: not logged
-        assert kiosk.identify(vec(3), 0.5).person.employee_id == "E3" and len(kiosk.index()) == REPLICA_LOG_MAX + 5
+        assert identify(kiosk, vec(3), 0.5).person.employee_id == "E3" and len(kiosk.index()) == REPLICA_LOG_MAX + 5
         before = kiosk.index()
         writer.apply_changes([rec("E3", 3, active=False), rec("NEW", 9999)], ["E4"], 2)
         after = kiosk.index()
         assert after is not before and after.employee_ids is not None
-        assert kiosk.identify(vec(3), 0.5).person is None  # disabled at once
-        assert kiosk.identify(vec(4), 0.5).person is None  # removed
-        assert kiosk.identify(vec(9999), 0.5).person.employee_id == "NEW"
+        assert identify(kiosk, vec(3), 0.5).person is None  # disabled at once
+        assert identify(kiosk, vec(4), 0.5).person is None  # removed
+        assert identify(kiosk, vec(9999), 0.5).person.employee_id == "NEW"
         with Gallery(path, encoder_id=ENC) as fresh:  # what a full rebuild gives
             full = fresh.index()
             assert sorted(full.employee_ids) == sorted(after.employee_ids) and len(full) == len(after)

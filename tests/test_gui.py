@@ -63,7 +63,8 @@ def texts_seen(window: KioskWindow) -> list[tuple[str, str]]:
 
 @pytest.mark.shared
 def test_kiosk_window_grants_the_enrolled_person_and_denies_a_replay_and_a_stranger(
-        qtbot, home: Path, pin: AdminPin, shared_data: Path, tmp_path: Path) -> None:
+    qtbot, home: Path, pin: AdminPin, shared_data: Path, tmp_path: Path
+) -> None:
     pair = shared_data / "video" / "replay_pairs" / "pair1"  # shows life without being asked
     enroll_from_video(pair / "live.mov", "P1", "Pair One")
     home.joinpath("config.toml").write_text(f'[hook]\npath = "{recorder(tmp_path)}"\n[kiosk]\nname = "door-1"\n')
@@ -94,8 +95,9 @@ def test_kiosk_window_grants_the_enrolled_person_and_denies_a_replay_and_a_stran
 
 
 @pytest.mark.shared
-def test_wizard_enrolls_a_person_from_a_video_with_guided_poses(qtbot, home: Path, pin: AdminPin,
-                                                                shared_data: Path) -> None:
+def test_wizard_enrolls_a_person_from_a_video_with_guided_poses(
+    qtbot, home: Path, pin: AdminPin, shared_data: Path
+) -> None:
     video = shared_data / "video" / "replay_pairs" / "pair1" / "live.mov"
     wizard = EnrollWizard(str(video), Settings(), pin, realtime=False)
     qtbot.addWidget(wizard)
@@ -138,7 +140,8 @@ def test_wizard_enrolls_a_person_from_a_video_with_guided_poses(qtbot, home: Pat
 
 @pytest.mark.shared
 def test_cancelling_the_wizard_mid_capture_writes_nothing_and_frees_the_camera(
-        qtbot, home: Path, pin: AdminPin, shared_data: Path) -> None:
+    qtbot, home: Path, pin: AdminPin, shared_data: Path
+) -> None:
     video = shared_data / "video" / "replay_pairs" / "pair1" / "live.mov"
     wizard = EnrollWizard(str(video), Settings(), pin, realtime=False, unlocked=True)
     qtbot.addWidget(wizard)
@@ -158,8 +161,9 @@ def test_cancelling_the_wizard_mid_capture_writes_nothing_and_frees_the_camera(
         assert g.people() == []
 
 
-def test_wizard_enrolls_from_photos_and_flags_a_duplicate(qtbot, home: Path, pin: AdminPin, astronaut_path: Path,
-                                                          cat_path: Path) -> None:
+def test_wizard_enrolls_from_photos_and_flags_a_duplicate(
+    qtbot, home: Path, pin: AdminPin, astronaut_path: Path, cat_path: Path
+) -> None:
     def run_wizard(employee_id: str) -> EnrollWizard:
         wizard = EnrollWizard("0", Settings(), pin, unlocked=True)
         qtbot.addWidget(wizard)
@@ -199,7 +203,8 @@ def test_wizard_enrolls_from_photos_and_flags_a_duplicate(qtbot, home: Path, pin
 
 
 def test_admin_area_needs_the_pin_and_manages_people_settings_and_the_log(
-        qtbot, home: Path, pin: AdminPin, astronaut: object, astronaut_video: Path, tmp_path: Path) -> None:
+    qtbot, home: Path, pin: AdminPin, astronaut: object, astronaut_video: Path, tmp_path: Path
+) -> None:
     with Gallery() as g:
         enroll(g, [("astronaut.jpg", astronaut)], "E1", "Eileen Collins", Settings())
     window = KioskWindow(KioskSession(str(astronaut_video), Settings(), realtime=False), pin)
@@ -240,8 +245,12 @@ def test_admin_area_needs_the_pin_and_manages_people_settings_and_the_log(
     settings_event = next(r for r in admin.events if r["reason"] == "settings")
     from accessctl.storage.audit import os_user
 
-    assert json.loads(settings_event["detail"]) == {"match.threshold": 0.45, "audit.snapshots": True,
-                                                    "os_user": os_user(), "via": "gui"}
+    assert json.loads(settings_event["detail"]) == {
+        "match.threshold": 0.45,
+        "audit.snapshots": True,
+        "os_user": os_user(),
+        "via": "gui",
+    }
     out = tmp_path / "events.csv"
     admin.export_events(out)
     qtbot.waitUntil(lambda: out.exists(), timeout=SLOW)
@@ -267,8 +276,9 @@ def test_kiosk_mode_cannot_be_left_without_the_pin(qtbot, home: Path, pin: Admin
     assert not window.session.running
 
 
-def test_out_of_service_when_the_video_or_the_gallery_cannot_be_read(qtbot, home: Path, pin: AdminPin,
-                                                                     tmp_path: Path, astronaut_video: Path) -> None:
+def test_out_of_service_when_the_video_or_the_gallery_cannot_be_read(
+    qtbot, home: Path, pin: AdminPin, tmp_path: Path, astronaut_video: Path
+) -> None:
     from accessctl.door.health import check_health
     from accessctl.door.report import Reporter
 
@@ -289,8 +299,9 @@ def test_out_of_service_when_the_video_or_the_gallery_cannot_be_read(qtbot, home
     qtbot.waitUntil(lambda: window.text is not None and window.text.headline == "OUT OF SERVICE", timeout=SLOW)
     assert "not an accessctl gallery" in window.text.detail and not session.measurements.decisions
     health = check_health(Settings().kiosk.name)
-    assert not health.ok and any(p.startswith("out of service:") and "not an accessctl gallery" in p
-                                 for p in health.problems)
+    assert not health.ok and any(
+        p.startswith("out of service:") and "not an accessctl gallery" in p for p in health.problems
+    )
     window.close()
     reporter.close()
 
@@ -320,8 +331,14 @@ def test_run_without_headless_opens_the_window_and_says_why_it_cannot(home: Path
     import subprocess
 
     env = {"ACCESSCTL_HOME": str(home), "QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "accessctl", "run", "--source", str(tmp_path / "gone.mp4")],
-                          capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "accessctl", "run", "--source", str(tmp_path / "gone.mp4")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 2 and "no such file" in proc.stderr and "Traceback" not in proc.stderr
 
 

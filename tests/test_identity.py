@@ -10,7 +10,7 @@ from accessctl.config import Settings
 from accessctl.errors import FaceQualityError, MultipleFacesError, NoFaceError
 from accessctl.frames.images import load_image
 from accessctl.identity.encoders import load_encoder
-from accessctl.identity.matching import enroll, identify, verify
+from accessctl.identity.matching import enroll, identify_faces, verify_face
 from accessctl.storage.gallery import Gallery
 
 
@@ -25,15 +25,19 @@ def test_one_photo_enrolls_and_a_different_photo_is_recognised(gallery: Gallery,
     result = enroll(gallery, [("astronaut.jpg", astronaut)], "E1", "Eileen Collins", settings)
     assert result.person.templates == 1 and result.warnings == []
     # another "photo": smaller, darker, slightly rotated
-    other = cv2.warpAffine(astronaut, cv2.getRotationMatrix2D((256, 200), 8, 0.8), (512, 512), borderMode=cv2.BORDER_REFLECT)
+    other = cv2.warpAffine(
+        astronaut, cv2.getRotationMatrix2D((256, 200), 8, 0.8), (512, 512), borderMode=cv2.BORDER_REFLECT
+    )
     other = cv2.convertScaleAbs(other, alpha=0.8, beta=5)
-    (face, match), = identify(gallery, other, settings)
+    ((face, match),) = identify_faces(gallery, other, settings)
     assert match.accepted and match.person.employee_id == "E1" and match.distance < 0.4
-    face, m = verify(gallery, "E1", other, "other", settings)
+    face, m = verify_face(gallery, "E1", other, "other", settings)
     assert m.accepted
 
 
-def test_enrollment_refusals_are_specific(gallery: Gallery, astronaut: np.ndarray, cat_path: Path, two_faces: np.ndarray) -> None:
+def test_enrollment_refusals_are_specific(
+    gallery: Gallery, astronaut: np.ndarray, cat_path: Path, two_faces: np.ndarray
+) -> None:
     s = Settings()
     with pytest.raises(NoFaceError, match="cat.jpg: no face found"):
         enroll(gallery, [("cat.jpg", load_image(cat_path))], "E1", "X", s)
@@ -46,7 +50,9 @@ def test_enrollment_refusals_are_specific(gallery: Gallery, astronaut: np.ndarra
     with pytest.raises(FaceQualityError, match="too blurry"):
         enroll(gallery, [("blur.jpg", blurred)], "E1", "X", s)
     s.enroll.max_roll_deg = 10
-    rolled = cv2.warpAffine(astronaut, cv2.getRotationMatrix2D((256, 200), 25, 1.0), (512, 512), borderMode=cv2.BORDER_REFLECT)
+    rolled = cv2.warpAffine(
+        astronaut, cv2.getRotationMatrix2D((256, 200), 25, 1.0), (512, 512), borderMode=cv2.BORDER_REFLECT
+    )
     with pytest.raises(FaceQualityError, match="roll"):
         enroll(gallery, [("rolled.jpg", rolled)], "E1", "X", s)
     assert gallery.people() == []  # nothing half-written
@@ -70,10 +76,10 @@ def test_choose_a_face_and_duplicate_warning(gallery: Gallery, astronaut: np.nda
 def test_identify_every_face_and_unknowns(gallery: Gallery, astronaut: np.ndarray, two_faces: np.ndarray) -> None:
     s = Settings()
     enroll(gallery, [("a.jpg", astronaut)], "E1", "Eileen", s)
-    results = identify(gallery, two_faces, s)
+    results = identify_faces(gallery, two_faces, s)
     assert len(results) == 2 and results[0][1].accepted
     s.match.threshold = 0.01  # nobody is that close: the answer is "unknown"
-    assert not identify(gallery, two_faces, s)[0][1].accepted
+    assert not identify_faces(gallery, two_faces, s)[0][1].accepted
 
 
 def _same_place(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
@@ -93,8 +99,12 @@ def test_every_live_webcam_clip_yields_an_enrollable_frame_and_blurred_copies_ar
     from accessctl.vision.faces import analyzer, largest
 
     s = Settings()
-    clips = [c for lst in (shared_data / "liveness_web" / "clips.csv", shared_data / "liveness_clips.csv")
-             for c in read_clip_list(lst) if c.live]
+    clips = [
+        c
+        for lst in (shared_data / "liveness_web" / "clips.csv", shared_data / "liveness_clips.csv")
+        for c in read_clip_list(lst)
+        if c.live
+    ]
     enrollable, turned, dim = 0, [], 255.0
     for clip in clips:
         problems = []
@@ -106,7 +116,10 @@ def test_every_live_webcam_clip_yields_an_enrollable_frame_and_blurred_copies_ar
                     break
                 problems.append(problem)
         if problem is not None:
-            assert all(p.startswith(("head turned too far: yaw", "no face")) for p in problems), (clip.path, set(problems))
+            assert all(p.startswith(("head turned too far: yaw", "no face")) for p in problems), (
+                clip.path,
+                set(problems),
+            )
             turned.append(clip.path)
             continue
         enrollable += 1
@@ -129,7 +142,9 @@ def test_a_blurry_face_is_told_what_to_change(gallery: Gallery, astronaut: np.nd
 
 
 @pytest.mark.shared
-def test_a_tight_side_lit_badge_crop_of_a_shared_photo_is_found_and_enrolled(gallery: Gallery, shared_data: Path) -> None:
+def test_a_tight_side_lit_badge_crop_of_a_shared_photo_is_found_and_enrolled(
+    gallery: Gallery, shared_data: Path
+) -> None:
     from accessctl.vision.faces import analyzer
 
     from .test_faces import _tight_side_lit
@@ -139,5 +154,5 @@ def test_a_tight_side_lit_badge_crop_of_a_shared_photo_is_found_and_enrolled(gal
     crop = _tight_side_lit(photo, analyzer().analyze(photo)[0].box)
     result = enroll(gallery, [("badge.jpg", crop)], "B1", "Badge Photo", Settings())
     assert result.person.templates == 1
-    (face, match), = identify(gallery, load_image(knn / "biden.jpg"), Settings())  # another photo of him
+    ((face, match),) = identify_faces(gallery, load_image(knn / "biden.jpg"), Settings())  # another photo of him
     assert match.accepted and match.person.employee_id == "B1"

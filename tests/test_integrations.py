@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -47,8 +48,14 @@ def test_mqtt_and_metrics_settings_are_checked_and_secrets_stay_out_of_the_url()
     assert (t.events_topic, t.status_topic) == ("site/hq/front/events", "site/hq/front/status")
     assert parse_mqtt_url("mqtt://broker", "k").port == 1883 and parse_mqtt_url("mqtts://b", "k").port == 8883
     assert parse_mqtt_url("mqtt://b", "k").events_topic == "accessctl/k/events"
-    for url, why in [("mqtt://u:secret@b/x", "password"), ("http://b/x", "mqtt://"), ("mqtt:///x", "no broker"),
-                     ("mqtt://b/a+b", "topic"), ("mqtt://b/x?q=1", "query"), ("mqtt://b:99999/x", "out of range")]:
+    for url, why in [
+        ("mqtt://u:secret@b/x", "password"),
+        ("http://b/x", "mqtt://"),
+        ("mqtt:///x", "no broker"),
+        ("mqtt://b/a+b", "topic"),
+        ("mqtt://b/x?q=1", "query"),
+        ("mqtt://b:99999/x", "out of range"),
+    ]:
         with pytest.raises(AccessctlError, match=why):
             parse_mqtt_url(url, "k")
     settings = Settings()
@@ -101,8 +108,13 @@ def test_a_door_talks_tls_with_a_client_certificate_and_a_password_from_files(tm
         broker.start()
         sub = Subscriber(broker, "site/#")
         r = broker.root
-        good = MqttSettings(url=f"{broker.url}/site", password_file=str(broker.password_file), ca_file=str(r / "ca.pem"),
-                            cert_file=str(r / "client.crt"), key_file=str(r / "client.key"))
+        good = MqttSettings(
+            url=f"{broker.url}/site",
+            password_file=str(broker.password_file),
+            ca_file=str(r / "ca.pem"),
+            cert_file=str(r / "client.crt"),
+            key_file=str(r / "client.key"),
+        )
         wrong = tmp_path / "wrong.password"
         wrong.write_text("guess\n")
         heard: list[dict] = []
@@ -119,8 +131,11 @@ def test_a_door_talks_tls_with_a_client_certificate_and_a_password_from_files(tm
         out.close()
         refused.close()
         sub.close()
-        for bad, why in [({"password_file": str(tmp_path / "none")}, "cannot be read"),
-                         ({"cert_file": ""}, "go together"), ({"url": f"mqtts://127.0.0.1:{broker.port}/x"}, "no user")]:
+        for bad, why in [
+            ({"password_file": str(tmp_path / "none")}, "cannot be read"),
+            ({"cert_file": ""}, "go together"),
+            ({"url": f"mqtts://127.0.0.1:{broker.port}/x"}, "no user"),
+        ]:
             with pytest.raises(AccessctlError, match=why):
                 MqttOut(MqttSettings(**{**good.__dict__, **bad}), "door-3")
     finally:
@@ -147,8 +162,12 @@ def test_health_reads_a_doors_state_file(tmp_path: Path) -> None:
     assert any("out of service" in p for p in problems) and any("audit log" in p for p in problems)
     path = tmp_path / "doors" / "front.json"
     state = json.loads(path.read_text())
-    path.write_text(json.dumps(state | {"out_of_service": "", "audit_backlog": 0, "updated": time.time() - 60,
-                                        "last_frame": time.time() - 60}))
+    path.write_text(
+        json.dumps(
+            state
+            | {"out_of_service": "", "audit_backlog": 0, "updated": time.time() - 60, "last_frame": time.time() - 60}
+        )
+    )
     problems = check_health("front", tmp_path).problems
     assert any("not reported" in p for p in problems) and any("no frame processed for" in p for p in problems)
     beat.close()
@@ -160,8 +179,15 @@ def test_the_service_unit_is_clean_for_systemd() -> None:
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
     unit = (ROOT / "scripts" / "accessctl.service").read_text()
-    for needed in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "User=accessctl", "StateDirectoryMode=0700",
-                   "NoNewPrivileges=yes", "ProtectSystem=strict"):
+    for needed in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "User=accessctl",
+        "StateDirectoryMode=0700",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+    ):
         assert needed in unit
     # where the unit expects the install, this checkout: its venv's accessctl must exist and run
     folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"accessctl-unit-{os.getpid()}"
@@ -176,7 +202,8 @@ def test_the_service_unit_is_clean_for_systemd() -> None:
 @pytest.mark.slow
 @pytest.mark.shared
 def test_a_headless_door_reports_on_mqtt_metrics_health_and_the_watchdog(
-        shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broker: Broker, capsys) -> None:
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broker: Broker, capsys
+) -> None:
     """The door end to end, as a service runs it: pair 1 live (a grant, the hook), its
     replay (a spoof) and a stranger (unknown), every frame (reproducible), then a
     camera that is not there (the camera stops). The broker is stopped once the grant
@@ -189,8 +216,12 @@ def test_a_headless_door_reports_on_mqtt_metrics_health_and_the_watchdog(
     metrics_port.bind(("127.0.0.1", 0))
     port = metrics_port.getsockname()[1]
     metrics_port.close()
-    home, pair = door_with_pair_one(shared_data, tmp_path, monkeypatch, f'[kiosk]\nname = "door-1"\n'
-                                    f'[mqtt]\nurl = "{broker.url}/site"\n[metrics]\nlisten = "{port}"\n')
+    home, pair = door_with_pair_one(
+        shared_data,
+        tmp_path,
+        monkeypatch,
+        f'[kiosk]\nname = "door-1"\n[mqtt]\nurl = "{broker.url}/site"\n[metrics]\nlisten = "{port}"\n',
+    )
     capsys.readouterr()
     sub = Subscriber(broker, "site/door-1/#")
     # systemd's notify socket, read only at the end: its queue (10 messages) fills, and the
@@ -200,17 +231,22 @@ def test_a_headless_door_reports_on_mqtt_metrics_health_and_the_watchdog(
     notify.settimeout(0.05)
     env = {**os.environ, "ACCESSCTL_HOME": str(home), "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
     sources = [pair / "live.mov", pair / "replay.mp4", shared_data / "video" / "faces" / "single_face.mp4", "97"]
-    door = subprocess.Popen([sys.executable, "-m", "accessctl", "run", "--headless",
-                             *[a for s in sources for a in ("--source", str(s))]],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    door = subprocess.Popen(
+        [sys.executable, "-m", "accessctl", "run", "--headless", *[a for s in sources for a in ("--source", str(s))]],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     told: list[str] = []
     lines: list[dict] = []  # the door's JSON lines, read as they come (a full pipe would stall it)
     reader = threading.Thread(target=lambda: lines.extend(json.loads(x) for x in door.stdout), daemon=True)  # type: ignore[union-attr]
     reader.start()
 
     def health() -> tuple[int, dict]:
-        r = subprocess.run([sys.executable, "-m", "accessctl", "health", "--json"], env=env, capture_output=True,
-                           text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-m", "accessctl", "health", "--json"], env=env, capture_output=True, text=True, timeout=60
+        )
         return r.returncode, json.loads(r.stdout)
 
     def drain_notify() -> None:
@@ -244,8 +280,12 @@ def test_a_headless_door_reports_on_mqtt_metrics_health_and_the_watchdog(
         assert code == 1 and any("camera" in p for p in report["problems"]), report
         broker.start()
         decided = [e for e in lines if e.get("event") in ("denied", "granted")]
-        got = sub.wait_for(lambda m: all(d in [{k: v for k, v in e.items() if k not in ("kiosk", "time")}
-                                               for e in events_of(m)] for d in decided), timeout_s=60)
+        got = sub.wait_for(
+            lambda m: all(
+                d in [{k: v for k, v in e.items() if k not in ("kiosk", "time")} for e in events_of(m)] for d in decided
+            ),
+            timeout_s=60,
+        )
         told_on_mqtt = [e["event"] + ":" + e["reason"] for e in events_of(got) if e["event"] in ("granted", "denied")]
         assert told_on_mqtt == [e["event"] + ":" + e["reason"] for e in decided]  # all of them, in order
         mqtt_news = [e["detail"] for e in lines if e.get("reason") == "mqtt"]
@@ -271,13 +311,15 @@ def test_a_headless_door_reports_on_mqtt_metrics_health_and_the_watchdog(
 
     grants = [e for e in lines if e["event"] == "granted"]
     assert grants and all(g["person_id"] == "P1" and g["name"] == "Pair One" for g in grants)
-    assert all(b["t"] - a["t"] >= 10.0 for a, b in zip(grants, grants[1:]))  # the cooldown
+    assert all(b["t"] - a["t"] >= 10.0 for a, b in pairwise(grants))  # the cooldown
     assert set(grants[0]) >= {"event", "reason", "person_id", "name", "distance", "liveness", "t", "frame", "track_id"}
     first_face = next(e for e in lines if e["event"] == "state")
     assert grants[0]["t"] - first_face["t"] < 1.0  # passively, within the look
     # a face let in is not asked, or refused, afterwards when it stands stiller
     tid = grants[0]["track_id"]
-    assert not [e for e in lines if e["event"] in ("denied", "challenge") and tid in (e.get("track_id"), e.get("track"))]
+    assert not [
+        e for e in lines if e["event"] in ("denied", "challenge") and tid in (e.get("track_id"), e.get("track"))
+    ]
     hook = [e for e in lines if e["event"] == "hook"][0]
     assert hook["returncode"] == 0 and hook["seconds"] > 0
     call = json.loads((tmp_path / "calls.jsonl").read_text().splitlines()[0])

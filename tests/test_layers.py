@@ -41,8 +41,10 @@ SCRIPTS = PACKAGE.parent / "scripts"
 
 
 def _modules(with_scripts: bool = False) -> list[tuple[str, Path]]:
-    found = [(".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"), p)
-             for p in sorted(PACKAGE.rglob("*.py"))]
+    found = [
+        (".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"), p)
+        for p in sorted(PACKAGE.rglob("*.py"))
+    ]
     if with_scripts:
         found += [(f"scripts.{p.stem}", p) for p in sorted(SCRIPTS.glob("*.py"))]
     return found
@@ -120,11 +122,13 @@ def test_every_stage_imports_only_the_stages_before_it() -> None:
 
 
 def test_only_gui_imports_qt_and_inference_never_imports_tools() -> None:
-    qt = [f"{s} imports {d}" for s, d in imports()
-          if d.split(".")[0] == "PyQt6" and not s.startswith("accessctl.gui.")]
+    qt = [f"{s} imports {d}" for s, d in imports() if d.split(".")[0] == "PyQt6" and not s.startswith("accessctl.gui.")]
     assert not qt, "Qt outside gui/:\n" + "\n".join(qt)
-    tools = [f"{s} imports {d}" for s, d in imports()
-             if d.startswith("accessctl") and layer(d) in TOOLS and layer(s) not in TOOLS]
+    tools = [
+        f"{s} imports {d}"
+        for s, d in imports()
+        if d.startswith("accessctl") and layer(d) in TOOLS and layer(s) not in TOOLS
+    ]
     assert not tools, "inference importing training, evaluation or the CLI:\n" + "\n".join(tools)
 
 
@@ -140,9 +144,14 @@ def test_no_import_cycles_anywhere() -> None:
 
 
 def test_no_module_or_script_takes_another_modules_private_name() -> None:
-    private = [f"{s} imports {d}" for s, d in imports(with_scripts=True, names=True)
-               if d.startswith("accessctl.") and (name := d.rpartition(".")[2]).startswith("_")
-               and not name.startswith("__") and not d.startswith(s + ".")]
+    private = [
+        f"{s} imports {d}"
+        for s, d in imports(with_scripts=True, names=True)
+        if d.startswith("accessctl.")
+        and (name := d.rpartition(".")[2]).startswith("_")
+        and not name.startswith("__")
+        and not d.startswith(s + ".")
+    ]
     assert not private, "private names taken across modules:\n" + "\n".join(private)
 
 

@@ -18,7 +18,7 @@ def scene(astronaut: np.ndarray):
     rng = np.random.default_rng(0)
     room = cv2.GaussianBlur(rng.integers(0, 255, (720, 960, 3), dtype=np.uint8), (0, 0), 2)
     h, w = astronaut.shape[:2]
-    room[100:100 + h, 200:200 + w] = astronaut
+    room[100 : 100 + h, 200 : 200 + w] = astronaut
     face = analyzer().analyze(room, frame=True)[0]
     return room, face
 
@@ -26,7 +26,7 @@ def scene(astronaut: np.ndarray):
 def cue(before: np.ndarray, after: np.ndarray, face) -> dict[str, float]:
     a, b = observe(before, face.box, face.landmarks), observe(after, face.box, face.landmarks)
     got = step_cues(a.patch, a.square, a.size, b.patch, b.square, b.size, b.points)
-    return dict(zip(STEP_NAMES, got.tolist()))
+    return dict(zip(STEP_NAMES, got.tolist(), strict=True))
 
 
 def shifted(image: np.ndarray, dx: float, dy: float = 0.0) -> np.ndarray:
@@ -56,8 +56,8 @@ def test_a_face_moving_against_its_room_is_seen(scene) -> None:
     x0, y0, x1, y1 = (int(v) for v in face.box)
     pad = int((x1 - x0) * 0.25)
     after = room.copy()
-    region = room[y0 - pad:y1 + pad, x0 - pad:x1 + pad]
-    after[y0 - pad:y1 + pad, x0 - pad + 3:x1 + pad + 3] = region  # the head alone moved 3 px
+    region = room[y0 - pad : y1 + pad, x0 - pad : x1 + pad]
+    after[y0 - pad : y1 + pad, x0 - pad + 3 : x1 + pad + 3] = region  # the head alone moved 3 px
     moved = cue(room, after, face)
     whole = cue(room, shifted(room, 3.0), face)
     assert moved["against_room"] > whole["against_room"] + 0.5
@@ -69,8 +69,8 @@ def test_a_local_change_at_the_eyes_is_not_a_plane(scene) -> None:
     eye = face.landmarks[159, :2].astype(int)  # the upper lid of one eye
     r = max(4, int((face.box[2] - face.box[0]) * 0.08))
     lid = max(2, int((face.box[2] - face.box[0]) * 0.04))  # a lid closing: a third of the eye's height
-    patch = after[eye[1] - r:eye[1] + r, eye[0] - r:eye[0] + r]
-    after[eye[1] - r + lid:eye[1] + r + lid, eye[0] - r:eye[0] + r] = patch
+    patch = after[eye[1] - r : eye[1] + r, eye[0] - r : eye[0] + r]
+    after[eye[1] - r + lid : eye[1] + r + lid, eye[0] - r : eye[0] + r] = patch
     blink = cue(room, after, face)
     whole = cue(room, shifted(room, 2.0), face)
     assert blink["eyes_change"] > whole["eyes_change"] + 0.5

@@ -19,20 +19,22 @@ from accessctl.vision.tracking import Tracker
 
 def test_tracks_follow_a_face_and_a_new_face_gets_a_new_id() -> None:
     tr = Tracker(max_missed=1)
-    a, = tr.update([(100, 100, 200, 200)], 0.0)[0]
+    (a,) = tr.update([(100, 100, 200, 200)], 0.0)[0]
     assert tr.update([(105, 102, 205, 203)], 0.03)[0] == [a]
-    b, = tr.update([(400, 100, 500, 200)], 0.06)[0]  # somebody else, elsewhere
+    (b,) = tr.update([(400, 100, 500, 200)], 0.06)[0]  # somebody else, elsewhere
     assert b != a
     ids, ended = tr.update([], 0.09)
     ids, ended = tr.update([], 0.12)
     assert ended == [b] or a in ended
-    c, = tr.update([(100, 100, 200, 200)], 0.15)[0]
+    (c,) = tr.update([(100, 100, 200, 200)], 0.15)[0]
     assert c not in (a, b)  # ids are never recycled
 
 
 @pytest.mark.slow
 @pytest.mark.shared
-def test_live_person_is_identified_and_a_replay_never_reaches_the_gallery(shared_data: Path, gallery_path: Path) -> None:
+def test_live_person_is_identified_and_a_replay_never_reaches_the_gallery(
+    shared_data: Path, gallery_path: Path
+) -> None:
     pair = shared_data / "video" / "replay_pairs" / "pair1"  # shows life without being asked
     with open_source(pair / "live.mov") as src:
         enrol_frame = next(f for f in src if f.index == 60).image
@@ -69,8 +71,9 @@ def test_live_person_is_identified_and_a_replay_never_reaches_the_gallery(shared
 
 
 @pytest.mark.shared
-def test_frames_of_a_recording_looped_by_a_program_are_no_evidence_of_life(shared_data: Path,
-                                                                           gallery_path: Path) -> None:
+def test_frames_of_a_recording_looped_by_a_program_are_no_evidence_of_life(
+    shared_data: Path, gallery_path: Path
+) -> None:
     """Two or four frames of the enrolled person's live video, looped (a program, or a
     GIF): each frame looks live and the jumps between them look like a head moving,
     but a camera never gives an earlier picture back. Never live, never granted;

@@ -47,11 +47,15 @@ def test_descriptors_are_opencvs_on_real_faces(shared_data: Path) -> None:
         chips.append(face.chip)
     batch = np.stack(chips)
     ours = sface.SFaceEncoder().encode(batch)
-    one_by_one = np.concatenate([sface.SFaceEncoder().encode(batch[i:i + 1]) for i in range(2)])
+    one_by_one = np.concatenate([sface.SFaceEncoder().encode(batch[i : i + 1]) for i in range(2)])
     opencv = cv2.FaceRecognizerSF.create(str(sface.model_path()), "")
     # OpenCV's recogniser takes BGR and swaps it to RGB itself
-    ref = np.stack([np.asarray(opencv.feature(np.ascontiguousarray(sface.SFaceEncoder.chip(c)[:, :, ::-1])),
-                               np.float32).ravel() for c in chips])
+    ref = np.stack(
+        [
+            np.asarray(opencv.feature(np.ascontiguousarray(sface.SFaceEncoder.chip(c)[:, :, ::-1])), np.float32).ravel()
+            for c in chips
+        ]
+    )
     ref /= np.linalg.norm(ref, axis=1, keepdims=True)
     cosine = (ours * ref).sum(1)
     assert cosine.min() > 0.999, cosine

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from accessctl.errors import AccessctlError, GalleryError
+from accessctl.identity.match import identify
 from accessctl.storage.audit import AuditLog, Event
 from accessctl.storage.central import (
     ADMIN_ROLE,
@@ -58,15 +59,32 @@ def test_schema_is_versioned_and_each_role_can_do_only_its_part(store_url: str) 
     kiosk = CentralStore(as_role(store_url, KIOSK_ROLE))
     changes = kiosk.changes_since(0)
     assert [p.employee_id for p in changes.people] == ["E1"] and changes.version >= 1
-    row = {"uid": "6f1c7d8e-0000-4000-8000-000000000001", "time": "2026-12-02T00:00:00Z", "kiosk": "door-1",
-           "kiosk_seq": 1, "event": "denied", "reason": "spoof", "person_id": None, "name": None, "distance": None,
-           "liveness": 0.1, "stream_t": 1.0, "frame": 3, "detail": None}
+    row = {
+        "uid": "6f1c7d8e-0000-4000-8000-000000000001",
+        "time": "2026-12-02T00:00:00Z",
+        "kiosk": "door-1",
+        "kiosk_seq": 1,
+        "event": "denied",
+        "reason": "spoof",
+        "person_id": None,
+        "name": None,
+        "distance": None,
+        "liveness": 0.1,
+        "stream_t": 1.0,
+        "frame": 3,
+        "detail": None,
+    }
     assert kiosk.insert_events([row]) == 1 and kiosk.insert_events([row]) == 0  # idempotent on the id
-    for sql in ("UPDATE people SET active = false", "DELETE FROM templates", "SELECT * FROM events",
-                "SELECT uid FROM events", "UPDATE events SET kiosk = 'x'",
-                "SELECT chip FROM templates",  # a stolen door credential is no copy of everyone's face
-                "INSERT INTO events(uid, time, kiosk, kiosk_seq, event, received, login) VALUES "
-                "(gen_random_uuid(), '2020-01-01T00:00:00Z', 'vault', 1, 'granted', '2020-01-01', 'admin')"):
+    for sql in (
+        "UPDATE people SET active = false",
+        "DELETE FROM templates",
+        "SELECT * FROM events",
+        "SELECT uid FROM events",
+        "UPDATE events SET kiosk = 'x'",
+        "SELECT chip FROM templates",  # a stolen door credential is no copy of everyone's face
+        "INSERT INTO events(uid, time, kiosk, kiosk_seq, event, received, login) VALUES "
+        "(gen_random_uuid(), '2020-01-01T00:00:00Z', 'vault', 1, 'granted', '2020-01-01', 'admin')",
+    ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             kiosk.conn.execute(sql)
     assert kiosk.conn.execute("SELECT count(*) FROM templates").fetchone()[0] == 1  # what the replica reads
@@ -76,8 +94,13 @@ def test_schema_is_versioned_and_each_role_can_do_only_its_part(store_url: str) 
     with psycopg.connect(store_url, autocommit=True) as owner:
         owner.execute(f"DROP ROLE IF EXISTS door_front; CREATE ROLE door_front LOGIN IN ROLE {KIOSK_ROLE}")
     with CentralStore(as_role(store_url, "door_front")) as door:
-        forged = {**row, "uid": "6f1c7d8e-0000-4000-8000-000000000002", "kiosk": "vault", "event": "granted",
-                  "time": "2001-01-01T00:00:00Z"}
+        forged = {
+            **row,
+            "uid": "6f1c7d8e-0000-4000-8000-000000000002",
+            "kiosk": "vault",
+            "event": "granted",
+            "time": "2001-01-01T00:00:00Z",
+        }
         assert door.insert_events([forged]) == 1
     with CentralStore(store_url) as owner_store:
         got = {r["kiosk"]: r for r in owner_store.query()}
@@ -87,8 +110,9 @@ def test_schema_is_versioned_and_each_role_can_do_only_its_part(store_url: str) 
         for sql in ("UPDATE events SET kiosk = 'x'", "DELETE FROM events", "TRUNCATE events"):
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
                 owner.execute(sql)
-    out = subprocess.run([sys.executable, "-m", "accessctl", "store", "init", "--print-sql"], capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "accessctl", "store", "init", "--print-sql"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0 and "GRANT EXECUTE ON FUNCTION accessctl_append_event" in out.stdout
     assert "CREATE TABLE people" in out.stdout and out.stdout.rstrip().endswith("COMMIT;")
 
@@ -112,7 +136,9 @@ def test_migrate_copies_a_door_all_or_nothing(store_url: str, tmp_path: Path) ->
     assert migrate(store_url, tmp_path / "g.db", tmp_path / "events.db") == (2, 3, 5)
     central = CentralGallery(store_url)
     assert [(p.employee_id, p.active, p.templates, p.challenge) for p in central.people()] == [
-        ("E1", True, 2, True), ("E2", False, 1, False)]
+        ("E1", True, 2, True),
+        ("E2", False, 1, False),
+    ]
     assert central.encoder_id == "sface-2021dec"
     with pytest.raises(StoreError, match="already holds people"):
         migrate(store_url, tmp_path / "g.db", tmp_path / "events.db")
@@ -123,14 +149,22 @@ def test_migrate_copies_a_door_all_or_nothing(store_url: str, tmp_path: Path) ->
     central.close()
 
 
-def test_a_replica_follows_enrollment_disable_challenge_and_removal_within_a_second(store_url: str, tmp_path: Path) -> None:
+def test_a_replica_follows_enrollment_disable_challenge_and_removal_within_a_second(
+    store_url: str, tmp_path: Path
+) -> None:
     notes: list[dict] = []
-    link = StoreLink(as_role(store_url, KIOSK_ROLE), notify=notes.append, sync_s=30.0,
-                     replica=tmp_path / "replica.db", events=tmp_path / "events.db")
+    link = StoreLink(
+        as_role(store_url, KIOSK_ROLE),
+        notify=notes.append,
+        sync_s=30.0,
+        replica=tmp_path / "replica.db",
+        events=tmp_path / "events.db",
+    )
     link.start()
     admin = CentralGallery(as_role(store_url, ADMIN_ROLE))
     try:
         with Gallery(tmp_path / "replica.db") as kiosk:  # the kiosk's own connection, as the pipeline holds it
+
             def reached(check) -> float:  # noqa: ANN001
                 t0 = time.monotonic()
                 while time.monotonic() - t0 < 5.0:
@@ -140,11 +174,11 @@ def test_a_replica_follows_enrollment_disable_challenge_and_removal_within_a_sec
                 raise AssertionError("the change did not reach the replica")
 
             admin.add_person("E1", "Ada", [NewTemplate(unit(1), 0.9, "a.jpg")])
-            lag = [reached(lambda: kiosk.identify(unit(1), 0.5).person is not None)]
+            lag = [reached(lambda: identify(kiosk, unit(1), 0.5).person is not None)]
             admin.set_active("E1", False)
-            lag.append(reached(lambda: kiosk.identify(unit(1), 0.5).person is None))
+            lag.append(reached(lambda: identify(kiosk, unit(1), 0.5).person is None))
             admin.set_active("E1", True)
-            lag.append(reached(lambda: kiosk.identify(unit(1), 0.5).person is not None))
+            lag.append(reached(lambda: identify(kiosk, unit(1), 0.5).person is not None))
             admin.set_challenge("E1", True)  # a person the site always asks to turn their head
             lag.append(reached(lambda: kiosk.get("E1").challenge))
             admin.remove("E1")
@@ -163,16 +197,21 @@ def test_a_replica_follows_enrollment_disable_challenge_and_removal_within_a_sec
         link.stop()
 
 
-def test_a_schema_version_mismatch_keeps_the_door_on_its_replica_and_its_events(store_url: str,
-                                                                                 tmp_path: Path) -> None:
+def test_a_schema_version_mismatch_keeps_the_door_on_its_replica_and_its_events(store_url: str, tmp_path: Path) -> None:
     """A store at another schema version (a newer accessctl's, or a half-done upgrade):
     said once, and then neither the replica follows it nor are events written into it,
     until it matches again; then both resume, nothing lost. The admin's writes are
     refused meanwhile."""
     notes: list[dict] = []
     events = tmp_path / "events.db"
-    link = StoreLink(as_role(store_url, KIOSK_ROLE), notify=notes.append, sync_s=0.3, upload_s=0.1,
-                     replica=tmp_path / "replica.db", events=events)
+    link = StoreLink(
+        as_role(store_url, KIOSK_ROLE),
+        notify=notes.append,
+        sync_s=0.3,
+        upload_s=0.1,
+        replica=tmp_path / "replica.db",
+        events=events,
+    )
     link.start()
     admin = CentralGallery(as_role(store_url, ADMIN_ROLE))
     pg = psycopg.connect(store_url, autocommit=True)
@@ -191,8 +230,9 @@ def test_a_schema_version_mismatch_keeps_the_door_on_its_replica_and_its_events(
             assert notes[-1]["state"] == "replica-only" and "schema" in notes[-1]["detail"], notes[-1]
             pg.execute("UPDATE accessctl_meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             t0 = time.monotonic()
-            while (pg.execute("SELECT count(*) FROM events").fetchone()[0] < uploaded + 1
-                   or notes[-1]["state"] != "online"):
+            while (
+                pg.execute("SELECT count(*) FROM events").fetchone()[0] < uploaded + 1 or notes[-1]["state"] != "online"
+            ):
                 assert time.monotonic() - t0 < 15, "the link did not resume once the schema matched"
                 time.sleep(0.1)
     finally:
@@ -230,7 +270,8 @@ def _env(home: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_two_kiosks_keep_deciding_through_a_server_crash_and_lose_no_event(
-        pg_server, store_url: str, tmp_path: Path, astronaut_video: Path, astronaut_path: Path) -> None:
+    pg_server, store_url: str, tmp_path: Path, astronaut_video: Path, astronaut_path: Path
+) -> None:
     """Two kiosk processes and an admin process against one server; the server killed
     (pg_ctl stop -m immediate) while the kiosks decide, then restarted: every event is
     on the server exactly once, the kiosks decided on their replicas meanwhile, and a
@@ -239,8 +280,14 @@ def test_two_kiosks_keep_deciding_through_a_server_crash_and_lose_no_event(
     admin_home = _kiosk_home(tmp_path, "office", admin_url)
 
     def admin(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "accessctl", *args], capture_output=True, text=True, timeout=300,
-                              env=_env(admin_home), stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [sys.executable, "-m", "accessctl", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=_env(admin_home),
+            stdin=subprocess.DEVNULL,
+        )
 
     done = admin("enroll", "--employee-id", "E1", "--name", "Eileen Collins", str(astronaut_path))
     assert done.returncode == 0, done.stderr
@@ -249,9 +296,17 @@ def test_two_kiosks_keep_deciding_through_a_server_crash_and_lose_no_event(
     # Every frame, not --realtime: on a loaded machine a realtime kiosk drops frames until
     # its liveness windows cannot form (and, failing closed, decides nothing); this test
     # is about the store, so the kiosks' decisions must not depend on their CPU share.
-    procs = [subprocess.Popen([sys.executable, "-m", "accessctl", "run", "--headless", "--loop",
-                               "--source", str(astronaut_video)], stdout=out, stderr=subprocess.PIPE, text=True,
-                              env=_env(h), stdin=subprocess.DEVNULL) for h, out in zip(homes, outs)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "accessctl", "run", "--headless", "--loop", "--source", str(astronaut_video)],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(h),
+            stdin=subprocess.DEVNULL,
+        )
+        for h, out in zip(homes, outs, strict=True)
+    ]
 
     def lines(home: Path) -> list[dict]:
         return [json.loads(x) for x in (home / "out.jsonl").read_text().splitlines() if x.startswith("{")]
@@ -272,12 +327,14 @@ def test_two_kiosks_keep_deciding_through_a_server_crash_and_lose_no_event(
         pg_server.wait_until_down()
         before = [decisions(h) for h in homes]
         wait(lambda: all(any(x.get("state") == "replica-only" for x in lines(h)) for h in homes), "they say so")
-        wait(lambda: all(decisions(h) >= b + 1 for h, b in zip(homes, before)), "decisions on the replica")
+        wait(lambda: all(decisions(h) >= b + 1 for h, b in zip(homes, before, strict=True)), "decisions on the replica")
         refused = admin("gallery", "disable", "E1")  # no server: no change, and the admin is told
         assert refused.returncode == 2 and "cannot" in refused.stderr
         pg_server.start()
-        wait(lambda: all([x.get("state") for x in lines(h) if x["event"] == "store"][-1] == "online" for h in homes),
-             "back online")
+        wait(
+            lambda: all([x.get("state") for x in lines(h) if x["event"] == "store"][-1] == "online" for h in homes),
+            "back online",
+        )
         done = admin("enroll", "--employee-id", "E2", "--name", "Eileen Again", str(astronaut_path))
         assert done.returncode == 0, done.stderr
 
@@ -307,22 +364,40 @@ def test_two_kiosks_keep_deciding_through_a_server_crash_and_lose_no_event(
 
 
 def test_a_kiosk_without_a_replica_cannot_start_without_the_server(tmp_path: Path) -> None:
-    link = StoreLink("postgresql://nobody@127.0.0.1:1/x", notify=lambda _: None, replica=tmp_path / "r.db",
-                     events=tmp_path / "e.db")
+    link = StoreLink(
+        "postgresql://nobody@127.0.0.1:1/x", notify=lambda _: None, replica=tmp_path / "r.db", events=tmp_path / "e.db"
+    )
     with pytest.raises(AccessctlError, match="no replica yet"):
         link.start()
 
 
-def test_tls_options_pass_through_and_a_wrong_certificate_is_refused(pg_server, store_url: str,
-                                                                      tmp_path: Path) -> None:
+def test_tls_options_pass_through_and_a_wrong_certificate_is_refused(pg_server, store_url: str, tmp_path: Path) -> None:
     if pg_server.ca is None:
         pytest.skip("openssl is needed to make the test server's certificate")
     tls = f"{store_url}?sslmode=verify-full&sslrootcert={pg_server.ca}"
     with CentralStore(tls) as store:
         assert store.conn.info.pgconn.ssl_in_use and store.schema_version() == SCHEMA_VERSION
     other = tmp_path / "other-ca.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "k"),
-                    "-out", str(other), "-days", "1", "-subj", "/CN=someone else"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(tmp_path / "k"),
+            "-out",
+            str(other),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=someone else",
+        ],
+        check=True,
+        capture_output=True,
+    )
     with pytest.raises(StoreError, match="cannot be reached") as err:
         CentralStore(f"{store_url}?sslmode=verify-full&sslrootcert={other}")
     assert "\n" not in str(err.value)

@@ -39,7 +39,7 @@ def grid_residual(m: Motion) -> float:
     src = np.stack([u.ravel(), v.ravel()], 1)
     dst = np.stack([x.ravel(), y.ravel()], 1).astype(np.float64)
     a = []
-    for (p, q), (r, s) in zip(src, dst):
+    for (p, q), (r, s) in zip(src, dst, strict=True):
         a.append([-p, -q, -1, 0, 0, 0, p * r, q * r, r])
         a.append([0, 0, 0, -p, -q, -1, p * s, q * s, s])
     h = np.linalg.svd(np.array(a))[2][-1].reshape(3, 3)
@@ -153,10 +153,11 @@ def test_relive_keeps_the_live_frames_in_order_unmoved() -> None:
 def test_render_moves_pixels_as_the_motion_says_and_repeats_byte_for_byte() -> None:
     src = frames(1)
     a = animate("still", 0, 3, 1, 0, FACE, SIZE)
-    shift = dataclasses.replace(a.steps[0], motion=Motion(dx=5.0), light=dataclasses.replace(a.steps[0].light, noise=0,
-                                                                                             gain=1.0, blur=0, jpeg=0,
-                                                                                             gamma=1.0,
-                                                                                             cast=(1.0, 1.0, 1.0)))
+    shift = dataclasses.replace(
+        a.steps[0],
+        motion=Motion(dx=5.0),
+        light=dataclasses.replace(a.steps[0].light, noise=0, gain=1.0, blur=0, jpeg=0, gamma=1.0, cast=(1.0, 1.0, 1.0)),
+    )
     again = dataclasses.replace(shift, repeat=True)
     out = render(dataclasses.replace(a, steps=[shift, again]), src)
     assert np.array_equal(out[0][1][100:400, 100:500], src[0][100:400, 95:495])  # content moved right by 5 px

@@ -58,8 +58,20 @@ def test_augment_keeps_shape_and_changes_pixels() -> None:
 
 @pytest.mark.parametrize("loss", ["triplet", "contrastive", "binary"])
 def test_training_writes_checkpoints_and_figures(tmp_path: Path, loss: str) -> None:
-    cfg = TrainConfig(data="toy", out=str(tmp_path / loss), arch="small", init="random", loss=loss, epochs=2,
-                      p=4, k=2, val_people=2, test_people=2, patience=10, steps_per_epoch=2)
+    cfg = TrainConfig(
+        data="toy",
+        out=str(tmp_path / loss),
+        arch="small",
+        init="random",
+        loss=loss,
+        epochs=2,
+        p=4,
+        k=2,
+        val_people=2,
+        test_people=2,
+        patience=10,
+        steps_per_epoch=2,
+    )
     result = train(cfg, faces=toy_faces(people=8))
     for name in ("best.pt", "last.pt", "config.json"):
         assert (tmp_path / loss / name).is_file()
@@ -92,8 +104,19 @@ def test_training_writes_checkpoints_and_figures(tmp_path: Path, loss: str) -> N
 
 @pytest.mark.parametrize("id_weight", [0.0, 0.5])
 def test_same_seed_same_weights_and_resume_equals_one_run(tmp_path: Path, id_weight: float) -> None:
-    common = dict(data="toy", arch="small", init="random", loss="triplet", mining="batch-all", p=4, k=2,
-                  patience=10, steps_per_epoch=2, seed=7, id_weight=id_weight)
+    common = dict(
+        data="toy",
+        arch="small",
+        init="random",
+        loss="triplet",
+        mining="batch-all",
+        p=4,
+        k=2,
+        patience=10,
+        steps_per_epoch=2,
+        seed=7,
+        id_weight=id_weight,
+    )
     faces = toy_faces()
     train(TrainConfig(out=str(tmp_path / "a"), epochs=3, **common), faces=faces)
     train(TrainConfig(out=str(tmp_path / "b"), epochs=3, **common), faces=faces)
@@ -113,12 +136,19 @@ def test_same_seed_same_weights_and_resume_equals_one_run(tmp_path: Path, id_wei
 
 
 def test_split_seed_holds_out_the_same_people_whatever_the_training_seed(tmp_path: Path) -> None:
-    common = dict(data="toy", arch="small", init="random", loss="triplet", p=4, k=2, epochs=1, steps_per_epoch=1,
-                  test_people=2)
+    common = dict(
+        data="toy", arch="small", init="random", loss="triplet", p=4, k=2, epochs=1, steps_per_epoch=1, test_people=2
+    )
     faces = toy_faces()
-    runs = {name: train(TrainConfig(out=str(tmp_path / name), **kw, **common), faces=faces).best
-            for name, kw in {"a": dict(seed=1, split_seed=5), "b": dict(seed=2, split_seed=5),
-                             "c": dict(seed=5), "d": dict(seed=1)}.items()}
+    runs = {
+        name: train(TrainConfig(out=str(tmp_path / name), **kw, **common), faces=faces).best
+        for name, kw in {
+            "a": dict(seed=1, split_seed=5),
+            "b": dict(seed=2, split_seed=5),
+            "c": dict(seed=5),
+            "d": dict(seed=1),
+        }.items()
+    }
     assert runs["a"]["test_people"] == runs["b"]["test_people"] == runs["c"]["test_people"]  # None = seed
     assert runs["a"]["test_people"] != runs["d"]["test_people"]
     a, b = (torch.load(tmp_path / x / "last.pt", weights_only=True)["model"] for x in "ab")
@@ -153,16 +183,28 @@ def test_whitening_equalises_the_within_person_spread() -> None:
 
 
 def test_no_whiten_leaves_the_embedding_as_trained(tmp_path: Path) -> None:
-    cfg = TrainConfig(data="toy", out=str(tmp_path / "n"), arch="small", init="random", loss="triplet", epochs=1,
-                      p=4, k=2, steps_per_epoch=1, test_people=2, whiten=False)
+    cfg = TrainConfig(
+        data="toy",
+        out=str(tmp_path / "n"),
+        arch="small",
+        init="random",
+        loss="triplet",
+        epochs=1,
+        p=4,
+        k=2,
+        steps_per_epoch=1,
+        test_people=2,
+        whiten=False,
+    )
     result = train(cfg, faces=toy_faces())
     assert float(torch.load(tmp_path / "n" / "best.pt", weights_only=True)["whitening.active"]) == 0.0
     assert "test_unwhitened" not in result.best
 
 
 def test_zero_epochs_measures_the_starting_weights(tmp_path: Path) -> None:
-    cfg = TrainConfig(data="toy", out=str(tmp_path / "z"), arch="small", init="random", loss="binary", epochs=0,
-                      test_people=2)
+    cfg = TrainConfig(
+        data="toy", out=str(tmp_path / "z"), arch="small", init="random", loss="binary", epochs=0, test_people=2
+    )
     result = train(cfg, faces=toy_faces())
     assert result.epochs_run == 0 and 0 <= result.best["test"]["accuracy_10fold"] <= 1
     assert (tmp_path / "z" / "best.pt").is_file() and (tmp_path / "z" / "head.pt").is_file()
@@ -171,8 +213,9 @@ def test_zero_epochs_measures_the_starting_weights(tmp_path: Path) -> None:
 
 
 def test_identity_loss_changes_training_and_a_negative_weight_is_refused(tmp_path: Path) -> None:
-    common = dict(data="toy", arch="small", init="random", loss="contrastive", p=4, k=2, epochs=1,
-                  steps_per_epoch=2, seed=3)
+    common = dict(
+        data="toy", arch="small", init="random", loss="contrastive", p=4, k=2, epochs=1, steps_per_epoch=2, seed=3
+    )
     for w in (0.0, 1.0):
         train(TrainConfig(out=str(tmp_path / str(w)), id_weight=w, **common), faces=toy_faces())
     a, b = (torch.load(tmp_path / x / "last.pt", weights_only=True) for x in ("0.0", "1.0"))
@@ -189,13 +232,27 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_fine_tuning_reports_the_starting_point_and_keeps_it_if_nothing_helps(tmp_path: Path) -> None:
-    cfg = TrainConfig(data="toy", out=str(tmp_path / "ft"), arch="dlib-resnet", init="pretrained", loss="triplet",
-                      epochs=1, p=3, k=2, val_people=2, patience=5, steps_per_epoch=1, lr=1e-9)
+    cfg = TrainConfig(
+        data="toy",
+        out=str(tmp_path / "ft"),
+        arch="dlib-resnet",
+        init="pretrained",
+        loss="triplet",
+        epochs=1,
+        p=3,
+        k=2,
+        val_people=2,
+        patience=5,
+        steps_per_epoch=1,
+        lr=1e-9,
+    )
     result = train(cfg, faces=toy_faces(people=5, per=2))
     doc = json.loads((tmp_path / "ft" / "config.json").read_text())
     assert doc["history"][0]["epoch"] == 0 and set(result.best["before"]) == {"train", "val"}
-    tested = train(TrainConfig(**{**vars(cfg), "out": str(tmp_path / "ft2"), "test_people": 2, "history": []}),
-                   faces=toy_faces(people=6, per=2))
+    tested = train(
+        TrainConfig(**{**vars(cfg), "out": str(tmp_path / "ft2"), "test_people": 2, "history": []}),
+        faces=toy_faces(people=6, per=2),
+    )
     assert set(tested.best["before"]) == {"train", "val", "test"}
     assert result.best["before"]["val"]["pairs"] == result.best["val"]["pairs"]
 
@@ -222,8 +279,9 @@ def test_report_sums_up_finished_runs_and_refuses_the_rest(tmp_path: Path, capsy
     from accessctl.cli import main
     from accessctl.training.report import report
 
-    common = dict(data="toy", arch="small", init="random", loss="binary", p=4, k=2, epochs=1, steps_per_epoch=1,
-                  test_people=2)
+    common = dict(
+        data="toy", arch="small", init="random", loss="binary", p=4, k=2, epochs=1, steps_per_epoch=1, test_people=2
+    )
     got = [train(TrainConfig(out=str(tmp_path / f"s{s}"), seed=s, **common), faces=toy_faces()).best for s in (0, 1)]
     doc = report([tmp_path / "s0", tmp_path / "s1"])
     tenfold = [g["test"]["accuracy_10fold"] for g in got]
@@ -251,8 +309,12 @@ def test_report_sums_up_finished_runs_and_refuses_the_rest(tmp_path: Path, capsy
     (tmp_path / "unfinished" / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "final"}))
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt" / "config.json").write_text("{")
-    for name, message in (("no_test", "--test-people"), ("unfinished", "--resume"), ("corrupt", "unreadable"),
-                          ("missing", "no config.json")):
+    for name, message in (
+        ("no_test", "--test-people"),
+        ("unfinished", "--resume"),
+        ("corrupt", "unreadable"),
+        ("missing", "no config.json"),
+    ):
         with pytest.raises(AccessctlError, match=message):
             report([tmp_path / "s0", tmp_path / name])
         assert main(["encoder", "report", str(tmp_path / name)]) == 2
@@ -271,8 +333,18 @@ def test_a_device_that_is_not_there_is_refused_before_training(tmp_path: Path) -
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_training_on_a_gpu_writes_the_same_plain_cpu_checkpoints(tmp_path: Path) -> None:
-    common = dict(data="toy", arch="small", init="random", loss="binary", p=4, k=2, epochs=2, steps_per_epoch=2,
-                  test_people=2, id_weight=1.0)
+    common = dict(
+        data="toy",
+        arch="small",
+        init="random",
+        loss="binary",
+        p=4,
+        k=2,
+        epochs=2,
+        steps_per_epoch=2,
+        test_people=2,
+        id_weight=1.0,
+    )
     gpu = train(TrainConfig(out=str(tmp_path / "g"), device="cuda", **common), faces=toy_faces())
     assert 0 <= gpu.best["test"]["accuracy_10fold"] <= 1 and "test_binary" in gpu.best
     for name in ("best.pt", "head.pt"):
@@ -281,6 +353,7 @@ def test_training_on_a_gpu_writes_the_same_plain_cpu_checkpoints(tmp_path: Path)
     assert all(v.device.type == "cpu" for part in ("model", "head", "id_head") for v in last[part].values())
     moments = [v for state in last["optimizer"]["state"].values() for v in state.values() if torch.is_tensor(v)]
     assert moments and all(v.device.type == "cpu" for v in moments)
-    resumed = train(TrainConfig(out=str(tmp_path / "g"), device="cuda", **{**common, "epochs": 3}), faces=toy_faces(),
-                    resume=True)
+    resumed = train(
+        TrainConfig(out=str(tmp_path / "g"), device="cuda", **{**common, "epochs": 3}), faces=toy_faces(), resume=True
+    )
     assert resumed.epochs_run == 1

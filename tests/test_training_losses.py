@@ -33,8 +33,11 @@ def sq(e: torch.Tensor, i: int, j: int) -> float:
 
 def ref_triplets(labels):
     n = len(labels)
-    return [(a, p, q) for a, p, q in itertools.product(range(n), repeat=3)
-            if a != p and labels[a] == labels[p] and labels[q] != labels[a]]
+    return [
+        (a, p, q)
+        for a, p, q in itertools.product(range(n), repeat=3)
+        if a != p and labels[a] == labels[p] and labels[q] != labels[a]
+    ]
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -51,7 +54,7 @@ def test_batch_all_matches_loops(seed: int) -> None:
     lab = labels.tolist()
     margin = 0.3
     trip = ref_triplets(lab)
-    got = set(zip(*(t.tolist() for t in miners.batch_all(pairwise_sq_dist(e), labels))))
+    got = set(zip(*(t.tolist() for t in miners.batch_all(pairwise_sq_dist(e), labels)), strict=True))
     assert got == set(trip)
     losses = [max(sq(e, a, p) - sq(e, a, n) + margin, 0.0) for a, p, n in trip]
     active = [x for x in losses if x > 1e-12]
@@ -91,7 +94,7 @@ def test_semi_hard_matches_loops(seed: int) -> None:
             n = min(window, key=lambda n: sq(e, a, n))
             want.append((a, p, n, dap - sq(e, a, n) + margin))
     a, p, n = miners.semi_hard(pairwise_sq_dist(e), labels, margin)
-    assert sorted(zip(a.tolist(), p.tolist(), n.tolist())) == sorted((x[0], x[1], x[2]) for x in want)
+    assert sorted(zip(a.tolist(), p.tolist(), n.tolist(), strict=True)) == sorted((x[0], x[1], x[2]) for x in want)
     loss, _ = triplet_loss(e, labels, margin, "semi-hard")
     assert loss.item() == pytest.approx(np.mean([x[3] for x in want]) if want else 0.0)
     assert all(x[3] > 0 for x in want)  # semi-hard triplets always carry a loss
@@ -157,7 +160,7 @@ def test_identity_matches_loops(seed: int) -> None:
     head = IdentityHead(8, 4, scale=16.0).double()
     w = head.weight.detach().numpy()
     want = []
-    for f, y in zip(e.numpy(), labels.tolist()):
+    for f, y in zip(e.numpy(), labels.tolist(), strict=True):
         z = np.array([16.0 * f @ wc / (np.linalg.norm(f) * np.linalg.norm(wc)) for wc in w])
         want.append(np.log(np.exp(z).sum()) - z[y])
     assert identity_loss(e, labels, head)[0].item() == pytest.approx(np.mean(want), rel=1e-6)
@@ -173,7 +176,7 @@ def test_losses_fall_when_optimised() -> None:
         params = [e] + (list(head.parameters()) if name == "binary" else [])
         opt = torch.optim.SGD(params, lr=0.1)
 
-        def loss_fn():
+        def loss_fn(e=e, labels=labels, head=head, name=name):
             if name == "contrastive":
                 return contrastive_loss(e, labels, 1.0)[0]
             if name == "binary":

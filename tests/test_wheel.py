@@ -28,15 +28,22 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel, built from this checkout and installed (without its dependencies,
     which come from the test venv through a .pth line, never the checkout itself)."""
     tmp = tmp_path_factory.mktemp("wheel")
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp),
-                  str(ROOT)], cwd=tmp)
+    built = _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp), str(ROOT)],
+        cwd=tmp,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     wheel = next(tmp.glob("accessctl-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("accessctl/assets/liveness/liveness.pt", "accessctl/assets/liveness/cnn_tuned.pt",
-                   "accessctl/assets/liveness/2.7_80x80_MiniFASNetV2.pth",
-                   "accessctl/assets/liveness/LICENSE-MiniFASNet", "accessctl/assets/sface/SHA256SUMS",
-                   "accessctl/assets/yunet/face_detection_yunet_2023mar_int8bq.onnx", "accessctl/assets/warmup_face.jpg"):
+    for needed in (
+        "accessctl/assets/liveness/liveness.pt",
+        "accessctl/assets/liveness/cnn_tuned.pt",
+        "accessctl/assets/liveness/2.7_80x80_MiniFASNetV2.pth",
+        "accessctl/assets/liveness/LICENSE-MiniFASNet",
+        "accessctl/assets/sface/SHA256SUMS",
+        "accessctl/assets/yunet/face_detection_yunet_2023mar_int8bq.onnx",
+        "accessctl/assets/warmup_face.jpg",
+    ):
         assert needed in names, f"{needed} is not in the wheel"
     venv = tmp / "venv"
     made = _run([sys.executable, "-m", "venv", str(venv)])
@@ -56,8 +63,9 @@ def _env(home: Path) -> dict[str, str]:
     return env | {"ACCESSCTL_HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
 
 
-def test_the_wheel_evaluates_liveness_and_identifies_outside_the_checkout(installed: Path, shared_data: Path,
-                                                                          tmp_path: Path, astronaut_path: Path) -> None:
+def test_the_wheel_evaluates_liveness_and_identifies_outside_the_checkout(
+    installed: Path, shared_data: Path, tmp_path: Path, astronaut_path: Path
+) -> None:
     accessctl = str(installed / "bin" / "accessctl")
     web = shared_data / "liveness_web"
     clips = tmp_path / "clips.csv"
@@ -72,8 +80,9 @@ def test_the_wheel_evaluates_liveness_and_identifies_outside_the_checkout(instal
     figures = json.loads(ev.stdout.splitlines()[-1])
     assert figures["clips"] == 2 and figures["no_face"] == 0 and figures["bpcer"] == 0.0
 
-    enrolled = _run([accessctl, "enroll", "--employee-id", "E1", "--name", "Eileen Collins", str(astronaut_path)],
-                    env=env, cwd=cwd)
+    enrolled = _run(
+        [accessctl, "enroll", "--employee-id", "E1", "--name", "Eileen Collins", str(astronaut_path)], env=env, cwd=cwd
+    )
     assert enrolled.returncode == 0, enrolled.stderr[-3000:]
     found = _run([accessctl, "identify", "--json", str(astronaut_path)], env=env, cwd=cwd)
     assert found.returncode == 0, found.stderr[-3000:]

@@ -38,8 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-ADMIN_DETAIL_ARGS = ("employee_id", "name", "file", "run", "pairs", "far", "threshold", "images", "skip_existing",
-                     "append", "yes", "accept_risk", "source", "without_faces", "setting", "challenge")
+ADMIN_DETAIL_ARGS = (
+    "employee_id",
+    "name",
+    "file",
+    "run",
+    "pairs",
+    "far",
+    "threshold",
+    "images",
+    "skip_existing",
+    "append",
+    "yes",
+    "accept_risk",
+    "source",
+    "without_faces",
+    "setting",
+    "challenge",
+)
 
 
 def admin_action(args: argparse.Namespace) -> str:
@@ -68,12 +84,16 @@ def _admin_gate(args: argparse.Namespace, action: str) -> AdminActions:
 
         pin = AdminPin()
         if not pin.is_set():
-            raise AccessctlError("[admin] require_pin_for_cli is on but no admin PIN is set; run `accessctl admin set-pin`")
+            raise AccessctlError(
+                "[admin] require_pin_for_cli is on but no admin PIN is set; run `accessctl admin set-pin`"
+            )
         given = os.environ.get("ACCESSCTL_ADMIN_PIN")
         if given is None:
             if not sys.stdin.isatty():
-                raise AccessctlError(f"{action} needs the admin PIN ([admin] require_pin_for_cli): run it at a terminal "
-                                     "or set ACCESSCTL_ADMIN_PIN")
+                raise AccessctlError(
+                    f"{action} needs the admin PIN ([admin] require_pin_for_cli): run it at a terminal "
+                    "or set ACCESSCTL_ADMIN_PIN"
+                )
             given = getpass.getpass("admin PIN: ")
         why = pin.refusal(given)
         if why is not None:
@@ -89,8 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if action == READS:
             code = args.func(args)
         else:
-            detail = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                      if k in ADMIN_DETAIL_ARGS and v not in (None, False, [])}
+            detail = {
+                k: str(v) if isinstance(v, Path) else v
+                for k, v in vars(args).items()
+                if k in ADMIN_DETAIL_ARGS and v not in (None, False, [])
+            }
             code = _admin_gate(args, action).audited(action, None, detail, lambda: args.func(args))
         sys.stdout.flush()  # a full disk or closed pipe shows here, not as a traceback at exit
         return code

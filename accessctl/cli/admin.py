@@ -53,12 +53,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     a = sub.add_parser("admin", help="the kiosk's admin PIN")
     asub = a.add_subparsers(dest="admin_cmd", required=True, metavar="ACTION")
     q = asub.add_parser("set-pin", help="set or change the admin PIN (asks at the terminal)")
-    q.add_argument("--stdin", action="store_true",
-                   help="read the PIN from standard input (when one is set: the current PIN, then the new one)")
+    q.add_argument(
+        "--stdin",
+        action="store_true",
+        help="read the PIN from standard input (when one is set: the current PIN, then the new one)",
+    )
     q.set_defaults(func=cmd_admin_set_pin, admin="set-pin")
 
     c = sub.add_parser("config", help="the configuration")
     csub = c.add_subparsers(dest="config_cmd", required=True, metavar="ACTION")
-    csub.add_parser("show", help="every setting with its current value").set_defaults(func=cmd_config_show,
-                                                                                     admin=READS)
-
+    csub.add_parser("show", help="every setting with its current value").set_defaults(func=cmd_config_show, admin=READS)

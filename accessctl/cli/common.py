@@ -24,6 +24,7 @@ READS = ""
 def when_not_dry(action: str) -> Callable[[argparse.Namespace], str]:
     return lambda args: READS if args.dry_run else action
 
+
 def open_gallery(*, local_only: str = ""):
     """The gallery the admin's commands work on: the site's central store where
     ``[store] url`` names one, else this door's own SQLite gallery. ``local_only``
@@ -34,8 +35,10 @@ def open_gallery(*, local_only: str = ""):
 
     url = load_settings().store.url
     if url and local_only:
-        raise AccessctlError(f"{local_only} works on a door's own SQLite gallery, not on the central store; "
-                             "move a gallery there with `accessctl store migrate`")
+        raise AccessctlError(
+            f"{local_only} works on a door's own SQLite gallery, not on the central store; "
+            "move a gallery there with `accessctl store migrate`"
+        )
     return CentralGallery(url) if url else Gallery()
 
 
@@ -102,11 +105,18 @@ def confirm(args: argparse.Namespace, question: str) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
-
 def threshold_opt(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threshold", type=float, help="match threshold (Euclidean distance; default from config, else the encoder's: SFace 1.0, dlib 0.6)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="match threshold (Euclidean distance; default from config, else the encoder's: SFace 1.0, dlib 0.6)",
+    )
 
 
 def method_opt(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", choices=["distance", "binary"], default="distance",
-                   help="distance threshold (default) or the fitted binary head's P(same)")
+    p.add_argument(
+        "--method",
+        choices=["distance", "binary"],
+        default="distance",
+        help="distance threshold (default) or the fitted binary head's P(same)",
+    )

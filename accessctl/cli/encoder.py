@@ -28,11 +28,26 @@ def cmd_encoder_train(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(cpu_threads(load_settings()))
     cfg = TrainConfig(
-        data=args.data, out=args.out, arch=args.arch, init=args.init, loss=args.loss, mining=args.mining,
-        margin=args.margin, epochs=args.epochs, p=args.people_per_batch, k=args.images_per_person, lr=args.lr,
-        val_people=args.val_people, test_people=args.test_people, steps_per_epoch=args.steps_per_epoch,
-        patience=args.patience, seed=args.seed, split_seed=args.split_seed, id_weight=args.id_weight,
-        whiten=not args.no_whiten, device=args.device,
+        data=args.data,
+        out=args.out,
+        arch=args.arch,
+        init=args.init,
+        loss=args.loss,
+        mining=args.mining,
+        margin=args.margin,
+        epochs=args.epochs,
+        p=args.people_per_batch,
+        k=args.images_per_person,
+        lr=args.lr,
+        val_people=args.val_people,
+        test_people=args.test_people,
+        steps_per_epoch=args.steps_per_epoch,
+        patience=args.patience,
+        seed=args.seed,
+        split_seed=args.split_seed,
+        id_weight=args.id_weight,
+        whiten=not args.no_whiten,
+        device=args.device,
     )
     bar = tqdm(total=args.epochs, unit="epoch", file=sys.stderr, disable=not sys.stderr.isatty())
 
@@ -49,17 +64,23 @@ def cmd_encoder_train(args: argparse.Namespace) -> int:
     print(f"trained {result.epochs_run} epoch(s) at {result.images_per_second:.0f} images/s; best: {best}")
     for split, fig in result.best.items():
         if split.endswith("_binary"):
-            print(f"{split[:-7]}, binary head: accuracy {fig['accuracy']:.4f} at P(same) >= 0.5, "
-                  f"10-fold {fig['accuracy_10fold']:.4f}, EER {fig['eer']:.4f}")
+            print(
+                f"{split[:-7]}, binary head: accuracy {fig['accuracy']:.4f} at P(same) >= 0.5, "
+                f"10-fold {fig['accuracy_10fold']:.4f}, EER {fig['eer']:.4f}"
+            )
         elif split.endswith("_unwhitened"):
-            print(f"{split[:-11]}, before whitening: best {fig['best_accuracy']:.4f}, "
-                  f"10-fold {fig['accuracy_10fold']:.4f}, EER {fig['eer']:.4f}")
+            print(
+                f"{split[:-11]}, before whitening: best {fig['best_accuracy']:.4f}, "
+                f"10-fold {fig['accuracy_10fold']:.4f}, EER {fig['eer']:.4f}"
+            )
         elif split == "before":
             for name, f in fig.items():
                 print(f"{name} before fine-tuning: accuracy {f['accuracy']:.4f}, EER {f['eer']:.4f}")
         elif isinstance(fig, dict):
-            line = (f"{split}: {fig['pairs']} balanced pairs, accuracy {fig['accuracy']:.4f} at distance "
-                    f"{result.threshold:.3f} (chosen on the training people), best {fig['best_accuracy']:.4f}")
+            line = (
+                f"{split}: {fig['pairs']} balanced pairs, accuracy {fig['accuracy']:.4f} at distance "
+                f"{result.threshold:.3f} (chosen on the training people), best {fig['best_accuracy']:.4f}"
+            )
             if "accuracy_10fold" in fig:
                 line += f", 10-fold {fig['accuracy_10fold']:.4f}"
             print(f"{line}, EER {fig['eer']:.4f}")
@@ -80,8 +101,10 @@ def cmd_encoder_use(args: argparse.Namespace) -> int:
     with open_gallery(local_only="encoder use") as gallery:
         people = gallery.people()
         print(f"gallery encoder: {gallery.encoder_id} -> {choice.encoder_id}; {len(people)} people to re-encode")
-        print(f"match threshold: {threshold_text(settings, gallery.encoder_id)} -> {choice.threshold:.4f}"
-              + ("" if choice.run is None else " (chosen on the training people; calibrate it on your own pairs)"))
+        print(
+            f"match threshold: {threshold_text(settings, gallery.encoder_id)} -> {choice.threshold:.4f}"
+            + ("" if choice.run is None else " (chosen on the training people; calibrate it on your own pairs)")
+        )
         check_switchable(gallery)
         if args.dry_run:
             return 0
@@ -93,7 +116,9 @@ def cmd_encoder_use(args: argparse.Namespace) -> int:
             return EXIT_REFUSED
         n = switch_encoder(gallery, choice, settings)
     save_settings(settings)
-    print(f"re-encoded {n} template(s) of {len(people)} people with {choice.encoder_id}; threshold {choice.threshold:.4f}")
+    print(
+        f"re-encoded {n} template(s) of {len(people)} people with {choice.encoder_id}; threshold {choice.threshold:.4f}"
+    )
     print("restart running kiosks: they refuse everyone until they load the new encoder")
     return 0
 
@@ -108,8 +133,10 @@ def cmd_encoder_fit_head(args: argparse.Namespace) -> int:
     head = fit_head(pe.a[ok], pe.b[ok], pe.same[ok])
     score = np.where(pe.failed, np.inf, 1.0 - same_probability(head, pe.a, pe.b))
     m = verification_metrics(score, pe.same, pe.failed, 0.5)
-    print(f"fitted on {int(ok.sum())} pairs ({int(pe.failed.sum())} without a face); on these pairs: "
-          f"accuracy {m['accuracy']:.4f} at P(same) >= 0.5, EER {m['eer']:.4f}")
+    print(
+        f"fitted on {int(ok.sum())} pairs ({int(pe.failed.sum())} without a face); on these pairs: "
+        f"accuracy {m['accuracy']:.4f} at P(same) >= 0.5, EER {m['eer']:.4f}"
+    )
     path = save_head(encoder.encoder_id, head)
     print(f"head for encoder {encoder.encoder_id} written to {path}; use it with --method binary")
     return 0
@@ -144,15 +171,20 @@ def cmd_encoder_report(args: argparse.Namespace) -> int:
 
     print(f"{'run':40s} {'loss':12s} {'split':>5s} {'10-fold':>8s} {'at thr':>7s} {'unwhit':>7s} {'head':>6s}")
     for r in doc["runs"]:
-        print(f"{r['run'][-40:]:40s} {r['loss']:12s} {r['split_seed']:5d} {pct(r['accuracy_10fold']):>8s} "
-              f"{pct(r['accuracy_at_threshold']):>7s} {pct(r['before_whitening_10fold']):>7s} {pct(r['head_10fold']):>6s}")
+        print(
+            f"{r['run'][-40:]:40s} {r['loss']:12s} {r['split_seed']:5d} {pct(r['accuracy_10fold']):>8s} "
+            f"{pct(r['accuracy_at_threshold']):>7s} {pct(r['before_whitening_10fold']):>7s} {pct(r['head_10fold']):>6s}"
+        )
     for loss, summary in doc["summary"].items():
         for stat in ("mean", "sd", "min", "max"):
             cells = [pct(summary[f][stat]) if f in summary else "-" for f in FIGURES]
             print(f"{stat:40s} {loss:12s} {'':5s} {cells[0]:>8s} {cells[1]:>7s} {cells[2]:>7s} {cells[3]:>6s}")
     splits = [(r["loss"], r["split_seed"]) for r in doc["runs"]]
     if len(set(splits)) < len(splits):
-        print("note: some runs hold out the same people (same split seed); their spread is the training's, not the split's")
+        print(
+            "note: some runs hold out the same people (same split seed); "
+            "their spread is the training's, not the split's"
+        )
     return 0
 
 
@@ -171,27 +203,57 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--people-per-batch", type=int, default=8, metavar="P")
     q.add_argument("--images-per-person", type=int, default=4, metavar="K")
     q.add_argument("--lr", type=float, default=0.0, help="learning rate (default 2e-5 fine-tuning, 1e-3 from random)")
-    q.add_argument("--val-people", type=int, default=0, metavar="N",
-                   help="hold out N people to choose the best epoch by (and to stop early)")
-    q.add_argument("--test-people", type=int, default=0, metavar="N",
-                   help="hold out N people from training and from every choice; measured once at the end")
+    q.add_argument(
+        "--val-people",
+        type=int,
+        default=0,
+        metavar="N",
+        help="hold out N people to choose the best epoch by (and to stop early)",
+    )
+    q.add_argument(
+        "--test-people",
+        type=int,
+        default=0,
+        metavar="N",
+        help="hold out N people from training and from every choice; measured once at the end",
+    )
     q.add_argument("--steps-per-epoch", type=int, default=0, metavar="S", help="batches per epoch (default: one pass)")
-    q.add_argument("--id-weight", type=float, default=0.0, metavar="W",
-                   help="add W x an identity loss over the training people (cosine softmax); 0 = off")
-    q.add_argument("--no-whiten", action="store_true",
-                   help="leave out the small net's within-class whitening, fitted on the training people at the end")
+    q.add_argument(
+        "--id-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="add W x an identity loss over the training people (cosine softmax); 0 = off",
+    )
+    q.add_argument(
+        "--no-whiten",
+        action="store_true",
+        help="leave out the small net's within-class whitening, fitted on the training people at the end",
+    )
     q.add_argument("--patience", type=int, default=5, help="stop after this many epochs without improvement")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--split-seed", type=int, default=None, metavar="S",
-                   help="which people --test-people/--val-people hold out (default: --seed); "
-                        "vary --seed alone to see the spread between runs on the same people")
-    q.add_argument("--device", default="cpu", metavar="DEV",
-                   help="where the training steps run: cpu (default) or cuda on a machine with a GPU")
+    q.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="which people --test-people/--val-people hold out (default: --seed); "
+        "vary --seed alone to see the spread between runs on the same people",
+    )
+    q.add_argument(
+        "--device",
+        default="cpu",
+        metavar="DEV",
+        help="where the training steps run: cpu (default) or cuda on a machine with a GPU",
+    )
     q.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     q.set_defaults(func=cmd_encoder_train, admin=READS)  # writes a run folder, not the door
     q = encsub.add_parser("use", help="switch the gallery to another encoder, re-encoding everyone")
-    q.add_argument("run", metavar="sface|dlib|RUN_DIR",
-                   help="a built-in pretrained encoder (sface, dlib; 'pretrained' is dlib) or a finished `encoder train` folder")
+    q.add_argument(
+        "run",
+        metavar="sface|dlib|RUN_DIR",
+        help="a built-in pretrained encoder (sface, dlib; 'pretrained' is dlib) or a finished `encoder train` folder",
+    )
     q.add_argument("--yes", action="store_true", help="switch without asking")
     q.add_argument("--dry-run", action="store_true", help="only say what would change")
     q.set_defaults(func=cmd_encoder_use, admin=when_not_dry("encoder use"))
@@ -204,4 +266,3 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=cmd_encoder_report, admin=READS)
     q = encsub.add_parser("show", help="the gallery's encoder, threshold and head")
     q.set_defaults(func=cmd_encoder_show, admin=READS)
-

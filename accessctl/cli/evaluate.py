@@ -78,8 +78,13 @@ def cmd_make_pairs(args: argparse.Namespace) -> int:
     if (args.folder is None) == (not args.clips):
         raise AccessctlError("give either a folder of people or --clips LIST, not both")
     if args.clips:
-        genuine, impostor = pairs_from_clips(args.clips, args.out, frames_per_clip=args.frames_per_clip,
-                                             exclude_sources=args.exclude_source, max_impostors_per_image=args.max_impostors)
+        genuine, impostor = pairs_from_clips(
+            args.clips,
+            args.out,
+            frames_per_clip=args.frames_per_clip,
+            exclude_sources=args.exclude_source,
+            max_impostors_per_image=args.max_impostors,
+        )
     else:
         genuine, impostor = pairs_from_folders(args.folder, args.out, max_impostors_per_image=args.max_impostors)
     print(f"wrote {genuine} same-person and {impostor} different-person pairs to {args.out}")
@@ -99,7 +104,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     encoder = eval_encoder(args)
     cal = threshold_for_far(pair_distances(args.pairs, encoder=encoder), args.far)
     print(f"pairs: {cal.genuine_pairs} same-person, {cal.impostor_pairs} different-person")
-    print(f"threshold for FAR <= {args.far:g}: {cal.threshold:.4f} (now {threshold_text(settings, encoder.encoder_id)})")
+    print(
+        f"threshold for FAR <= {args.far:g}: {cal.threshold:.4f} (now {threshold_text(settings, encoder.encoder_id)})"
+    )
     print(f"at that threshold on these pairs: FAR {cal.far:.4%}, expected false-reject rate {cal.frr:.2%}")
     needed = Calibration.min_impostor_pairs(args.far)
     if not cal.reliable:
@@ -111,8 +118,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     if not cal.reliable and not args.accept_risk:
-        raise AccessctlError(f"not written: {cal.impostor_pairs} different-person pairs, at least {needed} needed for "
-                             f"a FAR of {args.far:g}; add pairs, or pass --accept-risk to write it anyway")
+        raise AccessctlError(
+            f"not written: {cal.impostor_pairs} different-person pairs, at least {needed} needed for "
+            f"a FAR of {args.far:g}; add pairs, or pass --accept-risk to write it anyway"
+        )
     check_threshold(cal.threshold, encoder.encoder_id)  # never written above the encoder's ceiling
     if not confirm(args, "write this threshold to the configuration?"):
         print("configuration unchanged")
@@ -130,22 +139,40 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("pairs", metavar="PAIRS.csv")
     q.add_argument("--json", action="store_true", help="last line: the figures as one JSON object")
     q.add_argument("--plot", metavar="ROC.png", help="write the ROC curve")
-    q.add_argument("--encoder", metavar="sface|dlib|RUN_DIR",
-                   help="evaluate a built-in encoder or a training run instead of the gallery's encoder")
+    q.add_argument(
+        "--encoder",
+        metavar="sface|dlib|RUN_DIR",
+        help="evaluate a built-in encoder or a training run instead of the gallery's encoder",
+    )
     method_opt(q)
     threshold_opt(q)
     q.set_defaults(func=cmd_eval_pairs, admin=READS)
 
-    q = esub.add_parser("make-pairs", help="write a pair list from a folder with one folder of images per person, "
-                        "or from the live frame folders of clip lists (one person per source)")
+    q = esub.add_parser(
+        "make-pairs",
+        help="write a pair list from a folder with one folder of images per person, "
+        "or from the live frame folders of clip lists (one person per source)",
+    )
     q.add_argument("folder", nargs="?")
-    q.add_argument("--clips", action="append", default=[], metavar="CLIPS.csv",
-                   help="a liveness clip list (repeatable): its live frame folders, one person per source")
+    q.add_argument(
+        "--clips",
+        action="append",
+        default=[],
+        metavar="CLIPS.csv",
+        help="a liveness clip list (repeatable): its live frame folders, one person per source",
+    )
     q.add_argument("--frames-per-clip", type=int, default=3, metavar="N", help="frames taken from each live clip")
-    q.add_argument("--exclude-source", action="append", default=[], metavar="SOURCE",
-                   help="leave out a source whose clips show more than one person (repeatable)")
+    q.add_argument(
+        "--exclude-source",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="leave out a source whose clips show more than one person (repeatable)",
+    )
     q.add_argument("--out", required=True, metavar="PAIRS.csv")
-    q.add_argument("--max-impostors", type=int, default=0, metavar="N", help="at most N different-person pairs per image")
+    q.add_argument(
+        "--max-impostors", type=int, default=0, metavar="N", help="at most N different-person pairs per image"
+    )
     q.set_defaults(func=cmd_make_pairs, admin=READS)
 
     p = sub.add_parser("calibrate", help="choose the match threshold for a target false-accept rate")
@@ -153,7 +180,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--far", type=float, required=True, help="target false-accept rate, e.g. 0.001")
     p.add_argument("--yes", action="store_true", help="write the threshold without asking")
     p.add_argument("--dry-run", action="store_true", help="only show the threshold")
-    p.add_argument("--accept-risk", action="store_true",
-                   help="write it even from too few different-person pairs to measure the target FAR")
+    p.add_argument(
+        "--accept-risk",
+        action="store_true",
+        help="write it even from too few different-person pairs to measure the target FAR",
+    )
     p.set_defaults(func=cmd_calibrate, admin=when_not_dry("calibrate"))
-

@@ -15,8 +15,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.headless:
         from accessctl.gui.app import run_kiosk
 
-        return run_kiosk(args.source, settings, realtime=not args.every_frame, loop=args.loop,
-                         fullscreen=args.fullscreen or settings.kiosk.fullscreen)
+        return run_kiosk(
+            args.source,
+            settings,
+            realtime=not args.every_frame,
+            loop=args.loop,
+            fullscreen=args.fullscreen or settings.kiosk.fullscreen,
+        )
     from accessctl.door.report import Reporter
     from accessctl.door.runner import Runner, print_json
     from accessctl.frames.capture import FrameFeed
@@ -25,8 +30,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from accessctl.storage.replica import door_store
 
     # A many-door site's kiosk decides on its replica; a single door on its own gallery.
-    with Reporter(settings, print_json) as reporter, door_store(settings, reporter.wrap(print_json)) as replica, \
-            Gallery(replica) as gallery, AuditLog(kiosk=settings.kiosk.name) as audit:
+    with (
+        Reporter(settings, print_json) as reporter,
+        door_store(settings, reporter.wrap(print_json)) as replica,
+        Gallery(replica) as gallery,
+        AuditLog(kiosk=settings.kiosk.name) as audit,
+    ):
         runner = Runner(gallery, settings, audit, print_json, reporter=reporter)
         # A service manager stops a door with SIGTERM: finish the frame, the hooks and the uploads.
         signal.signal(signal.SIGTERM, lambda *_: runner.stop())
@@ -34,7 +43,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         stats = runner.run(feed)
     fps = stats.frames / stats.seconds if stats.seconds else 0.0
     dropped = f", {feed.stats.dropped} dropped to stay current" if feed.stats.dropped else ""
-    print(f"accessctl: {stats.frames} frames, {stats.decisions} decisions, {fps:.1f} frames/s{dropped}", file=sys.stderr)
+    print(
+        f"accessctl: {stats.frames} frames, {stats.decisions} decisions, {fps:.1f} frames/s{dropped}", file=sys.stderr
+    )
     if stats.frames == 0:  # a source that yields nothing is a failure, not a quiet success
         print("accessctl: error: no frame could be read from the source", file=sys.stderr)
         return 2
@@ -49,8 +60,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="accessctl-demo-") as home:
         sources, pin = prepare_demo(Path(home))
-        print(f"accessctl demo: a throwaway home in {home} (deleted afterwards); Pair One is enrolled from one frame "
-              f"of {Path(sources[0]).name}; the admin PIN is {pin}", file=sys.stderr)
+        print(
+            f"accessctl demo: a throwaway home in {home} (deleted afterwards); Pair One is enrolled from one frame "
+            f"of {Path(sources[0]).name}; the admin PIN is {pin}",
+            file=sys.stderr,
+        )
         settings = load_settings()
         if not args.headless:
             from accessctl.gui.app import run_kiosk
@@ -61,8 +75,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from accessctl.frames.capture import FrameFeed
         from accessctl.storage.audit import AuditLog
 
-        with Reporter(settings, print_json) as reporter, open_gallery() as gallery, \
-                AuditLog(kiosk=settings.kiosk.name) as audit:
+        with (
+            Reporter(settings, print_json) as reporter,
+            open_gallery() as gallery,
+            AuditLog(kiosk=settings.kiosk.name) as audit,
+        ):
             runner = Runner(gallery, settings, audit, print_json, reporter=reporter)
             runner.run(FrameFeed(sources, on_status=runner.feed_status))
     return 0
@@ -112,23 +129,38 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="the kiosk: a camera, a video file or a folder of frames through the access pipeline")
-    p.add_argument("--source", required=True, action="append", metavar="SOURCE",
-                   help="camera index (0), video file or frame folder; give it again to play files one after another")
+    p = sub.add_parser(
+        "run", help="the kiosk: a camera, a video file or a folder of frames through the access pipeline"
+    )
+    p.add_argument(
+        "--source",
+        required=True,
+        action="append",
+        metavar="SOURCE",
+        help="camera index (0), video file or frame folder; give it again to play files one after another",
+    )
     p.add_argument("--headless", action="store_true", help="no window: one JSON object per event on stdout")
     p.add_argument("--loop", action="store_true", help="play the video files again when they end")
     p.add_argument("--fullscreen", action="store_true", help="kiosk mode: full screen; leaving needs the admin PIN")
     pace = p.add_mutually_exclusive_group()
-    pace.add_argument("--realtime", action="store_true",
-                      help="headless: play files at their own frame rate, dropping frames the pipeline cannot keep up "
-                           "with, as a camera does (the window always does)")
-    pace.add_argument("--every-frame", action="store_true",
-                      help="window: process every frame of a video file (reproducible; the preview runs at inference speed)")
+    pace.add_argument(
+        "--realtime",
+        action="store_true",
+        help="headless: play files at their own frame rate, dropping frames the pipeline cannot keep up "
+        "with, as a camera does (the window always does)",
+    )
+    pace.add_argument(
+        "--every-frame",
+        action="store_true",
+        help="window: process every frame of a video file (reproducible; the preview runs at inference speed)",
+    )
     threshold_opt(p)
     p.set_defaults(func=cmd_run, admin=lambda a: READS if a.threshold is None else "run --threshold")
 
-    p = sub.add_parser("demo", help="the kiosk on the shared data's videos (live, replayed on a phone, a stranger), "
-                                    "in a throwaway home")
+    p = sub.add_parser(
+        "demo",
+        help="the kiosk on the shared data's videos (live, replayed on a phone, a stranger), in a throwaway home",
+    )
     p.add_argument("--headless", action="store_true", help="no window: one JSON object per event on stdout")
     p.add_argument("--fullscreen", action="store_true", help="kiosk mode")
     p.set_defaults(func=cmd_demo, admin=READS)  # a throwaway home
@@ -139,9 +171,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", action="store_true")
     p.set_defaults(func=cmd_events, admin=READS)
 
-    p = sub.add_parser("health", help="exit 0 only when the door running from this data folder is deciding "
-                                      "(frames fresh, pace enough for liveness, audit log written, in service)")
+    p = sub.add_parser(
+        "health",
+        help="exit 0 only when the door running from this data folder is deciding "
+        "(frames fresh, pace enough for liveness, audit log written, in service)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object: ok, problems, the door's state")
     p.add_argument("--kiosk", metavar="NAME", help="the door's [kiosk] name (default: this folder's configuration's)")
     p.set_defaults(func=cmd_health, admin=READS)
-

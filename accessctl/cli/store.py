@@ -31,8 +31,10 @@ def cmd_store_init(args: argparse.Namespace) -> int:
     with CentralStore(url) as store:
         start, end = store.init()
     done = "created" if start == 0 else ("already current" if start == end else f"upgraded from version {start}")
-    print(f"central store {redact(url)}: schema version {end} {done}; roles accessctl_kiosk (read people, append "
-          "events) and accessctl_admin granted")
+    print(
+        f"central store {redact(url)}: schema version {end} {done}; roles accessctl_kiosk (read people, append "
+        "events) and accessctl_admin granted"
+    )
     return 0
 
 
@@ -61,12 +63,18 @@ def cmd_store_status(args: argparse.Namespace) -> int:
         print(json.dumps(s))
         return 0
     print(f"central store: {s['url']}: " + ("reachable" if s["reachable"] else f"NOT reachable ({s['error']})"))
-    replica = "none yet" if s["replica_version"] is None else (
-        f"version {s['replica_version']}, {s.get('replica_people', 0)} people ({s['replica']})")
+    replica = (
+        "none yet"
+        if s["replica_version"] is None
+        else (f"version {s['replica_version']}, {s.get('replica_people', 0)} people ({s['replica']})")
+    )
     print(f"replica: {replica}")
     if s["server_version"] is not None:
-        print(f"server: version {s['server_version']}; lag: {s['lag']} change(s)" if s["lag"] is not None
-              else f"server: version {s['server_version']}")
+        print(
+            f"server: version {s['server_version']}; lag: {s['lag']} change(s)"
+            if s["lag"] is not None
+            else f"server: version {s['server_version']}"
+        )
     print(f"spooled events not yet uploaded: {s['spooled_events']}")
     return 0 if s["reachable"] else 1
 

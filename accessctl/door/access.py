@@ -9,11 +9,10 @@ re-trigger the lock.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import asdict, dataclass, field
 
 from accessctl.config import AccessSettings
-from accessctl.door.pipeline import FrameResult
+from accessctl.door.pipeline import FaceState, FrameResult
 from accessctl.liveness.challenge import ChallengeState
 from accessctl.liveness.verdict import LivenessState
 from accessctl.textenum import Label
@@ -61,6 +60,35 @@ class Decision:
         return d
 
 
+# A refusal is said once per track: not again after itself, and a stranger not
+# after "unsure" either (the same face, already refused).
+_SAID_BY = {
+    Reason.SPOOF: {Reason.SPOOF},
+    Reason.CHALLENGE: {Reason.CHALLENGE},
+    Reason.UNKNOWN: {Reason.UNKNOWN, Reason.UNSURE},
+    Reason.UNSURE: {Reason.UNSURE},
+}
+
+
+def _decision(
+    face: FaceState, result: FrameResult, event: EventKind, reason: Reason, why: str | None = None
+) -> Decision:
+    m = face.match
+    person = m.person if m is not None else None
+    return Decision(
+        event,
+        reason,
+        face.track_id,
+        person.employee_id if person else None,
+        person.name if person else None,
+        None if m is None or m.distance == float("inf") else m.distance,
+        face.liveness.p_live,
+        result.t,
+        result.index,
+        why,
+    )
+
+
 @dataclass
 class _TrackMemory:
     denied: set[Reason] = field(default_factory=set)
@@ -78,66 +106,75 @@ class AccessController:
     def decide(self, result: FrameResult) -> list[Decision]:
         for tid in result.ended_tracks:
             self._tracks.pop(tid, None)
-        out = []
-        for face in result.faces:
-            mem = self._tracks.setdefault(face.track_id, _TrackMemory())
-            verdict = face.liveness
-
-            def decision(event: EventKind, reason: Reason) -> Decision:
-                m = face.match
-                person = m.person if m is not None else None
-                return Decision(event, reason, face.track_id, person.employee_id if person else None,
-                                person.name if person else None,
-                                None if m is None or m.distance == float("inf") else m.distance,
-                                verdict.p_live, result.t, result.index)
-
-            if verdict.state == LivenessState.SPOOF:
-                if Reason.SPOOF not in mem.denied:
-                    mem.denied.add(Reason.SPOOF)
-                    out.append(decision(EventKind.DENIED, Reason.SPOOF))
-                continue
-            ch = face.challenge
-            if ch is not None and ch.state == ChallengeState.FAILED:
-                if Reason.CHALLENGE not in mem.denied:
-                    mem.denied.add(Reason.CHALLENGE)
-                    out.append(dataclasses.replace(decision(EventKind.DENIED, Reason.CHALLENGE),
-                                                   why=str(ch.failure) if ch.failure else None))
-                continue
-            if (face.unknown_in_a_row >= self.settings.unknown_after and not face.live
-                    and verdict.state in (LivenessState.LIVE, LivenessState.UNSURE)
-                    and (ch is None or ch.state != ChallengeState.ACTIVE)):
-                # nobody enrolled, and past the first look: a stranger, whether or not
-                # the face showed life (a challenge would prove nothing worth knowing)
-                if not mem.denied & {Reason.UNKNOWN, Reason.UNSURE}:
-                    mem.denied.add(Reason.UNKNOWN)
-                    out.append(decision(EventKind.DENIED, Reason.UNKNOWN))
-                continue
-            if verdict.state == LivenessState.UNSURE and ch is None and not face.live:
-                if Reason.UNSURE not in mem.denied:
-                    mem.denied.add(Reason.UNSURE)
-                    out.append(decision(EventKind.DENIED, Reason.UNSURE))
-                continue
-            if mem.denied & {Reason.SPOOF, Reason.UNSURE, Reason.CHALLENGE}:
-                continue  # refused on liveness once: the face has to step away and come back
-            if not face.live or face.match is None or mem.granted or result.t < self.paused_until:
-                continue
-            match = face.match
-            if match.person is None:
-                if face.unknown_in_a_row >= self.settings.unknown_after and Reason.UNKNOWN not in mem.denied:
-                    mem.denied.add(Reason.UNKNOWN)
-                    out.append(decision(EventKind.DENIED, Reason.UNKNOWN))
-                continue
-            if face.matches_in_a_row >= self.settings.matches_needed:
-                last = self._last_grant.get(match.person.employee_id)
-                if last is not None and result.t - last < self.settings.cooldown_s:
-                    continue
-                mem.granted = True
-                self._last_grant[match.person.employee_id] = result.t
-                out.append(decision(EventKind.GRANTED, Reason.MATCH))
+        out = [d for face in result.faces if (d := self._decide_face(face, result)) is not None]
         for tid, ch in result.abandoned:  # walked away from a challenge: refused, and it counts
-            out.append(Decision(EventKind.DENIED, Reason.CHALLENGE, tid, None, None, None, None, result.t,
-                                result.index, str(ch.failure) if ch.failure else None))
+            out.append(
+                Decision(
+                    EventKind.DENIED,
+                    Reason.CHALLENGE,
+                    tid,
+                    None,
+                    None,
+                    None,
+                    None,
+                    result.t,
+                    result.index,
+                    str(ch.failure) if ch.failure else None,
+                )
+            )
         return out + self._lockout(out, result)
+
+    def _decide_face(self, face: FaceState, result: FrameResult) -> Decision | None:
+        """At most one decision for one face in one frame: a refusal the first time it
+        applies to the track, or the grant."""
+        mem = self._tracks.setdefault(face.track_id, _TrackMemory())
+        refusal = self._refusal(face)
+        if refusal is not None:
+            if mem.denied & _SAID_BY[refusal]:
+                return None
+            mem.denied.add(refusal)
+            ch = face.challenge
+            why = str(ch.failure) if refusal == Reason.CHALLENGE and ch is not None and ch.failure else None
+            return _decision(face, result, EventKind.DENIED, refusal, why)
+        if mem.denied & {Reason.SPOOF, Reason.UNSURE, Reason.CHALLENGE}:
+            return None  # refused on liveness once: the face has to step away and come back
+        if not face.live or face.match is None or mem.granted or result.t < self.paused_until:
+            return None
+        person = face.match.person
+        if person is None:
+            if face.unknown_in_a_row >= self.settings.unknown_after and Reason.UNKNOWN not in mem.denied:
+                mem.denied.add(Reason.UNKNOWN)
+                return _decision(face, result, EventKind.DENIED, Reason.UNKNOWN)
+            return None
+        if face.matches_in_a_row < self.settings.matches_needed:
+            return None
+        last = self._last_grant.get(person.employee_id)
+        if last is not None and result.t - last < self.settings.cooldown_s:
+            return None
+        mem.granted = True
+        self._last_grant[person.employee_id] = result.t
+        return _decision(face, result, EventKind.GRANTED, Reason.MATCH)
+
+    def _refusal(self, face: FaceState) -> Reason | None:
+        """Why this face is refused whoever it is, if it is: an attack, a failed
+        challenge, a stranger past the first look, or no evidence of life."""
+        verdict, ch = face.liveness, face.challenge
+        if verdict.state == LivenessState.SPOOF:
+            return Reason.SPOOF
+        if ch is not None and ch.state == ChallengeState.FAILED:
+            return Reason.CHALLENGE
+        if (
+            face.unknown_in_a_row >= self.settings.unknown_after
+            and not face.live
+            and verdict.state in (LivenessState.LIVE, LivenessState.UNSURE)
+            and (ch is None or ch.state != ChallengeState.ACTIVE)
+        ):
+            # nobody enrolled, and past the first look: a stranger, whether or not
+            # the face showed life (a challenge would prove nothing worth knowing)
+            return Reason.UNKNOWN
+        if verdict.state == LivenessState.UNSURE and ch is None and not face.live:
+            return Reason.UNSURE
+        return None
 
     def _lockout(self, decisions: list[Decision], result: FrameResult) -> list[Decision]:
         """Too many refusals in a short time: pause granting, and say so once."""

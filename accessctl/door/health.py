@@ -140,8 +140,10 @@ def check_health(kiosk: str, home: Path | None = None) -> Health:
     elif now - state.last_frame > FRESH_FRAME_S:
         problems.append(f"no frame processed for {now - state.last_frame:.0f} s")
     if state.fps is not None and state.fps < state.min_fps:
-        problems.append(f"frames are processed {state.fps:.1f} per second, fewer than the {state.min_fps:.1f} "
-                        "the liveness check needs")
+        problems.append(
+            f"frames are processed {state.fps:.1f} per second, fewer than the {state.min_fps:.1f} "
+            "the liveness check needs"
+        )
     if state.audit_backlog:
         problems.append(f"the audit log is not being written ({state.audit_backlog} event(s) held)")
     return Health(not problems, tuple(problems), state)

@@ -40,16 +40,18 @@ class HookResult:
 
 def hook_env(decision: Decision, kiosk: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACCESSCTL_")}
-    env.update({
-        "ACCESSCTL_EVENT": decision.event,
-        "ACCESSCTL_REASON": decision.reason,
-        "ACCESSCTL_PERSON_ID": decision.person_id or "",
-        "ACCESSCTL_NAME": decision.name or "",
-        "ACCESSCTL_DISTANCE": "" if decision.distance is None else f"{decision.distance:.4f}",
-        "ACCESSCTL_LIVENESS": "" if decision.liveness is None else f"{decision.liveness:.4f}",
-        "ACCESSCTL_TIME": now(),
-        "ACCESSCTL_KIOSK": kiosk,
-    })
+    env.update(
+        {
+            "ACCESSCTL_EVENT": decision.event,
+            "ACCESSCTL_REASON": decision.reason,
+            "ACCESSCTL_PERSON_ID": decision.person_id or "",
+            "ACCESSCTL_NAME": decision.name or "",
+            "ACCESSCTL_DISTANCE": "" if decision.distance is None else f"{decision.distance:.4f}",
+            "ACCESSCTL_LIVENESS": "" if decision.liveness is None else f"{decision.liveness:.4f}",
+            "ACCESSCTL_TIME": now(),
+            "ACCESSCTL_KIOSK": kiosk,
+        }
+    )
     return env
 
 
@@ -66,10 +68,18 @@ def run_hook(executable: str | Path, decision: Decision, *, kiosk: str = "kiosk"
     """
     argv = [str(executable), decision.event, decision.person_id or "", decision.name or ""]
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env=hook_env(decision, kiosk), start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=hook_env(decision, kiosk),
+            start_new_session=True,
+        )
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument or the environment
-        return HookResult(decision, None, False, "", f"cannot run {executable}: {getattr(exc, 'strerror', None) or exc}")
+        return HookResult(
+            decision, None, False, "", f"cannot run {executable}: {getattr(exc, 'strerror', None) or exc}"
+        )
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout_s
     kept = b""
@@ -116,8 +126,15 @@ def run_hook(executable: str | Path, decision: Decision, *, kiosk: str = "kiosk"
 class HookRunner:
     """One worker thread running hooks in order; results go to ``on_result``."""
 
-    def __init__(self, executable: str | Path, on_result: Callable[[HookResult], None], *, kiosk: str = "kiosk",
-                 timeout_s: float = 5.0, on_deny: bool = False) -> None:
+    def __init__(
+        self,
+        executable: str | Path,
+        on_result: Callable[[HookResult], None],
+        *,
+        kiosk: str = "kiosk",
+        timeout_s: float = 5.0,
+        on_deny: bool = False,
+    ) -> None:
         self.executable, self.kiosk, self.timeout_s, self.on_deny = executable, kiosk, timeout_s, on_deny
         self.on_result = on_result
         self._queue: queue.Queue[Decision | None] = queue.Queue()

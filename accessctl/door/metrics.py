@@ -25,41 +25,67 @@ class DoorMetrics:
 
         host, port = parse_listen(listen)
         r = self.registry = CollectorRegistry(auto_describe=True)
-        self.decisions = Counter("accessctl_decisions", "Decisions by event and reason", ["event", "reason"],
-                                 registry=r)
-        self.liveness_refusals = Counter("accessctl_liveness_refusals",
-                                         "Faces refused as not live, by cause (spoof, unsure, challenge: how it failed)",
-                                         ["cause"], registry=r)
+        self.decisions = Counter(
+            "accessctl_decisions", "Decisions by event and reason", ["event", "reason"], registry=r
+        )
+        self.liveness_refusals = Counter(
+            "accessctl_liveness_refusals",
+            "Faces refused as not live, by cause (spoof, unsure, challenge: how it failed)",
+            ["cause"],
+            registry=r,
+        )
         self.frames = Counter("accessctl_frames_processed", "Frames through the pipeline", registry=r)
-        self.dropped = Counter("accessctl_frames_dropped",
-                               "Camera frames replaced by a newer one before the pipeline took them", registry=r)
-        self.stage = Histogram("accessctl_stage_seconds", "Time per frame in each pipeline stage", ["stage"],
-                               buckets=STAGE_BUCKETS_S, registry=r)
-        self.camera_reconnects = Counter("accessctl_camera_reconnects",
-                                         "Times the camera delivered frames again after it was lost", registry=r)
+        self.dropped = Counter(
+            "accessctl_frames_dropped",
+            "Camera frames replaced by a newer one before the pipeline took them",
+            registry=r,
+        )
+        self.stage = Histogram(
+            "accessctl_stage_seconds",
+            "Time per frame in each pipeline stage",
+            ["stage"],
+            buckets=STAGE_BUCKETS_S,
+            registry=r,
+        )
+        self.camera_reconnects = Counter(
+            "accessctl_camera_reconnects", "Times the camera delivered frames again after it was lost", registry=r
+        )
         self.camera_lost = Gauge("accessctl_camera_lost", "1 while the camera delivers no frames", registry=r)
-        self.audit_backlog = Gauge("accessctl_audit_backlog", "Audit events held in memory, not yet written",
-                                   registry=r)
-        self.replica_only = Gauge("accessctl_store_replica_only",
-                                  "1 while the site's central store cannot be reached (deciding on the replica)",
-                                  registry=r)
-        self.store_lag = Gauge("accessctl_store_lag_seconds",
-                               "Seconds since the replica was last known current (0 while the store is reachable)",
-                               registry=r)
+        self.audit_backlog = Gauge(
+            "accessctl_audit_backlog", "Audit events held in memory, not yet written", registry=r
+        )
+        self.replica_only = Gauge(
+            "accessctl_store_replica_only",
+            "1 while the site's central store cannot be reached (deciding on the replica)",
+            registry=r,
+        )
+        self.store_lag = Gauge(
+            "accessctl_store_lag_seconds",
+            "Seconds since the replica was last known current (0 while the store is reachable)",
+            registry=r,
+        )
         self.store_lag.set_function(self._store_lag)
-        self.hook_failures = Counter("accessctl_hook_failures", "Door hooks that failed, timed out or could not run",
-                                     registry=r)
-        self.hook_seconds = Histogram("accessctl_hook_seconds", "How long each door hook ran", buckets=HOOK_BUCKETS_S,
-                                      registry=r)
-        self.problems = Counter("accessctl_problems", "Problems reported that do not stop the door, by reason",
-                                ["reason"], registry=r)
-        self.out_of_service = Gauge("accessctl_out_of_service", "1 while the door cannot decide (nobody is let in)",
-                                    registry=r)
-        self.last_frame = Gauge("accessctl_last_frame_timestamp_seconds", "Unix time of the last frame processed",
-                                registry=r)
-        self._build = Gauge("accessctl_build_info",
-                            "The program and the models deciding (value 1): version, encoder, liveness model's SHA-256",
-                            ["version", "encoder", "liveness"], registry=r)
+        self.hook_failures = Counter(
+            "accessctl_hook_failures", "Door hooks that failed, timed out or could not run", registry=r
+        )
+        self.hook_seconds = Histogram(
+            "accessctl_hook_seconds", "How long each door hook ran", buckets=HOOK_BUCKETS_S, registry=r
+        )
+        self.problems = Counter(
+            "accessctl_problems", "Problems reported that do not stop the door, by reason", ["reason"], registry=r
+        )
+        self.out_of_service = Gauge(
+            "accessctl_out_of_service", "1 while the door cannot decide (nobody is let in)", registry=r
+        )
+        self.last_frame = Gauge(
+            "accessctl_last_frame_timestamp_seconds", "Unix time of the last frame processed", registry=r
+        )
+        self._build = Gauge(
+            "accessctl_build_info",
+            "The program and the models deciding (value 1): version, encoder, liveness model's SHA-256",
+            ["version", "encoder", "liveness"],
+            registry=r,
+        )
         self._offline_since: float | None = None
         self._camera_lost = False
         self._dropped_seen = 0
@@ -108,12 +134,17 @@ class DoorMetrics:
         """The MQTT link's state, read at each scrape."""
         from prometheus_client import Gauge
 
-        Gauge("accessctl_mqtt_connected", "1 while the MQTT broker is connected",
-              registry=self.registry).set_function(lambda: 1.0 if mqtt.connected else 0.0)
-        Gauge("accessctl_mqtt_queued", "Events waiting for the MQTT broker",
-              registry=self.registry).set_function(lambda: float(mqtt.queued))
-        Gauge("accessctl_mqtt_dropped", "Events dropped since start because the MQTT queue was full",
-              registry=self.registry).set_function(lambda: float(mqtt.dropped))
+        Gauge("accessctl_mqtt_connected", "1 while the MQTT broker is connected", registry=self.registry).set_function(
+            lambda: 1.0 if mqtt.connected else 0.0
+        )
+        Gauge("accessctl_mqtt_queued", "Events waiting for the MQTT broker", registry=self.registry).set_function(
+            lambda: float(mqtt.queued)
+        )
+        Gauge(
+            "accessctl_mqtt_dropped",
+            "Events dropped since start because the MQTT queue was full",
+            registry=self.registry,
+        ).set_function(lambda: float(mqtt.dropped))
 
     def build_info(self, **labels: str) -> None:
         self._build.clear()  # a restarted pipeline may decide with other models

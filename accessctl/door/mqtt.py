@@ -35,7 +35,9 @@ def _read_secret(path: str, what: str) -> str:
     try:
         text = Path(path).expanduser().read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise AccessctlError(f"[mqtt] {what} {path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+        raise AccessctlError(
+            f"[mqtt] {what} {path}: cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
     if not text or "\n" in text:
         raise AccessctlError(f"[mqtt] {what} {path} must hold the password alone, on one line")
     return text
@@ -74,14 +76,19 @@ class MqttOut:
             if bool(settings.cert_file) != bool(settings.key_file):
                 raise AccessctlError("[mqtt] cert_file and key_file go together")
             try:
-                client.tls_set(ca_certs=settings.ca_file or None, certfile=settings.cert_file or None,
-                               keyfile=settings.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
+                client.tls_set(
+                    ca_certs=settings.ca_file or None,
+                    certfile=settings.cert_file or None,
+                    keyfile=settings.key_file or None,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                )
             except (OSError, ssl.SSLError, ValueError) as exc:
                 raise AccessctlError(f"[mqtt] TLS files: {exc}") from None
         elif settings.ca_file or settings.cert_file or settings.key_file:
             raise AccessctlError("[mqtt] ca_file, cert_file and key_file need an mqtts:// url")
-        client.will_set(self.status_topic, self._status_payload({"state": "offline", "why": "connection lost"}),
-                        qos=1, retain=True)
+        client.will_set(
+            self.status_topic, self._status_payload({"state": "offline", "why": "connection lost"}), qos=1, retain=True
+        )
         client.reconnect_delay_set(*RECONNECT_S)
         client.max_inflight_messages_set(IN_FLIGHT)
         client.on_connect = self._on_connect
@@ -105,8 +112,13 @@ class MqttOut:
             self._connected = False
             first, self._problem = self._problem is None, why
         if first and self.notify is not None:
-            self.notify({"event": "error", "reason": "mqtt",
-                         "detail": f"the MQTT broker {self.where}: {why}; events wait in a queue of {self._limit}"})
+            self.notify(
+                {
+                    "event": "error",
+                    "reason": "mqtt",
+                    "detail": f"the MQTT broker {self.where}: {why}; events wait in a queue of {self._limit}",
+                }
+            )
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         self._trouble("cannot connect")
@@ -121,7 +133,9 @@ class MqttOut:
             told, self._problem = self._problem, None
             self._cv.notify_all()
         if told is not None and self.notify is not None:
-            self.notify({"event": "error", "reason": "mqtt", "detail": f"the MQTT broker {self.where} is connected again"})
+            self.notify(
+                {"event": "error", "reason": "mqtt", "detail": f"the MQTT broker {self.where} is connected again"}
+            )
         # the broker holds "offline" from the will or a last stop: say where the door is now
         client.publish(self.status_topic, self._status_payload(status), qos=1, retain=True)
 
@@ -186,8 +200,9 @@ class MqttOut:
             self._closed = True
             self._cv.notify_all()
         if self._connected:
-            info = self._client.publish(self.status_topic, self._status_payload({"state": "offline", "why": why}),
-                                        qos=1, retain=True)
+            info = self._client.publish(
+                self.status_topic, self._status_payload({"state": "offline", "why": why}), qos=1, retain=True
+            )
             try:
                 info.wait_for_publish(max(0.1, deadline - time.monotonic()))
             except (RuntimeError, ValueError):

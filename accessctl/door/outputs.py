@@ -64,8 +64,10 @@ class AuditSink:
             with self._lock:
                 held = len(self._backlog)
             if held:  # the grant itself, or an event before it, is not on disk: nothing opens
-                raise AccessctlError(f"the audit log cannot be written ({self._error}); a grant cannot be recorded, "
-                                     f"so nothing is granted ({held} event(s) held)")
+                raise AccessctlError(
+                    f"the audit log cannot be written ({self._error}); a grant cannot be recorded, "
+                    f"so nothing is granted ({held} event(s) held)"
+                )
         self.check()  # a refusal may wait a while for the log; not for ever
 
     @property
@@ -101,5 +103,7 @@ class AuditSink:
                 return
             age = time.monotonic() - self._backlog[0][0]
             if age > self.settings.backlog_s or len(self._backlog) >= AUDIT_BACKLOG:
-                raise AccessctlError(f"the audit log cannot be written ({self._error}); {len(self._backlog)} "
-                                     f"event(s) held for {age:.0f} s, and nothing is granted unlogged")
+                raise AccessctlError(
+                    f"the audit log cannot be written ({self._error}); {len(self._backlog)} "
+                    f"event(s) held for {age:.0f} s, and nothing is granted unlogged"
+                )

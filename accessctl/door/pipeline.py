@@ -13,7 +13,6 @@ pipeline, and a spoof verdict forgets whatever was matched.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import random
 import time
@@ -27,6 +26,7 @@ from accessctl.errors import AccessctlError
 from accessctl.frames.images import load_image
 from accessctl.frames.sources import Frame
 from accessctl.identity.encoders import load_encoder
+from accessctl.identity.match import Match, identify
 from accessctl.liveness.challenge import (
     Challenge,
     ChallengeFailure,
@@ -38,7 +38,7 @@ from accessctl.liveness.features import observe
 from accessctl.liveness.monitor import LivenessMonitor
 from accessctl.liveness.saved import LivenessModel
 from accessctl.liveness.verdict import MIN_HISTORY, MIN_WINDOWS, LivenessState, LivenessVerdict
-from accessctl.storage.gallery import Gallery, Match
+from accessctl.storage.gallery import Gallery
 from accessctl.thresholds import liveness_threshold, match_threshold
 from accessctl.vision.faces import Face, analyzer
 from accessctl.vision.tracking import Box, Tracker
@@ -96,15 +96,19 @@ class Pipeline:
     """``rng``: where challenge directions come from (default: the operating system's
     cryptographic source; tests give a seeded one)."""
 
-    def __init__(self, gallery: Gallery, settings: Settings, liveness: LivenessModel,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self, gallery: Gallery, settings: Settings, liveness: LivenessModel, rng: random.Random | None = None
+    ) -> None:
         self.gallery = gallery
         self.settings = settings
         self.challenge_mode = ChallengeMode(settings.liveness.challenge)
         self.rng = rng
         self.encoder = load_encoder(gallery.encoder_id)
-        # The site's [liveness] threshold, where it set one, over the model's own.
-        self.monitor = LivenessMonitor(dataclasses.replace(liveness, threshold=liveness_threshold(settings, liveness.threshold)))
+        # Both thresholds resolved once: the site's, where it set one, over the encoder's
+        # or the model's own (a gallery switched to another encoder later is refused
+        # by the gallery itself at the next identity check).
+        self.match_threshold = match_threshold(settings, gallery.encoder_id)
+        self.monitor = LivenessMonitor(liveness, threshold=liveness_threshold(settings, liveness.threshold))
         self.tracker = Tracker()
         self._identity: dict[int, _Identity] = {}
         self._segment = 0
@@ -116,7 +120,7 @@ class Pipeline:
         optimises on its second call), so that the first person at the door does not
         wait ~0.7 s for the models' first-call set-up. Leaves no track behind."""
         image = load_image(config.assets_dir() / WARMUP_FACE)
-        monitor = LivenessMonitor(self.monitor.model)
+        monitor = LivenessMonitor(self.monitor.model, threshold=self.monitor.threshold)
         for i in range(MIN_HISTORY + 2):
             shifted = np.roll(image, i, axis=1)  # a new picture each time: the monitor skips repeats
             face = analyzer().analyze(shifted, frame=True)[0]
@@ -134,13 +138,17 @@ class Pipeline:
         emb = self.encoder.encode(face.chip[None])[0]
         ident.last_t, ident.on_live = t, live
         try:
-            match = self.gallery.identify(emb, match_threshold(self.settings, self.gallery.encoder_id))
+            match = identify(self.gallery, emb, self.match_threshold)
         except AccessctlError as exc:  # fail closed: no match this time, and say why
             errors.append(str(exc))
             ident.match, ident.streak, ident.unknown = None, 0, 0
             return
-        same = (ident.match is not None and match.person is not None and ident.match.person is not None
-                and match.person.id == ident.match.person.id)
+        same = (
+            ident.match is not None
+            and match.person is not None
+            and ident.match.person is not None
+            and match.person.id == ident.match.person.id
+        )
         ident.streak = ident.streak + 1 if same else (1 if match.person is not None else 0)
         ident.unknown = ident.unknown + 1 if match.person is None else 0
         ident.match = match
@@ -165,7 +173,7 @@ class Pipeline:
         states = []
         errors: list[str] = []
         t_live = t_id = 0.0
-        for face, tid in zip(faces, ids):
+        for face, tid in zip(faces, ids, strict=True):
             a = time.perf_counter()
             cnn_frame = self.monitor.due(tid, frame.t)
             if looped:
@@ -188,17 +196,36 @@ class Pipeline:
                     ident.deferred = False
                     self._check_identity(ident, face, frame.t, live, errors)
                     status = self._same_person(ident, frame.t) or status
-                    ident.settled = ident.settled or (live and ident.match is not None and ident.match.person is not None
-                                                      and ident.streak >= self.settings.access.matches_needed)
+                    ident.settled = ident.settled or (
+                        live
+                        and ident.match is not None
+                        and ident.match.person is not None
+                        and ident.streak >= self.settings.access.matches_needed
+                    )
             t_id += time.perf_counter() - b
             t_live += b - a
             shown = live and ident.on_live
             # "nobody enrolled" is told even before the face is judged live: it names no
             # one, and a stranger is refused as a stranger, not asked to prove life
-            states.append(FaceState(tid, face.box, verdict, ident.match if shown else None,
-                                    ident.streak if shown else 0, ident.unknown, face, live, status))
-        timings = {"faces": (t1 - t0) * 1e3, "liveness": t_live * 1e3, "identity": t_id * 1e3,
-                   "total": (time.perf_counter() - t0) * 1e3}
+            states.append(
+                FaceState(
+                    tid,
+                    face.box,
+                    verdict,
+                    ident.match if shown else None,
+                    ident.streak if shown else 0,
+                    ident.unknown,
+                    face,
+                    live,
+                    status,
+                )
+            )
+        timings = {
+            "faces": (t1 - t0) * 1e3,
+            "liveness": t_live * 1e3,
+            "identity": t_id * 1e3,
+            "total": (time.perf_counter() - t0) * 1e3,
+        }
         return FrameResult(frame.index, frame.t, states, ended, timings, tuple(errors), tuple(abandoned))
 
     def _seen_before(self, frame: Frame) -> bool:
@@ -254,8 +281,10 @@ class Pipeline:
             ask = verdict.windows >= MIN_WINDOWS or verdict.state == LivenessState.UNSURE
         else:
             waited = ident.first_t is not None and t - ident.first_t >= model.evidence_s
-            ask = verdict.state == LivenessState.UNSURE or (verdict.state == LivenessState.LIVE and (
-                (not self._clearly_live(verdict) and waited) or (person is not None and person.challenge)))
+            ask = verdict.state == LivenessState.UNSURE or (
+                verdict.state == LivenessState.LIVE
+                and ((not self._clearly_live(verdict) and waited) or (person is not None and person.challenge))
+            )
         if not ask:
             return None
         ls = self.settings.liveness

@@ -56,9 +56,11 @@ class Reporter:
 
     def wrap(self, emit: Callable[[dict], None]) -> Callable[[dict], None]:
         """``emit``, then this reporter: what a listener is told, the integrations hear too."""
+
         def both(event: dict) -> None:
             emit(event)
             self.tell(event)
+
         return both
 
     def _own_news(self, event: dict) -> None:
@@ -92,8 +94,9 @@ class Reporter:
         if self.metrics is not None:
             self.metrics.build_info(version=__version__, encoder=encoder, liveness=liveness)
 
-    def frame(self, timings_ms: dict[str, float], *, dropped: int, audit_backlog: int, fps: float | None,
-              min_fps: float) -> None:
+    def frame(
+        self, timings_ms: dict[str, float], *, dropped: int, audit_backlog: int, fps: float | None, min_fps: float
+    ) -> None:
         """One frame processed by the runner's loop."""
         try:
             if self.metrics is not None:

@@ -91,9 +91,15 @@ class Runner:
     (MQTT, metrics, the health file) hears every event and every frame.
     """
 
-    def __init__(self, gallery: Gallery, settings: Settings, audit: AuditLog, emit: Callable[[dict], None],
-                 on_frame: Callable[[Frame, FrameResult, list[Decision]], None] | None = None,
-                 reporter: Reporter | None = None) -> None:
+    def __init__(
+        self,
+        gallery: Gallery,
+        settings: Settings,
+        audit: AuditLog,
+        emit: Callable[[dict], None],
+        on_frame: Callable[[Frame, FrameResult, list[Decision]], None] | None = None,
+        reporter: Reporter | None = None,
+    ) -> None:
         audit.check_writable()  # before anything else: a door that cannot log does not start
         self.settings = settings
         self.audit = audit
@@ -108,9 +114,17 @@ class Runner:
             reporter.models(self.pipeline.encoder.encoder_id, sha256_file(liveness.source / META_FILE))
         self.pace = PaceWatch(liveness.step_s)
         self.controller = AccessController(settings.access)
-        self.hooks = (HookRunner(settings.hook.path, self._hook_done, kiosk=settings.kiosk.name,
-                                 timeout_s=settings.hook.timeout_s, on_deny=settings.hook.on_deny)
-                      if settings.hook.path else None)
+        self.hooks = (
+            HookRunner(
+                settings.hook.path,
+                self._hook_done,
+                kiosk=settings.kiosk.name,
+                timeout_s=settings.hook.timeout_s,
+                on_deny=settings.hook.on_deny,
+            )
+            if settings.hook.path
+            else None
+        )
         self._states: dict[int, str] = {}
         self._challenges: dict[int, tuple[str, int]] = {}  # per track: its challenge's state and step, as last told
         self._last_error: str | None = None
@@ -133,8 +147,13 @@ class Runner:
 
     def _hook_done(self, r: HookResult) -> None:
         d = r.decision
-        detail = {"returncode": r.returncode, "timed_out": r.timed_out, "error": r.error, "output": r.output,
-                  "seconds": round(r.seconds, 3)}
+        detail = {
+            "returncode": r.returncode,
+            "timed_out": r.timed_out,
+            "error": r.error,
+            "output": r.output,
+            "seconds": round(r.seconds, 3),
+        }
         self.audit_out.log(Event("hook", d.event, d.person_id, d.name, stream_t=d.t, frame=d.frame, detail=detail))
         self.emit({"event": "hook", "for": d.event, "person_id": d.person_id, "t": d.t, "frame": d.frame, **detail})
 
@@ -174,10 +193,17 @@ class Runner:
         for face in result.faces:
             if self._states.get(face.track_id) != face.liveness.state:
                 self._states[face.track_id] = face.liveness.state
-                self.emit({"event": "state", "track": face.track_id, "state": face.liveness.state,
-                           "liveness": None if face.liveness.p_live is None else round(face.liveness.p_live, 4),
-                           "motion": None if face.liveness.p_motion is None else round(face.liveness.p_motion, 4),
-                           "t": round(frame.t, 3), "frame": frame.index})
+                self.emit(
+                    {
+                        "event": "state",
+                        "track": face.track_id,
+                        "state": face.liveness.state,
+                        "liveness": None if face.liveness.p_live is None else round(face.liveness.p_live, 4),
+                        "motion": None if face.liveness.p_motion is None else round(face.liveness.p_motion, 4),
+                        "t": round(frame.t, 3),
+                        "frame": frame.index,
+                    }
+                )
             self._tell_challenge(face.track_id, face.challenge, frame)
         for tid, status in result.abandoned:
             self._tell_challenge(tid, status, frame)
@@ -194,8 +220,13 @@ class Runner:
             for sink in self.sinks:
                 sink.deliver(d, detail)
         if self.reporter is not None:
-            self.reporter.frame(result.timings_ms, dropped=self._feed.stats.dropped if self._feed else 0,
-                                audit_backlog=self.audit_out.held, fps=self.pace.fps, min_fps=self.pace.min_fps)
+            self.reporter.frame(
+                result.timings_ms,
+                dropped=self._feed.stats.dropped if self._feed else 0,
+                audit_backlog=self.audit_out.held,
+                fps=self.pace.fps,
+                min_fps=self.pace.min_fps,
+            )
         if self.on_frame is not None:
             self.on_frame(frame, result, decisions)
         return result, decisions
@@ -206,14 +237,29 @@ class Runner:
             return
         first = track not in self._challenges
         self._challenges[track] = (status.state, status.step)
-        what = "issued" if status.state == ChallengeState.ACTIVE and first else (
-            "step" if status.state == ChallengeState.ACTIVE else str(status.state))
-        detail = {"turn": str(status.turn), "step": status.step, "steps": status.steps,
-                  "seconds": round(status.deadline_t - status.issued_t, 2)}
+        what = (
+            "issued"
+            if status.state == ChallengeState.ACTIVE and first
+            else ("step" if status.state == ChallengeState.ACTIVE else str(status.state))
+        )
+        detail = {
+            "turn": str(status.turn),
+            "step": status.step,
+            "steps": status.steps,
+            "seconds": round(status.deadline_t - status.issued_t, 2),
+        }
         if status.failure is not None:
             detail["failure"] = str(status.failure)
-        self.emit({"event": "challenge", "state": what, "track": track, **detail, "t": round(frame.t, 3),
-                   "frame": frame.index})
+        self.emit(
+            {
+                "event": "challenge",
+                "state": what,
+                "track": track,
+                **detail,
+                "t": round(frame.t, 3),
+                "frame": frame.index,
+            }
+        )
         self.audit_out.log(Event("challenge", what, stream_t=frame.t, frame=frame.index, detail=detail))
 
     def _check_pace(self, frame: Frame) -> None:
@@ -221,8 +267,10 @@ class Runner:
         if fps is None:
             return
         if self.pace.slow:
-            why = (f"frames are processed {fps:.1f} per second, fewer than the {self.pace.min_fps:.1f} the liveness "
-                   "check needs: no face can be judged, so no door opens")
+            why = (
+                f"frames are processed {fps:.1f} per second, fewer than the {self.pace.min_fps:.1f} the liveness "
+                "check needs: no face can be judged, so no door opens"
+            )
         else:
             why = f"frames are processed {fps:.1f} per second again, enough for the liveness check"
         self._report("too_slow", why, frame)

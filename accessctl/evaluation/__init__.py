@@ -1,1 +1,2 @@
-"""Figures: pair and clip lists, verification and presentation-attack metrics, benchmarks. Never imported by the kiosk."""
+"""Figures: pair and clip lists, verification and presentation-attack metrics,
+benchmarks. Never imported by the kiosk."""

@@ -11,6 +11,7 @@ import functools
 import resource
 import time
 from collections.abc import Callable, Sequence
+from itertools import islice
 from pathlib import Path
 
 import cv2
@@ -65,8 +66,11 @@ def _frames_from(paths: Sequence[Path]) -> list[np.ndarray]:
             frames.append(load_image(p))
             continue
         with open_source(p) as source:  # a video or a frame folder, read as the kiosk reads it
-            frames += [f.image for f, _ in zip(source, range(max(0, 200 - len(frames))))]
-    return [cv2.resize(f, FRAME_SIZE, interpolation=cv2.INTER_AREA) if f.shape[:2] != FRAME_SIZE[::-1] else f for f in frames]
+            frames += [f.image for f in islice(source, max(0, 200 - len(frames)))]
+    return [
+        cv2.resize(f, FRAME_SIZE, interpolation=cv2.INTER_AREA) if f.shape[:2] != FRAME_SIZE[::-1] else f
+        for f in frames
+    ]
 
 
 def _liveness_times(observations: Sequence[Observation], frames: int = 90) -> list[float]:
@@ -99,7 +103,7 @@ def consecutive_frames(n: int = 120) -> list[np.ndarray]:
     if seq is None:
         return []
     with open_source(seq) as source:
-        return [f.image for f, _ in zip(source, range(n))]
+        return [f.image for f in islice(source, n)]
 
 
 def _pipeline_times(frames: Sequence[np.ndarray]) -> list[float]:
@@ -115,7 +119,9 @@ def _pipeline_times(frames: Sequence[np.ndarray]) -> list[float]:
         return []
     with tempfile.TemporaryDirectory() as tmp, Gallery(Path(tmp) / "bench.db") as gallery:
         rng = np.random.default_rng(1)
-        gallery.add_person("B1", "Bench", [NewTemplate(rng.standard_normal(128).astype(np.float32) * 0.05, 1.0, "bench")])
+        gallery.add_person(
+            "B1", "Bench", [NewTemplate(rng.standard_normal(128).astype(np.float32) * 0.05, 1.0, "bench")]
+        )
         pipe = Pipeline(gallery, config.load_settings(), load_liveness())
         out = []
         for i, image in enumerate(frames):
@@ -148,13 +154,18 @@ def startup_times(image: np.ndarray, runs: int = 2) -> dict[str, float]:
         run = [sys.executable, "-m", "accessctl", "run", "--headless", "--source", str(folder), "--every-frame"]
         wall(run, env)
         one = float(np.median([wall(run, env) for _ in range(runs)]))
-        bare = float(np.median([wall([sys.executable, "-c", "import torch, cv2, mediapipe"], env)
-                                for _ in range(runs)]))
+        bare = float(
+            np.median([wall([sys.executable, "-c", "import torch, cv2, mediapipe"], env) for _ in range(runs)])
+        )
     return {"one_frame_run_s": round(one, 2), "bare_imports_s": round(bare, 2), "ratio": round(one / bare, 2)}
 
 
-def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int] = (1_000, 100_000, 1_000_000),
-              startup: bool = True) -> dict:
+def run_bench(
+    paths: Sequence[Path] | None = None,
+    *,
+    search_sizes: Sequence[int] = (1_000, 100_000, 1_000_000),
+    startup: bool = True,
+) -> dict:
     paths_given = bool(paths)
     paths = list(paths) if paths else default_frames()
     frames = _frames_from(paths)
@@ -166,7 +177,7 @@ def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int
 
     stages: dict[str, dict] = {}
     decode, detect, mark, aligned, per_face, chips, observations = [], [], [], [], [], [], []
-    for f, jpg in zip(frames, encoded):
+    for f, jpg in zip(frames, encoded, strict=True):
         t0 = time.perf_counter()
         cv2.cvtColor(cv2.imdecode(jpg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         t1 = time.perf_counter()
@@ -216,7 +227,9 @@ def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int
     for n in search_sizes:
         emb = (rng.standard_normal((n, 128), dtype=np.float32) * 0.05).astype(np.float32)
         index = TemplateIndex(emb, np.arange(n) // 3)
-        stages[f"search_1toN_{n}"] = time_stats(_time(functools.partial(index.nearest, query), 20 if n >= 1_000_000 else 50))
+        stages[f"search_1toN_{n}"] = time_stats(
+            _time(functools.partial(index.nearest, query), 20 if n >= 1_000_000 else 50)
+        )
         del emb, index
     return {
         "startup": startup_times(frames[0]) if startup else None,
@@ -227,5 +240,3 @@ def run_bench(paths: Sequence[Path] | None = None, *, search_sizes: Sequence[int
         "peak_rss_mb_pipeline": round(peak_pipeline, 1),
         "peak_rss_mb_total": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-
-

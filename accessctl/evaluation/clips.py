@@ -79,9 +79,16 @@ class ClipFrames:
 
     @functools.cached_property
     def observations(self) -> list[Observation]:
-        return [Observation(self.crops[i], self.points[i], self.patches[i],
-                            (float(self.squares[i, 0]), float(self.squares[i, 1]), float(self.squares[i, 2])),
-                            (int(self.sizes[i, 0]), int(self.sizes[i, 1]))) for i in range(len(self))]
+        return [
+            Observation(
+                self.crops[i],
+                self.points[i],
+                self.patches[i],
+                (float(self.squares[i, 0]), float(self.squares[i, 1]), float(self.squares[i, 2])),
+                (int(self.sizes[i, 0]), int(self.sizes[i, 1])),
+            )
+            for i in range(len(self))
+        ]
 
     def dense(self, before: Observation, now: Observation) -> np.ndarray:
         """:func:`accessctl.liveness.monitor.dense_cues` of two of this clip's observations, measured once."""
@@ -142,7 +149,8 @@ def clip_stamp(path: Path) -> str:
     machine does) keeps its cache."""
     files = sorted(path.iterdir()) if path.is_dir() else [path]
     key = f"{_CACHE_FORMAT}|{BOX_CORRECTION}|{path.name}|" + "|".join(
-        f"{f.name}:{_file_digest(f, f.stat())}" for f in files if f.is_file())
+        f"{f.name}:{_file_digest(f, f.stat())}" for f in files if f.is_file()
+    )
     return hashlib.sha1(key.encode()).hexdigest()
 
 
@@ -168,8 +176,18 @@ def cached(kind: str, key: str, make: Callable[[], ClipFrames], use_cache: bool 
     if use_cache and cache.is_file():
         try:
             with np.load(cache) as z:
-                clip = ClipFrames(z["crops"], z["points"], z["t"], int(z["frames"]), z["features"],
-                                  str(z["cnn_id"]), z["patches"], z["squares"], z["sizes"], z["tracks"])
+                clip = ClipFrames(
+                    z["crops"],
+                    z["points"],
+                    z["t"],
+                    int(z["frames"]),
+                    z["features"],
+                    str(z["cnn_id"]),
+                    z["patches"],
+                    z["squares"],
+                    z["sizes"],
+                    z["tracks"],
+                )
             if clip.cnn_id != shipped.cnn_id:
                 clip.features, clip.cnn_id = clip.features_for(shipped), shipped.cnn_id
                 _save(cache, clip)
@@ -187,8 +205,9 @@ def extract(path: str | Path, *, use_cache: bool = True) -> ClipFrames:
     model's CNN features of them (cached per file: see :func:`cached`)."""
     path = Path(path)
     with open_source(path) as source:  # raises a clear VideoError for missing or damaged input
-        return cached("liveness-clips", clip_stamp(path), lambda: observe_frames((f.t, f.image) for f in source),
-                      use_cache)
+        return cached(
+            "liveness-clips", clip_stamp(path), lambda: observe_frames((f.t, f.image) for f in source), use_cache
+        )
 
 
 def observe_frames(frames: Iterable[tuple[float, np.ndarray]], model: LivenessModel | None = None) -> ClipFrames:
@@ -243,8 +262,19 @@ def _save(cache: Path, clip: ClipFrames) -> None:
 
     def save(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            np.savez(f, crops=clip.crops, points=clip.points, t=clip.t, frames=clip.frames, features=clip.features,
-                     cnn_id=clip.cnn_id, patches=clip.patches, squares=clip.squares, sizes=clip.sizes, tracks=clip.tracks)
+            np.savez(
+                f,
+                crops=clip.crops,
+                points=clip.points,
+                t=clip.t,
+                frames=clip.frames,
+                features=clip.features,
+                cnn_id=clip.cnn_id,
+                patches=clip.patches,
+                squares=clip.squares,
+                sizes=clip.sizes,
+                tracks=clip.tracks,
+            )
 
     config.write_private(cache, save)
 
@@ -322,8 +352,9 @@ def presentations(model: LivenessModel, frames: ClipFrames, features: np.ndarray
     return out
 
 
-def presentation_scores(model: LivenessModel, frames: ClipFrames,
-                        features: np.ndarray | None = None) -> list[float | None]:
+def presentation_scores(
+    model: LivenessModel, frames: ClipFrames, features: np.ndarray | None = None
+) -> list[float | None]:
     """Door scores for a clip's presentations (see :func:`presentations` and :func:`door_score`)."""
     got = presentations(model, frames, features)
     if not got:

@@ -13,8 +13,9 @@ from pathlib import Path
 from accessctl.errors import AccessctlError
 
 
-def read_rows(path: Path, columns: tuple[str, ...],
-              optional: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:
+def read_rows(
+    path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row with every value stripped) of a CSV whose header holds ``columns``
     (and maybe ``optional`` ones, empty where absent)."""
     try:

@@ -16,7 +16,9 @@ from accessctl.errors import AccessctlError
 def _pad_scores(scores: Sequence[float | None], live: np.ndarray) -> np.ndarray:
     """Clip scores with a missing face made an error for the clip's own label:
     a live clip scores 0 (refused), an attack 1 (accepted)."""
-    return np.array([(0.0 if is_live else 1.0) if s is None else float(s) for s, is_live in zip(scores, live)])
+    return np.array(
+        [(0.0 if is_live else 1.0) if s is None else float(s) for s, is_live in zip(scores, live, strict=True)]
+    )
 
 
 def threshold_at_eer(scores: Sequence[float | None], live: Sequence[bool]) -> float:

@@ -72,15 +72,24 @@ def read_pairs(path: str | Path) -> list[Pair]:
 def pairs_from_folders(root: str | Path, out: str | Path, *, max_impostors_per_image: int = 0) -> tuple[int, int]:
     """Write the pairs of a folder-per-person tree (see :func:`write_pairs`)."""
     root = Path(root)
-    people = {d.name: sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-              for d in sorted(root.iterdir()) if d.is_dir()}
+    people = {
+        d.name: sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        for d in sorted(root.iterdir())
+        if d.is_dir()
+    }
     if sum(1 for v in people.values() if v) < 2:
         raise AccessctlError(f"{root}: need folders of at least two people with images")
     return write_pairs(people, out, max_impostors_per_image=max_impostors_per_image)
 
 
-def pairs_from_clips(lists: Sequence[str | Path], out: str | Path, *, frames_per_clip: int = 3,
-                     exclude_sources: Sequence[str] = (), max_impostors_per_image: int = 0) -> tuple[int, int]:
+def pairs_from_clips(
+    lists: Sequence[str | Path],
+    out: str | Path,
+    *,
+    frames_per_clip: int = 3,
+    exclude_sources: Sequence[str] = (),
+    max_impostors_per_image: int = 0,
+) -> tuple[int, int]:
     """Write pairs of webcam frames from clip lists: the live frame folders, one person per source.
 
     These are the faces a door sees (real webcams, rooms and light), unlike posed photos.
@@ -166,7 +175,7 @@ def embed_files(
         if progress:
             progress(i + 1, len(paths))
     if chips:
-        for p, e in zip(owners, (encoder or load_encoder()).encode(np.stack(chips))):
+        for p, e in zip(owners, (encoder or load_encoder()).encode(np.stack(chips)), strict=True):
             result[p] = e
     return result
 
@@ -182,7 +191,9 @@ def verification_metrics(distances: np.ndarray, same: np.ndarray, failed: np.nda
         return float(correct.sum() / n)
 
     finite = np.unique(d[np.isfinite(d)])
-    candidates = np.concatenate([[0.0], finite, (finite[:-1] + finite[1:]) / 2]) if finite.size else np.array([threshold])
+    candidates = (
+        np.concatenate([[0.0], finite, (finite[:-1] + finite[1:]) / 2]) if finite.size else np.array([threshold])
+    )
     if candidates.size > 20000:  # pragma: no cover - very large lists: sample the sweep
         candidates = np.quantile(finite, np.linspace(0, 1, 20000))
     candidates = np.sort(candidates)
@@ -359,8 +370,14 @@ def threshold_for_far(pd: PairDistances, target_far: float) -> Calibration:
         limit = float(np.nextafter(impostor[allowed], 0.0))
     far = float((impostor <= limit).mean())
     frr = float((genuine > limit).mean())
-    return Calibration(limit, far, frr, int(impostor.size), int(genuine.size),
-                       impostor.size >= Calibration.min_impostor_pairs(target_far))
+    return Calibration(
+        limit,
+        far,
+        frr,
+        int(impostor.size),
+        int(genuine.size),
+        impostor.size >= Calibration.min_impostor_pairs(target_far),
+    )
 
 
 def plot_roc(roc: dict, report: PairReport, out: str | Path, title: str) -> None:

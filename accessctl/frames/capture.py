@@ -36,6 +36,7 @@ from accessctl.workers import start_worker
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 QUEUE_FRAMES = 2  # drop=False: frames read ahead of the consumer
 
+
 # FeedStatus.state values
 class FeedState(Label):
     OPENING = "opening"
@@ -43,8 +44,6 @@ class FeedState(Label):
     CAMERA_LOST = "camera_lost"  # reconnecting, with backoff
     ENDED = "ended"  # the last video ended
     FAILED = "failed"  # a file could not be read
-
-
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,13 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".p
 
 # EXIF orientation -> (rotation by k*90 degrees counter-clockwise, mirror first)
 _ORIENTATION = {
-    2: (0, True), 3: (2, False), 4: (2, True), 5: (1, True),
-    6: (3, False), 7: (3, True), 8: (1, False),
+    2: (0, True),
+    3: (2, False),
+    4: (2, True),
+    5: (1, True),
+    6: (3, False),
+    7: (3, True),
+    8: (1, False),
 }
 
 
@@ -57,10 +62,14 @@ def _probe(path: Path) -> tuple[int, int, int]:
     except Image.DecompressionBombError as exc:
         # Pillow's message carries the real pixel count ("Image size (N pixels) exceeds ...")
         got = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f"{int(got.group(1)) // 1_000_000} megapixels" if got else \
-            f"over {2 * (Image.MAX_IMAGE_PIXELS or 0) // 1_000_000} megapixels"
-        raise ImageError(f"{path}: image is {size}; images over {MAX_PIXELS // 1_000_000} megapixels are "
-                         "refused") from None
+        size = (
+            f"{int(got.group(1)) // 1_000_000} megapixels"
+            if got
+            else f"over {2 * (Image.MAX_IMAGE_PIXELS or 0) // 1_000_000} megapixels"
+        )
+        raise ImageError(
+            f"{path}: image is {size}; images over {MAX_PIXELS // 1_000_000} megapixels are refused"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct_error):
         raise ImageError(f"{path}: not an image, or a damaged or unsupported one (its size cannot be read)") from None
 
@@ -126,7 +135,9 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     if size == 0:
         raise ImageError(f"{path}: file is empty")
     if size > MAX_FILE_BYTES:
-        raise ImageError(f"{path}: file is {size / 2**20:.0f} MiB; images over {MAX_FILE_BYTES // 2**20} MiB are refused")
+        raise ImageError(
+            f"{path}: file is {size / 2**20:.0f} MiB; images over {MAX_FILE_BYTES // 2**20} MiB are refused"
+        )
 
     width, height, orientation = _probe(path)
     if width * height > MAX_PIXELS:

@@ -66,8 +66,9 @@ class FolderSource(FrameSource):
     def __init__(self, folder: Path, fps: float = FOLDER_FPS) -> None:
         self.name = str(folder)
         self.fps = fps
-        self.files = sorted((f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES),
-                            key=_frame_number)
+        self.files = sorted(
+            (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES), key=_frame_number
+        )
         if not self.files:
             raise VideoError(f"{folder}: no image frames in this folder")
 

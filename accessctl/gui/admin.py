@@ -71,8 +71,14 @@ def _ok_cancel(dialog: QDialog, layout: QVBoxLayout, on_ok: Callable[[], None]) 
 class PinDialog(QDialog):
     """Asks for the admin PIN; accepted only when it is right."""
 
-    def __init__(self, pin: AdminPin, parent: QWidget | None = None, *, purpose: str = "Admin area",
-                 on_failure: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        pin: AdminPin,
+        parent: QWidget | None = None,
+        *,
+        purpose: str = "Admin area",
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.pin = pin
         self.on_failure = on_failure
@@ -108,9 +114,12 @@ class SetPinDialog(QDialog):
         changing = pin.is_set()
         self.setWindowTitle("Change the admin PIN" if changing else "Set the admin PIN")
         layout = QVBoxLayout(self)
-        intro = ("Enter the current PIN, then the new one twice." if changing else
-                 "This kiosk has no admin PIN yet. Choose one: it protects the admin area, enrollment and leaving "
-                 "kiosk mode. Digits only, at least 6.")
+        intro = (
+            "Enter the current PIN, then the new one twice."
+            if changing
+            else "This kiosk has no admin PIN yet. Choose one: it protects the admin area, enrollment and leaving "
+            "kiosk mode. Digits only, at least 6."
+        )
         text = QLabel(intro)
         text.setWordWrap(True)
         layout.addWidget(text)
@@ -234,8 +243,15 @@ class AdminDialog(QDialog):
     enroll_requested = pyqtSignal()
     gallery_changed = pyqtSignal()
 
-    def __init__(self, settings: Settings, pin: AdminPin, parent: QWidget | None = None, *,
-                 gallery_path: Path | None = None, audit_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pin: AdminPin,
+        parent: QWidget | None = None,
+        *,
+        gallery_path: Path | None = None,
+        audit_path: Path | None = None,
+    ) -> None:
         super().__init__(parent)
         self.settings = settings
         self.pin = pin
@@ -282,10 +298,14 @@ class AdminDialog(QDialog):
         self.people_table.setObjectName("peopleTable")
         layout.addWidget(self.people_table)
         row = QHBoxLayout()
-        for text, slot in (("Enroll…", self.enroll_requested.emit), ("Rename…", self._ask_rename),
-                           ("Enable / disable", self._toggle_selected),
-                           ("Head turn always / when unsure", self._toggle_challenge), ("Remove…", self._ask_remove),
-                           ("Refresh", self.refresh_people)):
+        for text, slot in (
+            ("Enroll…", self.enroll_requested.emit),
+            ("Rename…", self._ask_rename),
+            ("Enable / disable", self._toggle_selected),
+            ("Head turn always / when unsure", self._toggle_challenge),
+            ("Remove…", self._ask_remove),
+            ("Refresh", self.refresh_people),
+        ):
             b = QPushButton(text)
             b.clicked.connect(slot)
             row.addWidget(b)
@@ -296,9 +316,20 @@ class AdminDialog(QDialog):
     def refresh_people(self) -> None:
         def show(people: list[Person]) -> None:
             self.people = people
-            _fill(self.people_table, [[p.employee_id, p.name, "yes" if p.active else "no",
-                                       "always" if p.challenge else "when unsure", p.templates, p.created]
-                                      for p in people])
+            _fill(
+                self.people_table,
+                [
+                    [
+                        p.employee_id,
+                        p.name,
+                        "yes" if p.active else "no",
+                        "always" if p.challenge else "when unsure",
+                        p.templates,
+                        p.created,
+                    ]
+                    for p in people
+                ],
+            )
 
         self.tasks.run(self.admin_actions.people, show, self._failed)
 
@@ -319,12 +350,16 @@ class AdminDialog(QDialog):
         self._gallery_op(lambda: self.admin_actions.rename(employee_id, name), "Renamed {id} to {name}")
 
     def set_active(self, employee_id: str, active: bool) -> None:
-        self._gallery_op(lambda: self.admin_actions.set_active(employee_id, active),
-                         "{name} ({id}) is now " + ("enabled" if active else "disabled"))
+        self._gallery_op(
+            lambda: self.admin_actions.set_active(employee_id, active),
+            "{name} ({id}) is now " + ("enabled" if active else "disabled"),
+        )
 
     def set_challenge(self, employee_id: str, on: bool) -> None:
-        self._gallery_op(lambda: self.admin_actions.set_challenge(employee_id, on),
-                         "{name} ({id}): the door asks for a head turn " + ("always" if on else "only when unsure"))
+        self._gallery_op(
+            lambda: self.admin_actions.set_challenge(employee_id, on),
+            "{name} ({id}): the door asks for a head turn " + ("always" if on else "only when unsure"),
+        )
 
     def remove(self, employee_id: str) -> None:
         self._gallery_op(lambda: self.admin_actions.remove(employee_id), "Removed {name} ({id}) and their templates")
@@ -353,8 +388,11 @@ class AdminDialog(QDialog):
         p = self.selected_person()
         if p is None:
             return self.say("Select a person first", error=True)
-        answer = QMessageBox.question(self, "Remove", f"Remove {p.name} ({p.employee_id}) and {p.templates} "
-                                      "template(s)? They will no longer be let in.")
+        answer = QMessageBox.question(
+            self,
+            "Remove",
+            f"Remove {p.name} ({p.employee_id}) and {p.templates} template(s)? They will no longer be let in.",
+        )
         if answer == QMessageBox.StandardButton.Yes:
             self.remove(p.employee_id)
 
@@ -407,15 +445,33 @@ class AdminDialog(QDialog):
 
         def show(rows: list[dict]) -> None:
             self.events = rows
-            _fill(self.audit_table, [[r["time"], r["kiosk"], r["event"], r["reason"], r["person_id"], r["name"],
-                                      r["distance"], r["liveness"]] for r in reversed(rows)])
+            _fill(
+                self.audit_table,
+                [
+                    [
+                        r["time"],
+                        r["kiosk"],
+                        r["event"],
+                        r["reason"],
+                        r["person_id"],
+                        r["name"],
+                        r["distance"],
+                        r["liveness"],
+                    ]
+                    for r in reversed(rows)
+                ],
+            )
 
         self.tasks.run(lambda: self.admin_actions.events(person, AUDIT_ROWS), show, self._failed)
 
     def export_events(self, path: str | Path) -> None:
         person = self.person_filter.text().strip() or None
 
-        self.tasks.run(lambda: self.admin_actions.export_events(path, person), lambda n: self.say(f"{n} events written to {path}"), self._failed)
+        self.tasks.run(
+            lambda: self.admin_actions.export_events(path, person),
+            lambda n: self.say(f"{n} events written to {path}"),
+            self._failed,
+        )
 
     def _ask_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export the audit log", "events.csv", "CSV (*.csv)")
@@ -426,8 +482,10 @@ class AdminDialog(QDialog):
     def _pin_page(self) -> QWidget:
         page = QWidget()
         layout = QVBoxLayout(page)
-        text = QLabel("The admin PIN protects this area, enrollment and leaving kiosk mode. It is stored as a salted "
-                      "scrypt hash; after 5 wrong PINs in a row it is refused for a while.")
+        text = QLabel(
+            "The admin PIN protects this area, enrollment and leaving kiosk mode. It is stored as a salted "
+            "scrypt hash; after 5 wrong PINs in a row it is refused for a while."
+        )
         text.setWordWrap(True)
         layout.addWidget(text)
         change = QPushButton("Change the PIN…")

@@ -25,10 +25,16 @@ from accessctl.storage.replica import door_store
 
 def application() -> QApplication:
     """The one QApplication; a clear error, not Qt's abort, when there is no screen."""
-    if (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
-            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
-        raise AccessctlError("no display to open the kiosk window on: run it on the kiosk's screen, use --headless, "
-                             "or set QT_QPA_PLATFORM=offscreen")
+    if (
+        sys.platform.startswith("linux")
+        and not os.environ.get("QT_QPA_PLATFORM")
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+    ):
+        raise AccessctlError(
+            "no display to open the kiosk window on: run it on the kiosk's screen, use --headless, "
+            "or set QT_QPA_PLATFORM=offscreen"
+        )
     if sys.platform.startswith("linux") and uses_xcb():
         problem = xcb_problem()  # Qt would abort the process (a core dump), not raise
         if problem:
@@ -48,8 +54,9 @@ def _qt_message(kind: QtMsgType, context: QMessageLogContext, message: str | Non
         print(message, file=sys.stderr)
 
 
-def run_kiosk(sources: Sequence[str], settings: Settings, *, realtime: bool = True, loop: bool = False,
-              fullscreen: bool = False) -> int:
+def run_kiosk(
+    sources: Sequence[str], settings: Settings, *, realtime: bool = True, loop: bool = False, fullscreen: bool = False
+) -> int:
     """Open the kiosk window and run until it is closed.
 
     On the first run there is no admin PIN yet: it is asked for before anything else,
@@ -76,8 +83,9 @@ def run_kiosk(sources: Sequence[str], settings: Settings, *, realtime: bool = Tr
             session.problem(obj)
 
     with Reporter(settings, reporter_news) as reporter, door_store(settings, reporter.wrap(store_changed)) as replica:
-        session = KioskSession(list(sources), settings, realtime=realtime, loop=loop, gallery_path=replica,
-                               reporter=reporter)
+        session = KioskSession(
+            list(sources), settings, realtime=realtime, loop=loop, gallery_path=replica, reporter=reporter
+        )
         for obj in notes:
             session.store_changed(obj)
         window = KioskWindow(session, pin, fullscreen=fullscreen, gallery_path=replica)

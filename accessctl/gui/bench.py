@@ -40,7 +40,9 @@ def run_kiosk_bench(sources: Sequence[str], *, max_s: float = 300.0) -> dict:
             mark["start"], mark["preview"] = time.monotonic(), window.preview_frames
             session.reset_measurements()
             window.reset_measurements()
-        if (view is not None and view.state in (KioskState.ENDED, KioskState.OUT_OF_SERVICE)) or time.monotonic() - t0 > max_s:
+        if (
+            view is not None and view.state in (KioskState.ENDED, KioskState.OUT_OF_SERVICE)
+        ) or time.monotonic() - t0 > max_s:
             mark["end"] = time.monotonic()
             loop.quit()
 

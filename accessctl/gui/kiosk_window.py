@@ -37,8 +37,15 @@ TICK_MS = 16
 
 
 class KioskWindow(QMainWindow):
-    def __init__(self, session: KioskSession, pin: AdminPin, *, fullscreen: bool = False,
-                 gallery_path: Path | None = None, audit_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        session: KioskSession,
+        pin: AdminPin,
+        *,
+        fullscreen: bool = False,
+        gallery_path: Path | None = None,
+        audit_path: Path | None = None,
+    ) -> None:
         super().__init__()
         self.session = session
         self.pin = pin
@@ -65,8 +72,9 @@ class KioskWindow(QMainWindow):
         self.admin_button = QPushButton("Admin")
         self.admin_button.setObjectName("adminButton")
         self.admin_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.admin_button.setStyleSheet("color: #90a4ae; background: transparent; border: 1px solid #37474f; "
-                                        "padding: 4px 12px")
+        self.admin_button.setStyleSheet(
+            "color: #90a4ae; background: transparent; border: 1px solid #37474f; padding: 4px 12px"
+        )
         self.admin_button.clicked.connect(self.open_admin)
         top.addWidget(self.title)
         top.addStretch(1)
@@ -151,8 +159,9 @@ class KioskWindow(QMainWindow):
                 self.preview_frames += 1
             self._shown = shown
             faces = view.result.faces if view.result is not None and view.frame is not None else ()
-            self.video.show_frame(view.frame.image if view.frame is not None else None, faces,
-                                  dim=view.idle and view.banner is None)
+            self.video.show_frame(
+                view.frame.image if view.frame is not None else None, faces, dim=view.idle and view.banner is None
+            )
         while self.preview_times and now - self.preview_times[0] > 2.0:
             self.preview_times.popleft()
         text = screen_text(view)
@@ -160,8 +169,9 @@ class KioskWindow(QMainWindow):
             self.text = text
             self.banner.setStyleSheet(f"background: {TONE_COLOURS[text.tone]}; color: white; padding: 12px")
             detail = f"<div style='font-size: 26px'>{html.escape(text.detail)}</div>" if text.detail else ""
-            self.banner.setText(f"<div style='font-size: 44px; font-weight: bold'>{html.escape(text.headline)}</div>"
-                                + detail)
+            self.banner.setText(
+                f"<div style='font-size: 44px; font-weight: bold'>{html.escape(text.headline)}</div>" + detail
+            )
         if now - self._last_status >= 0.5:
             self._last_status = now
             self.clock.setText(time.strftime("%H:%M"))
@@ -172,8 +182,11 @@ class KioskWindow(QMainWindow):
         return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
 
     def status_line(self, view: KioskView) -> str:
-        parts = [f"camera {view.capture_fps:.0f} fps", f"preview {self.preview_fps():.0f} fps",
-                 f"inference {view.inference_fps:.0f} fps"]
+        parts = [
+            f"camera {view.capture_fps:.0f} fps",
+            f"preview {self.preview_fps():.0f} fps",
+            f"inference {view.inference_fps:.0f} fps",
+        ]
         if view.latency_ms is not None:
             parts.append(f"latency {view.latency_ms:.0f} ms")
         if view.message and view.state not in (KioskState.OUT_OF_SERVICE, KioskState.CAMERA_LOST):
@@ -208,8 +221,9 @@ class KioskWindow(QMainWindow):
     def show_admin(self) -> None:
         """The admin area (after the PIN)."""
         self._audit("unlock")
-        self.admin = AdminDialog(self.session.settings, self.pin, self, gallery_path=self.gallery_path,
-                                 audit_path=self.audit_path)
+        self.admin = AdminDialog(
+            self.session.settings, self.pin, self, gallery_path=self.gallery_path, audit_path=self.audit_path
+        )
         self.admin.settings_saved.connect(self.apply_settings)
         self.admin.enroll_requested.connect(self.open_wizard)
         self.admin.open()
@@ -222,9 +236,16 @@ class KioskWindow(QMainWindow):
     def open_wizard(self) -> None:
         """Enrollment needs the camera: the kiosk lets go of it until the wizard closes."""
         self.session.stop()
-        self.wizard = EnrollWizard(self.session.sources, self.session.settings, self.pin,
-                                   realtime=self.session.realtime, unlocked=True, gallery_path=self.gallery_path,
-                                   audit_path=self.audit_path, parent=self)
+        self.wizard = EnrollWizard(
+            self.session.sources,
+            self.session.settings,
+            self.pin,
+            realtime=self.session.realtime,
+            unlocked=True,
+            gallery_path=self.gallery_path,
+            audit_path=self.audit_path,
+            parent=self,
+        )
         if self.admin is not None:
             self.wizard.enrolled.connect(self._refresh_admin_people)
         self.wizard.finished.connect(self._wizard_closed)

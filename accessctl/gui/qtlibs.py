@@ -63,9 +63,13 @@ def missing_libraries(plugin: Path, qt_lib: Path) -> list[str]:
     ldd = shutil.which("ldd")
     if ldd is None or not plugin.is_file():
         return []
-    env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(filter(None, [str(qt_lib), os.environ.get("LD_LIBRARY_PATH")])))
+    env = dict(
+        os.environ, LD_LIBRARY_PATH=os.pathsep.join(filter(None, [str(qt_lib), os.environ.get("LD_LIBRARY_PATH")]))
+    )
     try:
-        out = subprocess.run([ldd, str(plugin)], capture_output=True, text=True, timeout=10, env=env, check=False).stdout
+        out = subprocess.run(
+            [ldd, str(plugin)], capture_output=True, text=True, timeout=10, env=env, check=False
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return sorted({line.split()[0] for line in out.splitlines() if "not found" in line})
@@ -93,5 +97,7 @@ def xcb_problem() -> str | None:
     if not missing:
         return None
     packages = sorted({PACKAGES.get(m, m) for m in missing})
-    return (f"the kiosk window cannot open on this X display: Qt's xcb platform needs {', '.join(missing)}; "
-            f"install them (sudo apt-get install {' '.join(packages)}), or use --headless")
+    return (
+        f"the kiosk window cannot open on this X display: Qt's xcb platform needs {', '.join(missing)}; "
+        f"install them (sudo apt-get install {' '.join(packages)}), or use --headless"
+    )

@@ -29,8 +29,12 @@ class Tasks(QObject):
         self._finished.connect(self._deliver)
         self.pending = 0
 
-    def run(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
-            on_error: Callable[[Exception], None] | None = None) -> None:
+    def run(
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
         self.pending += 1
 
         def job() -> None:

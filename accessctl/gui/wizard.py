@@ -61,8 +61,9 @@ CONSENT_TEXT = (
 def chip_pixmap(chip: np.ndarray, side: int = 96) -> QPixmap:
     h, w = chip.shape[:2]
     image = QImage(np.ascontiguousarray(chip).tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-    return QPixmap.fromImage(image).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
-                                           Qt.TransformationMode.SmoothTransformation)
+    return QPixmap.fromImage(image).scaled(
+        side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+    )
 
 
 class PinPage(QWizardPage):
@@ -164,8 +165,9 @@ class CameraPage(QWizardPage):
         self.w = wizard
         self.session: CaptureSession | None = None
         self.setTitle("Capture")
-        self.setSubTitle("Follow the prompt. Each pose is taken when the face is live, sharp, large enough and "
-                         "turned as asked.")
+        self.setSubTitle(
+            "Follow the prompt. Each pose is taken when the face is live, sharp, large enough and turned as asked."
+        )
         layout = QHBoxLayout(self)
         left = QVBoxLayout()
         self.video = VideoWidget(mirror=wizard.settings.kiosk.mirror)
@@ -208,8 +210,9 @@ class CameraPage(QWizardPage):
             self.thumbs[pose.name].setPixmap(QPixmap())
             self.thumbs[pose.name].setText(f"{pose.name}\n(waiting)")
         if self.session is None:
-            self.session = CaptureSession(self.w.sources, self.w.settings, realtime=self.w.realtime,
-                                          gallery_path=self.w.gallery_path)
+            self.session = CaptureSession(
+                self.w.sources, self.w.settings, realtime=self.w.realtime, gallery_path=self.w.gallery_path
+            )
         self.session.start()
         self.timer.start()
         self.completeChanged.emit()
@@ -269,8 +272,9 @@ class FilesPage(QWizardPage):
         self.good: list[tuple[str, EncodedFace]] = []
 
     def _ask_files(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Photos of the person", "",
-                                                "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.pgm *.ppm)")
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, "Photos of the person", "", "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.pgm *.ppm)"
+        )
         if paths:
             self.add_files(paths)
 
@@ -381,9 +385,18 @@ class EnrollWizard(QWizard):
 
     enrolled = pyqtSignal(object)
 
-    def __init__(self, sources: str | Sequence[str], settings: Settings, pin: AdminPin, *, realtime: bool = True,
-                 unlocked: bool = False, gallery_path: Path | None = None, audit_path: Path | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        sources: str | Sequence[str],
+        settings: Settings,
+        pin: AdminPin,
+        *,
+        realtime: bool = True,
+        unlocked: bool = False,
+        gallery_path: Path | None = None,
+        audit_path: Path | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.sources = [sources] if isinstance(sources, str) else list(sources)
         self.settings, self.realtime = settings, realtime
@@ -400,10 +413,15 @@ class EnrollWizard(QWizard):
         self.camera_page = CameraPage(self)
         self.files_page = FilesPage(self)
         self.review_page = ReviewPage(self)
-        for page_id, page in ((PIN_PAGE, PinPage(pin)), (DETAILS_PAGE, DetailsPage(self.admin_actions, self.tasks)),
-                              (CONSENT_PAGE, ConsentPage()), (METHOD_PAGE, MethodPage()),
-                              (CAMERA_PAGE, self.camera_page), (FILES_PAGE, self.files_page),
-                              (REVIEW_PAGE, self.review_page)):
+        for page_id, page in (
+            (PIN_PAGE, PinPage(pin)),
+            (DETAILS_PAGE, DetailsPage(self.admin_actions, self.tasks)),
+            (CONSENT_PAGE, ConsentPage()),
+            (METHOD_PAGE, MethodPage()),
+            (CAMERA_PAGE, self.camera_page),
+            (FILES_PAGE, self.files_page),
+            (REVIEW_PAGE, self.review_page),
+        ):
             self.setPage(page_id, page)
         self.setStartId(DETAILS_PAGE if unlocked else PIN_PAGE)
 

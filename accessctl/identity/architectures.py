@@ -8,6 +8,8 @@ a trained run's plain state dict; training imports them, never the other way rou
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -97,10 +99,14 @@ class SmallFaceNet(nn.Module):
         self.size = size
         chans = [3, width, width * 2, width * 4, width * 8]
         layers: list[nn.Module] = []
-        for cin, cout in zip(chans, chans[1:]):
+        for cin, cout in pairwise(chans):
             layers += [
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
                 nn.MaxPool2d(2),
             ]
         self.features = nn.Sequential(*layers)

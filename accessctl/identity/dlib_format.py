@@ -49,10 +49,19 @@ NETWORK: list[tuple] = [
     ("fc", 128),
     ("avg_pool", 0, 1),  # avg_pool_everything
     *_ares_down(256),  # level 0
-    *_ares(256), *_ares(256), *_ares_down(256),  # level 1
-    *_ares(128), *_ares(128), *_ares_down(128),  # level 2
-    *_ares(64), *_ares(64), *_ares(64), *_ares_down(64),  # level 3
-    *_ares(32), *_ares(32), *_ares(32),  # level 4
+    *_ares(256),
+    *_ares(256),
+    *_ares_down(256),  # level 1
+    *_ares(128),
+    *_ares(128),
+    *_ares_down(128),  # level 2
+    *_ares(64),
+    *_ares(64),
+    *_ares(64),
+    *_ares_down(64),  # level 3
+    *_ares(32),
+    *_ares(32),
+    *_ares(32),  # level 4
     ("max_pool", 3, 2),
     ("relu",),
     ("affine", 32),
@@ -101,7 +110,9 @@ class _Stream:
     def expect_name(self, *names: str) -> str:
         got = self.string()
         if got not in names:
-            raise EncoderError(f"encoder weights: expected layer {' or '.join(names)}, found {got!r} at byte {self.pos}")
+            raise EncoderError(
+                f"encoder weights: expected layer {' or '.join(names)}, found {got!r} at byte {self.pos}"
+            )
         return got
 
     def expect_int(self, value: builtins.int, what: str) -> None:
@@ -148,7 +159,9 @@ def _read_details(s: _Stream, layer: tuple) -> LayerParams | None:
         s.alias()
         mode = s.int()
         if mode != 0 or params.size != 2 * n:
-            raise EncoderError(f"encoder weights: affine layer of {params.size // 2} channels (mode {mode}), expected {n}")
+            raise EncoderError(
+                f"encoder weights: affine layer of {params.size // 2} channels (mode {mode}), expected {n}"
+            )
         return LayerParams("affine", (params[:n].copy(), params[n:].copy()))
     if kind == "fc":
         n = layer[1]
@@ -161,7 +174,9 @@ def _read_details(s: _Stream, layer: tuple) -> LayerParams | None:
         for _ in range(4):
             s.float()
         if n_out != n or bias_mode != 1 or params.size != n_in * n_out:
-            raise EncoderError(f"encoder weights: fc layer {n_in}->{n_out} (bias mode {bias_mode}), expected ->{n} without bias")
+            raise EncoderError(
+                f"encoder weights: fc layer {n_in}->{n_out} (bias mode {bias_mode}), expected ->{n} without bias"
+            )
         return LayerParams("fc", (params.reshape(n_in, n_out).copy(),))
     if kind in ("max_pool", "avg_pool"):
         _, k, stride = layer
@@ -207,7 +222,11 @@ def read_dlib_metric_net(path: str | Path) -> list[LayerParams]:
     s.expect_name("input_rgb_image_sized")
     mean = (s.float(), s.float(), s.float())
     size = (s.int(), s.int())
-    if size != (INPUT_SIZE, INPUT_SIZE) or any(abs(a - b) > 1e-3 for a, b in zip(mean, INPUT_MEAN)):
+    if (
+        size != (INPUT_SIZE, INPUT_SIZE)
+        or len(mean) != len(INPUT_MEAN)
+        or any(abs(a - b) > 1e-3 for a, b in zip(mean, INPUT_MEAN, strict=True))
+    ):
         raise EncoderError(f"encoder weights: input layer {size} mean {mean} is not the 150x150 face network")
 
     params: list[LayerParams] = []
@@ -225,5 +244,3 @@ def read_dlib_metric_net(path: str | Path) -> list[LayerParams]:
     if s.pos != len(data):
         raise EncoderError(f"encoder weights: {len(data) - s.pos} bytes left over after the network")
     return params
-
-

@@ -27,8 +27,16 @@ from accessctl.vision.faces import chip_batch
 if TYPE_CHECKING:
     from accessctl.identity.installed import EncoderInfo
 
-__all__ = ["Encoder", "SFaceEncoder", "load_encoder", "load_run_encoder", "DlibResNet", "PRETRAINED_ID", "SFACE_ID",
-           "BUILTIN"]
+__all__ = [
+    "Encoder",
+    "SFaceEncoder",
+    "load_encoder",
+    "load_run_encoder",
+    "DlibResNet",
+    "PRETRAINED_ID",
+    "SFACE_ID",
+    "BUILTIN",
+]
 
 
 class FaceEncoder(Protocol):
@@ -50,7 +58,9 @@ class Encoder:
     ``normalize`` L2-normalises the output, for networks trained on the unit sphere.
     """
 
-    def __init__(self, model: torch.nn.Module, encoder_id: str, *, normalize: bool = False, batch_size: int = 32) -> None:
+    def __init__(
+        self, model: torch.nn.Module, encoder_id: str, *, normalize: bool = False, batch_size: int = 32
+    ) -> None:
         self.encoder_id = encoder_id
         self.batch_size = batch_size
         self.normalize = normalize

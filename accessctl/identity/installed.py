@@ -44,7 +44,9 @@ def encoder_folder(encoder_id: str) -> Path:
 def _read_info(folder: Path, weights: str) -> EncoderInfo:
     try:
         doc = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        info = EncoderInfo(str(doc["encoder_id"]), str(doc["arch"]), bool(doc["normalize"]), float(doc["threshold"]), folder)
+        info = EncoderInfo(
+            str(doc["encoder_id"]), str(doc["arch"]), bool(doc["normalize"]), float(doc["threshold"]), folder
+        )
     except FileNotFoundError:
         raise EncoderError(f"{folder}: no config.json (is this a finished `accessctl encoder train` run?)") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -75,8 +77,13 @@ def install(run: str | Path) -> EncoderInfo:
     config.write_private(folder / "weights.pt", lambda tmp: shutil.copyfile(run / "best.pt", tmp))
     if (run / "head.pt").is_file():
         config.write_private(folder / "head.pt", lambda tmp: shutil.copyfile(run / "head.pt", tmp))
-    doc = {"encoder_id": info.encoder_id, "arch": info.arch, "normalize": info.normalize,
-           "threshold": info.threshold, "source": str(run.resolve())}
+    doc = {
+        "encoder_id": info.encoder_id,
+        "arch": info.arch,
+        "normalize": info.normalize,
+        "threshold": info.threshold,
+        "source": str(run.resolve()),
+    }
     config.write_private(folder / "config.json", json.dumps(doc, indent=1))
     return installed(info.encoder_id)
 

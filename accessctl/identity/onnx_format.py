@@ -20,8 +20,16 @@ import numpy as np
 from accessctl.errors import EncoderError
 
 # TensorProto.DataType -> numpy
-_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64, 10: np.float16,
-           11: np.float64}
+_DTYPES = {
+    1: np.float32,
+    2: np.uint8,
+    3: np.int8,
+    5: np.int16,
+    6: np.int32,
+    7: np.int64,
+    10: np.float16,
+    11: np.float64,
+}
 
 
 @dataclass
@@ -70,7 +78,7 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
             size, pos = _varint(buf, pos)
             if pos + size > len(buf):
                 raise EncoderError("ONNX file: truncated")
-            yield number, buf[pos:pos + size]
+            yield number, buf[pos : pos + size]
             pos += size
         elif wire == 5:
             yield number, struct.unpack_from("<i", buf, pos)[0]
@@ -150,8 +158,11 @@ def _attribute(buf: bytes) -> tuple[str, int | float | list[int] | list[float] |
         elif number == 5 and isinstance(v, bytes):
             value = _tensor(v)[1].ravel().tolist()
         elif number == 7:
-            floats += list(np.frombuffer(v, "<f4")) if isinstance(v, bytes) else [
-                struct.unpack("<f", struct.pack("<i", v))[0]]
+            floats += (
+                list(np.frombuffer(v, "<f4"))
+                if isinstance(v, bytes)
+                else [struct.unpack("<f", struct.pack("<i", v))[0]]
+            )
         elif number == 8:
             ints += _ints(v)
     if ints:

@@ -75,9 +75,12 @@ class Residual(nn.Module):
 # (output channels, downsample first) for each residual unit, in forward order.
 LAYOUT: list[tuple[int, bool]] = (
     [(32, False)] * 3
-    + [(64, True)] + [(64, False)] * 3
-    + [(128, True)] + [(128, False)] * 2
-    + [(256, True)] + [(256, False)] * 2
+    + [(64, True)]
+    + [(64, False)] * 3
+    + [(128, True)]
+    + [(128, False)] * 2
+    + [(256, True)]
+    + [(256, False)] * 2
     + [(256, True)]
 )
 

@@ -114,7 +114,7 @@ class SFaceEncoder:
         out = np.empty((len(chips), self.dim), np.float32)
         with torch.inference_mode():
             for start in range(0, len(chips), self.batch_size):
-                part = np.stack([self.chip(c) for c in chips[start:start + self.batch_size]])
+                part = np.stack([self.chip(c) for c in chips[start : start + self.batch_size]])
                 x = SFaceNet.preprocess(torch.from_numpy(part)).contiguous(memory_format=torch.channels_last)
-                out[start:start + len(part)] = F.normalize(self._model(x), dim=1).numpy()
+                out[start : start + len(part)] = F.normalize(self._model(x), dim=1).numpy()
         return out

@@ -45,7 +45,8 @@ def check_switchable(gallery: Gallery) -> None:
     if missing:
         raise AccessctlError(
             f"{len(missing)} people were enrolled without a stored face (imported from an old export): "
-            + ", ".join(p.employee_id for p in missing[:10]) + "; re-enroll or remove them first"
+            + ", ".join(p.employee_id for p in missing[:10])
+            + "; re-enroll or remove them first"
         )
 
 
@@ -59,7 +60,8 @@ def switch_encoder(gallery: Gallery, choice: EncoderChoice, settings: Settings) 
     check_switchable(gallery)
     encoder = load_encoder(choice.encoder_id) if choice.run is None else load_run_encoder(choice.name)
     settings.match.threshold, settings.match.encoder = (
-        (0.0, "") if choice.run is None else (round(choice.threshold, 4), choice.encoder_id))
+        (0.0, "") if choice.run is None else (round(choice.threshold, 4), choice.encoder_id)
+    )
     check_settings(settings)  # the configuration it will write, before anything is written
     check = None
     if choice.run is not None:
@@ -68,4 +70,5 @@ def switch_encoder(gallery: Gallery, choice: EncoderChoice, settings: Settings) 
         def check(embeddings: np.ndarray, person_ids: np.ndarray) -> None:
             check_trained_threshold(choice.threshold, embeddings, person_ids, unit=unit)
             install(choice.name)  # validated, before the gallery's write: a failed write leaves only unused files
+
     return gallery.reencode(choice.encoder_id, encoder.encode, check)

@@ -52,7 +52,7 @@ def state_dict_from_dlib(params: list[LayerParams]) -> dict[str, torch.Tensor]:
     if len(params) != len(targets):
         raise EncoderError(f"encoder weights hold {len(params)} layers, the network has {len(targets)}")
     state: dict[str, torch.Tensor] = {}
-    for (prefix, kind), layer in zip(targets, params):
+    for (prefix, kind), layer in zip(targets, params, strict=True):
         if layer.kind != kind:
             raise EncoderError(f"encoder weights: found a {layer.kind} layer where {prefix} ({kind}) belongs")
         if kind == "fc":
@@ -83,6 +83,11 @@ def pretrained_state_dict(cache: Path | None = None) -> dict[str, torch.Tensor]:
     source = dlib_weights_path()
     state = state_dict_from_dlib(read_dlib_metric_net(source))
     config.write_private(pt, lambda tmp: torch.save(state, tmp))
-    meta = {"format": _CACHE_FORMAT, "sha256": config.sha256_file(pt), "source": source.name, "source_sha256": config.sha256_file(source)}
+    meta = {
+        "format": _CACHE_FORMAT,
+        "sha256": config.sha256_file(pt),
+        "source": source.name,
+        "source_sha256": config.sha256_file(source),
+    }
     config.write_private(record, json.dumps(meta, indent=1))
     return state

@@ -101,8 +101,9 @@ class AdminActions:
 
         return self.audited("enroll", who, detail, write)
 
-    def _person_op(self, action: str, employee_id: str, detail: dict | None,
-                   op: Callable[[Gallery | CentralGallery], Person]) -> Person:
+    def _person_op(
+        self, action: str, employee_id: str, detail: dict | None, op: Callable[[Gallery | CentralGallery], Person]
+    ) -> Person:
         with self._gallery() as g:
             before = g.get(employee_id)
             return self.audited(action, before, detail, lambda: op(g))
@@ -111,12 +112,14 @@ class AdminActions:
         return self._person_op("rename", employee_id, {"name": name}, lambda g: g.rename(employee_id, name))
 
     def set_active(self, employee_id: str, active: bool) -> Person:
-        return self._person_op("enable" if active else "disable", employee_id, None,
-                               lambda g: g.set_active(employee_id, active))
+        return self._person_op(
+            "enable" if active else "disable", employee_id, None, lambda g: g.set_active(employee_id, active)
+        )
 
     def set_challenge(self, employee_id: str, on: bool) -> Person:
-        return self._person_op("challenge on" if on else "challenge off", employee_id, None,
-                               lambda g: g.set_challenge(employee_id, on))
+        return self._person_op(
+            "challenge on" if on else "challenge off", employee_id, None, lambda g: g.set_challenge(employee_id, on)
+        )
 
     def remove(self, employee_id: str) -> Person:
         def op(g: Gallery | CentralGallery) -> Person:
@@ -128,8 +131,12 @@ class AdminActions:
 
     # -- settings ---------------------------------------------------------------------
     def save_settings(self, old: Settings, new: Settings) -> Settings:
-        changed = {f"{s}.{k}": v for s in EDITABLE_SECTIONS for k, v in dataclasses.asdict(getattr(new, s)).items()
-                   if getattr(getattr(old, s), k) != v}
+        changed = {
+            f"{s}.{k}": v
+            for s in EDITABLE_SECTIONS
+            for k, v in dataclasses.asdict(getattr(new, s)).items()
+            if getattr(getattr(old, s), k) != v
+        }
         config.check_settings(new)  # a value the loader would refuse is never written (nor logged as done)
         self.audited("settings", None, changed, lambda: config.save_settings(new))
         return new
@@ -143,6 +150,10 @@ class AdminActions:
         """The log (or one person's part) as CSV in a private file; an audited action,
         since it copies who came and went out of the kiosk."""
         rows = self.events(person)
-        self.audited("export-events", None, {"file": str(path), "person": person},
-                      lambda: config.write_private(Path(path), to_csv(rows)))
+        self.audited(
+            "export-events",
+            None,
+            {"file": str(path), "person": person},
+            lambda: config.write_private(Path(path), to_csv(rows)),
+        )
         return len(rows)

@@ -32,6 +32,8 @@ def new_demo_pin() -> str:
         pin = "".join(secrets.choice("0123456789") for _ in range(8))
         if pin_problem(pin) is None:
             return pin
+
+
 # Of pair1/live.mov: the person looking at the camera. Pair 1's person shows life
 # within the door's look; pair 2's stands stiller and would be asked to turn the head,
 # to a side drawn at random, which the recording answers only half the time.
@@ -41,11 +43,16 @@ ENROLL_FRAME = 60
 def demo_videos() -> dict[str, Path]:
     data = config.shared_data_dir()
     if data is None:
-        raise AccessctlError("the demo plays videos from ../shared/data (or $ACCESSCTL_DATA), which is not here; "
-                             "run the kiosk on a video of your own: accessctl run --source VIDEO")
+        raise AccessctlError(
+            "the demo plays videos from ../shared/data (or $ACCESSCTL_DATA), which is not here; "
+            "run the kiosk on a video of your own: accessctl run --source VIDEO"
+        )
     pair = data / "video" / "replay_pairs" / "pair1"
-    videos = {"live": pair / "live.mov", "replay": pair / "replay.mp4",
-              "stranger": data / "video" / "faces" / "single_face.mp4"}
+    videos = {
+        "live": pair / "live.mov",
+        "replay": pair / "replay.mp4",
+        "stranger": data / "video" / "faces" / "single_face.mp4",
+    }
     missing = [str(p) for p in videos.values() if not p.is_file()]
     if missing:
         raise AccessctlError(f"demo videos missing: {', '.join(missing)}")
@@ -64,8 +71,9 @@ def prepare_demo(home: Path) -> tuple[list[str], str | None]:
         raise AccessctlError(f"{videos['live']} is shorter than expected")
     with Gallery() as gallery:
         if not gallery.people():
-            enroll(gallery, [(f"{videos['live'].name} frame {ENROLL_FRAME}", frame.image)], "P1", "Pair One",
-                   Settings())
+            enroll(
+                gallery, [(f"{videos['live'].name} frame {ENROLL_FRAME}", frame.image)], "P1", "Pair One", Settings()
+            )
     pin = AdminPin()
     new_pin = None
     if not pin.is_set():

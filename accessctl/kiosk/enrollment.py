@@ -90,7 +90,9 @@ class EnrollmentCapture:
         assert face.face is not None
         emb = self.pipeline.encoder.encode(face.face.chip[None])[0]
         first = next(iter(self._taken.values()))[1]
-        return float(np.linalg.norm(emb - first.embedding)) <= match_threshold(self.settings, self.pipeline.encoder.encoder_id)
+        return float(np.linalg.norm(emb - first.embedding)) <= match_threshold(
+            self.settings, self.pipeline.encoder.encoder_id
+        )
 
     def step(self, frame: Frame) -> CaptureState:
         result = self.pipeline.process(frame)
@@ -101,8 +103,9 @@ class EnrollmentCapture:
             return self._state(["No face in view: stand in front of the camera"], result)
         if len(result.faces) > 1:
             self._holding = []
-            return self._state([f"{len(result.faces)} faces in view: only the person enrolling may be in front of the camera"],
-                               result)
+            return self._state(
+                [f"{len(result.faces)} faces in view: only the person enrolling may be in front of the camera"], result
+            )
         face = result.faces[0]
         notice = ""
         if face.track_id != self._track:
@@ -114,8 +117,11 @@ class EnrollmentCapture:
         if face.liveness.state == LivenessState.SPOOF:
             self.reset()
             self._track = face.track_id
-            return self._state(["Photo or screen detected: enrollment needs the person themselves"], result,
-                               "Started over: a photo or screen was detected")
+            return self._state(
+                ["Photo or screen detected: enrollment needs the person themselves"],
+                result,
+                "Started over: a photo or screen was detected",
+            )
         assert face.face is not None
         q = face.face.quality
         problems = []
@@ -161,8 +167,14 @@ class CaptureSession:
     as every pose is taken, so the camera goes back to the kiosk while the admin
     reviews. Neither starting nor stopping waits for the worker."""
 
-    def __init__(self, sources: str | Sequence[str], settings: Settings, *, realtime: bool = True,
-                 gallery_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        sources: str | Sequence[str],
+        settings: Settings,
+        *,
+        realtime: bool = True,
+        gallery_path: Path | None = None,
+    ) -> None:
         self.sources = [sources] if isinstance(sources, str) else list(sources)
         self.settings = settings
         self.realtime = realtime
@@ -213,8 +225,9 @@ class CaptureSession:
         try:
             with Gallery(self.gallery_path) as gallery:
                 capture = EnrollmentCapture(gallery, self.settings, load_liveness())
-                feed = run.feed = FrameFeed(self.sources, realtime=self.realtime,
-                                            on_status=lambda s: self._on_status(run, s))
+                feed = run.feed = FrameFeed(
+                    self.sources, realtime=self.realtime, on_status=lambda s: self._on_status(run, s)
+                )
                 if run.stop.is_set():
                     return
                 with feed:

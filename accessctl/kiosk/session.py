@@ -14,6 +14,7 @@ service", nobody is let in, and it tries again every few seconds.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -43,6 +44,7 @@ RETRY_S = 5.0  # out of service: how long before the pipeline is started again
 RATE_WINDOW_S = 2.0  # frames and results per second are averaged over this long
 WARNING_S = 60.0  # how long a passing problem (a failed hook, a locked audit log) stays on the status line
 
+
 class KioskState(Label):
     """What the screen at the door is in: the feed's own states, and the kiosk's."""
 
@@ -54,8 +56,6 @@ class KioskState(Label):
     FAILED = "failed"
     OUT_OF_SERVICE = "out_of_service"
     STOPPED = "stopped"
-
-
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,12 @@ def banner_for(d: Decision, now: float) -> Banner:
         return Banner(d.event, "ACCESS GRANTED", f"Welcome, {d.name}", now, d.track_id)
     if d.event == EventKind.ALERT:
         return Banner(d.event, "PAUSED", "Too many refused attempts: please wait a moment", now, d.track_id)
-    why = {Reason.SPOOF: "Photo or screen detected", Reason.UNKNOWN: "Not recognised",
-           Reason.UNSURE: "Could not confirm a live person: step away and try again",
-           Reason.CHALLENGE: "Head turn not seen: step away and try again"}.get(d.reason, str(d.reason))
+    why = {
+        Reason.SPOOF: "Photo or screen detected",
+        Reason.UNKNOWN: "Not recognised",
+        Reason.UNSURE: "Could not confirm a live person: step away and try again",
+        Reason.CHALLENGE: "Head turn not seen: step away and try again",
+    }.get(d.reason, str(d.reason))
     return Banner(d.event, "ACCESS DENIED", why, now, d.track_id)
 
 
@@ -124,9 +127,18 @@ class _Run:
 
 
 class KioskSession:
-    def __init__(self, sources: str | Sequence[str], settings: Settings, *, realtime: bool = True, loop: bool = False,
-                 gallery_path: Path | None = None, audit_path: Path | None = None,
-                 emit: Callable[[dict], None] | None = None, reporter: Reporter | None = None) -> None:
+    def __init__(
+        self,
+        sources: str | Sequence[str],
+        settings: Settings,
+        *,
+        realtime: bool = True,
+        loop: bool = False,
+        gallery_path: Path | None = None,
+        audit_path: Path | None = None,
+        emit: Callable[[dict], None] | None = None,
+        reporter: Reporter | None = None,
+    ) -> None:
         self.sources = [sources] if isinstance(sources, str) else list(sources)
         self.settings = settings
         self.realtime, self.loop = realtime, loop
@@ -216,14 +228,26 @@ class KioskSession:
         settings = self.settings
         while not run.stop.is_set():
             try:
-                with Gallery(self.gallery_path) as gallery, \
-                        AuditLog(self.audit_path, kiosk=settings.kiosk.name) as audit:
-                    runner = Runner(gallery, settings, audit, lambda obj: self._emit(run, obj),
-                                    on_frame=lambda f, r, d: self._on_frame(run, f, r, d), reporter=self.reporter)
+                with (
+                    Gallery(self.gallery_path) as gallery,
+                    AuditLog(self.audit_path, kiosk=settings.kiosk.name) as audit,
+                ):
+                    runner = Runner(
+                        gallery,
+                        settings,
+                        audit,
+                        lambda obj: self._emit(run, obj),
+                        on_frame=lambda f, r, d: self._on_frame(run, f, r, d),
+                        reporter=self.reporter,
+                    )
                     if self.reporter is not None:
                         self.reporter.out_of_service("")
-                    run.feed = FrameFeed(self.sources, realtime=self.realtime, loop=self.loop,
-                                         on_status=lambda s: self._on_status(run, runner, s))
+                    run.feed = FrameFeed(
+                        self.sources,
+                        realtime=self.realtime,
+                        loop=self.loop,
+                        on_status=functools.partial(self._on_status, run, runner),
+                    )
                     run.runner = runner
                     if run.stop.is_set():
                         return
@@ -330,7 +354,9 @@ class KioskSession:
             while self._results and now - self._results[0] > RATE_WINDOW_S:
                 self._results.popleft()
             banner, result = self._banner, self._result
-            in_view = result is not None and any(f.track_id == banner.track_id for f in result.faces) if banner else False
+            in_view = (
+                result is not None and any(f.track_id == banner.track_id for f in result.faces) if banner else False
+            )
             if banner is not None and now - banner.shown_at > self.settings.kiosk.banner_s and not in_view:
                 banner = self._banner = None
             return KioskView(
@@ -389,8 +415,9 @@ def screen_text(view: KioskView) -> ScreenText:
     if view.paused:
         return ScreenText(Tone.WARNING, "PAUSED", "Too many refused attempts: please wait a moment")
     faces = view.result.faces if view.result is not None else []
-    asked = next((f.challenge for f in faces if f.challenge is not None
-                  and f.challenge.state == ChallengeState.ACTIVE), None)
+    asked = next(
+        (f.challenge for f in faces if f.challenge is not None and f.challenge.state == ChallengeState.ACTIVE), None
+    )
     if asked is not None:
         return ScreenText(Tone.WARNING, challenge_prompt(asked), f"{asked.time_left:.1f} s left")
     if view.idle or not faces:

@@ -27,4 +27,3 @@ very still gives none either.
 (the face leaves the view); an attack whose score wavers is never let in on a lucky
 frame.
 """
-

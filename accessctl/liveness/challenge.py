@@ -117,8 +117,17 @@ class Challenge:
 
     def fail(self, t: float, why: ChallengeFailure) -> ChallengeStatus:
         if self.status.state == ChallengeState.ACTIVE:
-            self.status = ChallengeStatus(ChallengeState.FAILED, self._turn, self._step, self.steps, self._issued,
-                                          self._issued + self.step_s, t, self.status.turned_deg, why)
+            self.status = ChallengeStatus(
+                ChallengeState.FAILED,
+                self._turn,
+                self._step,
+                self.steps,
+                self._issued,
+                self._issued + self.step_s,
+                t,
+                self.status.turned_deg,
+                why,
+            )
         return self.status
 
     def update(self, t: float, yaw: float, *, spoof: bool, head_moved: bool) -> ChallengeStatus:
@@ -138,14 +147,30 @@ class Challenge:
             return self.fail(t, ChallengeFailure.WRONG_WAY)
         if turned >= TURN_DEG and self._evidence:
             if self._step == self.steps:
-                self.status = ChallengeStatus(ChallengeState.PASSED, self._turn, self._step, self.steps,
-                                              self._issued, self._issued + self.step_s, t, turned)
+                self.status = ChallengeStatus(
+                    ChallengeState.PASSED,
+                    self._turn,
+                    self._step,
+                    self.steps,
+                    self._issued,
+                    self._issued + self.step_s,
+                    t,
+                    turned,
+                )
                 return self.status
             self._step, self._turn = self._step + 1, self._turn.other
             self._start(t, yaw)
             turned = 0.0
         elif t >= self._issued + self.step_s:
             return self.fail(t, ChallengeFailure.NOT_A_HEAD if turned >= TURN_DEG else ChallengeFailure.TIMEOUT)
-        self.status = ChallengeStatus(ChallengeState.ACTIVE, self._turn, self._step, self.steps, self._issued,
-                                      self._issued + self.step_s, t, turned)
+        self.status = ChallengeStatus(
+            ChallengeState.ACTIVE,
+            self._turn,
+            self._step,
+            self.steps,
+            self._issued,
+            self._issued + self.step_s,
+            t,
+            turned,
+        )
         return self.status

@@ -58,8 +58,9 @@ class Observation:
     size: tuple[int, int]  # the image's width and height
 
 
-def cnn_crop(image: np.ndarray, box: tuple[float, float, float, float], scale: float,
-             correction: float = BOX_CORRECTION) -> np.ndarray:
+def cnn_crop(
+    image: np.ndarray, box: tuple[float, float, float, float], scale: float, correction: float = BOX_CORRECTION
+) -> np.ndarray:
     """The MiniFASNet input for an RGB image and a face box (x0, y0, x1, y1): BGR uint8."""
     h_img, w_img = image.shape[:2]
     x0, y0, x1, y1 = box
@@ -69,7 +70,7 @@ def cnn_crop(image: np.ndarray, box: tuple[float, float, float, float], scale: f
     w, h = w * s, h * s
     left = min(max(cx - w / 2, 0.0), w_img - w)
     top = min(max(cy - h / 2, 0.0), h_img - h)
-    region = image[int(top):int(top + h), int(left):int(left + w)]
+    region = image[int(top) : int(top + h), int(left) : int(left + w)]
     if region.size == 0:  # a degenerate box: a grey crop, which no model calls live
         return np.full((INPUT, INPUT, 3), 128, np.uint8)
     return np.ascontiguousarray(cv2.resize(region, (INPUT, INPUT))[:, :, ::-1])
@@ -103,6 +104,7 @@ def homography_residual(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     Direct linear transform on normalised points, all pairs in one batched SVD (a
     window's seven pairs cost ~0.1 ms; cv2.findHomography one by one cost ~2 ms).
     """
+
     def normalise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c = x.mean(axis=1, keepdims=True)
         s = np.sqrt(2) / (np.sqrt(((x - c) ** 2).sum(axis=2)).mean(axis=1) + 1e-12)
@@ -185,8 +187,11 @@ def history_before(t: np.ndarray, end: int, most: int, step_s: float = STEP_S) -
     gap; at least ``end`` itself. By time rather than by count, so that the head reads
     about a second whatever the frame rate."""
     start = end
-    while (start > 0 and t[end] - t[start - 1] < (most - 0.5) * step_s
-           and t[start] - t[start - 1] <= MAX_GAP_STEPS * step_s):
+    while (
+        start > 0
+        and t[end] - t[start - 1] < (most - 0.5) * step_s
+        and t[start] - t[start - 1] <= MAX_GAP_STEPS * step_s
+    ):
         start -= 1
     return np.arange(start, end + 1)
 
@@ -196,4 +201,3 @@ def slowest_fps(step_s: float = STEP_S) -> float:
     refuses a frame more than ``step_s`` from its target, so frames at most ``2 * step_s``
     apart always have one near enough."""
     return 1.0 / (2.0 * step_s)
-

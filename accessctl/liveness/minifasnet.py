@@ -23,24 +23,120 @@ EMBEDDING = 128
 
 # Channel plans ("keep" lists of the original): for each layer, how many channels
 # pruning kept. V2 was pruned differently from V1 (and V1SE, which shares V1's plan).
-_PLAN_V1 = [32, 32, 103, 103, 64, 13, 13, 64, 26, 26, 64, 13, 13, 64, 52, 52, 64, 231, 231, 128,
-            154, 154, 128, 52, 52, 128, 26, 26, 128, 52, 52, 128, 26, 26, 128, 26, 26, 128, 308, 308,
-            128, 26, 26, 128, 26, 26, 128, 512, 512]
-_PLAN_V2 = [32, 32, 103, 103, 64, 13, 13, 64, 13, 13, 64, 13, 13, 64, 13, 13, 64, 231, 231, 128,
-            231, 231, 128, 52, 52, 128, 26, 26, 128, 77, 77, 128, 26, 26, 128, 26, 26, 128, 308, 308,
-            128, 26, 26, 128, 26, 26, 128, 512, 512]
+_PLAN_V1 = [
+    32,
+    32,
+    103,
+    103,
+    64,
+    13,
+    13,
+    64,
+    26,
+    26,
+    64,
+    13,
+    13,
+    64,
+    52,
+    52,
+    64,
+    231,
+    231,
+    128,
+    154,
+    154,
+    128,
+    52,
+    52,
+    128,
+    26,
+    26,
+    128,
+    52,
+    52,
+    128,
+    26,
+    26,
+    128,
+    26,
+    26,
+    128,
+    308,
+    308,
+    128,
+    26,
+    26,
+    128,
+    26,
+    26,
+    128,
+    512,
+    512,
+]
+_PLAN_V2 = [
+    32,
+    32,
+    103,
+    103,
+    64,
+    13,
+    13,
+    64,
+    13,
+    13,
+    64,
+    13,
+    13,
+    64,
+    13,
+    13,
+    64,
+    231,
+    231,
+    128,
+    231,
+    231,
+    128,
+    52,
+    52,
+    128,
+    26,
+    26,
+    128,
+    77,
+    77,
+    128,
+    26,
+    26,
+    128,
+    26,
+    26,
+    128,
+    308,
+    308,
+    128,
+    26,
+    26,
+    128,
+    26,
+    26,
+    128,
+    512,
+    512,
+]
 
 
 # The convolutional layers in the order they run; then ``linear``, ``bn`` and ``prob``.
-LAYERS = ("conv1", "conv2_dw", "conv_23", "conv_3", "conv_34", "conv_4", "conv_45", "conv_5",
-          "conv_6_sep", "conv_6_dw")
+LAYERS = ("conv1", "conv2_dw", "conv_23", "conv_3", "conv_34", "conv_4", "conv_45", "conv_5", "conv_6_sep", "conv_6_dw")
 
 
 class _ConvBN(nn.Module):
     """Convolution and batch norm, with a PReLU unless it is a linear (projection) layer."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, padding: int = 0,
-                 groups: int = 1, act: bool = True) -> None:
+    def __init__(
+        self, cin: int, cout: int, kernel: int = 1, stride: int = 1, padding: int = 0, groups: int = 1, act: bool = True
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(cout)
@@ -107,8 +203,10 @@ class MiniFASNet(nn.Module):
         def stage(first: int, n: int) -> _Stage:
             # Block i expands plan[first + 3i] -> plan[first + 3i + 1] and projects back to
             # plan[first + 3i + 3]; with SE, only a stage's last block has it.
-            blocks = [_DepthWise(k[first + 3 * i], k[first + 3 * i + 1], k[first + 3 * i + 3], 1, True,
-                                 se=se and i == n - 1) for i in range(n)]
+            blocks = [
+                _DepthWise(k[first + 3 * i], k[first + 3 * i + 1], k[first + 3 * i + 3], 1, True, se=se and i == n - 1)
+                for i in range(n)
+            ]
             return _Stage(blocks)
 
         self.conv_3 = stage(4, 4)
@@ -125,7 +223,7 @@ class MiniFASNet(nn.Module):
     def layers(self, start: str = LAYERS[0], stop: str | None = None) -> list[nn.Module]:
         """The convolutional layers from ``start`` up to (not including) ``stop``, in order."""
         names = list(LAYERS)
-        return [getattr(self, n) for n in names[names.index(start): names.index(stop) if stop else None]]
+        return [getattr(self, n) for n in names[names.index(start) : names.index(stop) if stop else None]]
 
     def embedding(self, x: torch.Tensor, start: str = LAYERS[0]) -> torch.Tensor:
         """``x`` is the input, or with ``start`` the output of the layer before it (training

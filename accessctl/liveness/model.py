@@ -57,7 +57,7 @@ class FrameCNN(nn.Module):
         """Features from each net's input, or (``start``) from the outputs of each net's
         layers before that one (training fine-tunes the last layers on those, computed once)."""
         embs, probs = [], []
-        for net, x in zip(self.nets, inputs):
+        for net, x in zip(self.nets, inputs, strict=True):
             e, logits = net(x, start)
             embs.append(e)
             probs.append(torch.softmax(logits, dim=1)[:, LIVE_CLASS])
@@ -107,6 +107,35 @@ class MotionHead(nn.Module):
         return self.out(h[-1]).squeeze(-1)
 
 
+class MotionVote(nn.Module):
+    """Motion heads trained on different draws of attacks, each at its own threshold:
+    the face moved like a head only when every head says so.
+
+    Heads trained on different pictures and families fail on different pictures (one
+    granted a photo wobbled in the hand that another refused; the other granted
+    animated pictures of people the first had never seen), so requiring all of them
+    closes what each leaves open, at the price of live faces that only one would
+    take (asked to turn their head instead). The output is a logit whose zero is
+    where the least convinced head sits at its own threshold: the vote's threshold
+    is P = 0.5. ``offsets`` (each head's threshold as a logit) are saved with the
+    weights.
+    """
+
+    offsets: torch.Tensor
+
+    def __init__(self, heads: list[MotionHead], thresholds: list[float]) -> None:
+        super().__init__()
+        if len(heads) != len(thresholds) or not heads:
+            raise ValueError("a vote needs one threshold per head, and at least one head")
+        self.heads = nn.ModuleList(heads)
+        t = torch.tensor(thresholds, dtype=torch.float64)
+        self.register_buffer("offsets", torch.log(t / (1 - t)).float())
+
+    def forward(self, steps: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        margins = [head(steps, lengths) - self.offsets[i] for i, head in enumerate(self.heads)]
+        return torch.stack(margins, -1).min(-1).values
+
+
 def texture_logit(features: torch.Tensor) -> torch.Tensor:
     """(..., T, FEATURE_DIM) -> (...,) the CNNs' combined live logit averaged over the window."""
     return features[..., 0].mean(dim=-1)
@@ -125,6 +154,6 @@ def step_inputs(feature: np.ndarray, dt: float, cues: np.ndarray | None, dense: 
     out[: 1 + N_CNNS] = np.asarray(feature[: 1 + N_CNNS], np.float32) / LOGIT_CLAMP
     if cues is not None and dense is not None:
         out[1 + N_CNNS] = dt
-        out[2 + N_CNNS: 2 + N_CNNS + N_CUES] = cues
-        out[2 + N_CNNS + N_CUES:] = dense
+        out[2 + N_CNNS : 2 + N_CNNS + N_CUES] = cues
+        out[2 + N_CNNS + N_CUES :] = dense
     return out

@@ -46,8 +46,17 @@ class LivenessMonitor:
     (a camera repeating itself, a frozen picture) adds nothing: it is not a step.
     """
 
-    def __init__(self, model: LivenessModel, *, keep_scores: bool = False, step_fn: StepFn = dense_cues) -> None:
+    def __init__(
+        self,
+        model: LivenessModel,
+        *,
+        threshold: float | None = None,
+        keep_scores: bool = False,
+        step_fn: StepFn = dense_cues,
+    ) -> None:
         self.model = model
+        # the texture score a face must reach: the site's, where it set one, else the model's
+        self.threshold = model.threshold if threshold is None else threshold
         # Every verdict of a track, for clip evaluation; off in the kiosk, where a
         # track can last for hours.
         self.keep_scores = keep_scores
@@ -110,10 +119,11 @@ class LivenessMonitor:
         model = self.model
         waited = t - buf.first_t >= model.evidence_s
         if len(buf.texture) < MIN_WINDOWS and not buf.spoofed:
-            return LivenessVerdict(LivenessState.UNSURE if waited else LivenessState.CHECKING, None,
-                                   len(buf.texture), buf.motion, t)
+            return LivenessVerdict(
+                LivenessState.UNSURE if waited else LivenessState.CHECKING, None, len(buf.texture), buf.motion, t
+            )
         p = float(np.mean(list(buf.texture)[-MAX_WINDOWS:])) if buf.texture else 0.0
-        if buf.spoofed or p < model.threshold:
+        if buf.spoofed or p < self.threshold:
             state = LivenessState.SPOOF
         elif buf.motion is not None and buf.motion >= model.motion_threshold and not buf.looped:
             state = LivenessState.LIVE

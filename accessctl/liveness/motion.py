@@ -46,10 +46,24 @@ _FACE_OUTLINE = (14, 15, 16, 17, 20, 21, 22, 23)  # brow, chin, cheeks, bridge, 
 
 # Step cues, in order: see step_cues.
 STEP_NAMES = (
-    "face_motion", "room_motion", "against_room", "off_plane", "off_bend",
-    "eyes_change", "mouth_change", "face_change",
-    "face_light", "room_light", "room_seen", "textured",
-    "against_x", "against_y", "room_x", "room_y", "face_px", "noise",
+    "face_motion",
+    "room_motion",
+    "against_room",
+    "off_plane",
+    "off_bend",
+    "eyes_change",
+    "mouth_change",
+    "face_change",
+    "face_light",
+    "room_light",
+    "room_seen",
+    "textured",
+    "against_x",
+    "against_y",
+    "room_x",
+    "room_y",
+    "face_px",
+    "noise",
 )
 N_STEP = len(STEP_NAMES)
 _EPS = 1e-4  # motions below this many inter-ocular distances are read as none (log scale floor)
@@ -90,7 +104,7 @@ def valid_mask(square: tuple[float, float, float], image_size: tuple[int, int], 
     x0, y0 = int(np.ceil(-ox * k)) + margin, int(np.ceil(-oy * k)) + margin
     x1, y1 = int(np.floor((w - ox) * k)) - margin, int(np.floor((h - oy) * k)) - margin
     out = np.zeros((PATCH, PATCH), bool)
-    out[max(0, y0):max(0, min(PATCH, y1)), max(0, x0):max(0, min(PATCH, x1))] = True
+    out[max(0, y0) : max(0, min(PATCH, y1)), max(0, x0) : max(0, min(PATCH, x1))] = True
     return out
 
 
@@ -104,13 +118,16 @@ def _fit(src: np.ndarray, dst: np.ndarray, w: np.ndarray, basis: str) -> Callabl
     x, y = ((src - c) * s).T
     sw = np.sqrt(w)[:, None]
     if basis == "bend":
+
         def terms(u: np.ndarray, v: np.ndarray) -> np.ndarray:
             return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], 1)
+
         coef, *_ = np.linalg.lstsq(terms(x, y) * sw, (dst - c) * s * sw, rcond=None)
 
         def bent(at: np.ndarray) -> np.ndarray:
             ax, ay = (at - c).T * s
             return (terms(ax, ay) @ coef) / s + c
+
         return bent
     d = (dst - c) * s
     ones, zeros = np.ones_like(x), np.zeros_like(x)
@@ -125,14 +142,17 @@ def _fit(src: np.ndarray, dst: np.ndarray, w: np.ndarray, basis: str) -> Callabl
         p = np.stack([ax, ay, np.ones_like(ax)], 1) @ h.T
         z = np.where(np.abs(p[:, 2:]) < 1e-9, 1e-9, p[:, 2:])
         return p[:, :2] / z / s + c
+
     return plane
 
 
 def _rms(v: np.ndarray, w: np.ndarray) -> float:
-    return float(np.sqrt(((v ** 2).sum(1) * w).sum() / max(w.sum(), 1e-9)))
+    return float(np.sqrt(((v**2).sum(1) * w).sum() / max(w.sum(), 1e-9)))
 
 
-def _robust_fit(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
+def _robust_fit(
+    src: np.ndarray, dst: np.ndarray, w: np.ndarray
+) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
     """A homography re-weighted once against outliers (Cauchy): the surroundings hold
     hair and shoulders that move with the head beside a wall that does not; the fit
     follows what most of them do. Returns the model and the final weights."""
@@ -147,9 +167,15 @@ def _log(x: float) -> float:
     return float(np.log10(max(x, 0.0) + _EPS))
 
 
-def step_cues(prev_patch: np.ndarray, prev_square: tuple[float, float, float], prev_size: tuple[int, int],
-              patch: np.ndarray, square: tuple[float, float, float], size: tuple[int, int],
-              points: np.ndarray) -> np.ndarray:
+def step_cues(
+    prev_patch: np.ndarray,
+    prev_square: tuple[float, float, float],
+    prev_size: tuple[int, int],
+    patch: np.ndarray,
+    square: tuple[float, float, float],
+    size: tuple[int, int],
+    points: np.ndarray,
+) -> np.ndarray:
     """(N_STEP,) float32 cues of the motion from the previous step to this one.
 
     ``points`` are this frame's landmarks (features.POINTS) in units of ``square``.
@@ -164,8 +190,10 @@ def step_cues(prev_patch: np.ndarray, prev_square: tuple[float, float, float], p
     shift = ((prev_square[0] - square[0]) * PATCH / square[2], (prev_square[1] - square[1]) * PATCH / square[2])
     a = np.array([[k, 0.0, shift[0]], [0.0, k, shift[1]]])
     before = cv2.warpAffine(prev_patch, a, (PATCH, PATCH), flags=cv2.INTER_LINEAR)
-    seen_before = cv2.warpAffine(valid_mask(prev_square, prev_size).astype(np.uint8), a, (PATCH, PATCH),
-                                 flags=cv2.INTER_NEAREST) > 0
+    seen_before = (
+        cv2.warpAffine(valid_mask(prev_square, prev_size).astype(np.uint8), a, (PATCH, PATCH), flags=cv2.INTER_NEAREST)
+        > 0
+    )
     flow = _flow_engine().calc(before, np.asarray(patch, np.uint8), None)  # type: ignore[call-overload]
 
     pts = np.asarray(points, np.float64)[:, :2] * PATCH
@@ -175,8 +203,9 @@ def step_cues(prev_patch: np.ndarray, prev_square: tuple[float, float, float], p
     hull = cv2.convexHull(pts[list(_FACE_OUTLINE) + list(_EYES)].astype(np.float32)).astype(np.int32)
     face_mask = np.zeros((PATCH, PATCH), np.uint8)
     cv2.fillConvexPoly(face_mask, hull, (1,))
-    valid = (valid_mask(square, size, margin=4) & cv2.erode(seen_before.astype(np.uint8), np.ones((9, 9), np.uint8))
-             .astype(bool))
+    valid = valid_mask(square, size, margin=4) & cv2.erode(
+        seen_before.astype(np.uint8), np.ones((9, 9), np.uint8)
+    ).astype(bool)
     near = cv2.dilate(face_mask, np.ones((int(iod * 0.6) | 1,) * 2, np.uint8)) > 0
     face = (cv2.erode(face_mask, np.ones((3, 3), np.uint8)) > 0) & valid
     room = ~near & valid
@@ -219,8 +248,12 @@ def step_cues(prev_patch: np.ndarray, prev_square: tuple[float, float, float], p
     # Which way, signed (in hundredths of the inter-ocular distance, squashed): a head
     # sways smoothly, a picture jittered by a hand or a program jumps back and forth.
     against = ((fdst - moved) * fw[:, None]).sum(0) / fw.sum() / iod
-    for name, v in (("against_x", against[0]), ("against_y", against[1]),
-                    ("room_x", room_shift[0] / iod), ("room_y", room_shift[1] / iod)):
+    for name, v in (
+        ("against_x", against[0]),
+        ("against_y", against[1]),
+        ("room_x", room_shift[0] / iod),
+        ("room_y", room_shift[1] / iod),
+    ):
         out[STEP_NAMES.index(name)] = float(np.arcsinh(v * 100.0))
     plane = _fit(fsrc, fdst, fw, "homography")(fsrc)
     bend = _fit(fsrc, fdst, fw, "bend")(fsrc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from accessctl.liveness.features import (
     WINDOW,
 )
 from accessctl.liveness.minifasnet import INPUT
-from accessctl.liveness.model import FEATURE_DIM, FrameCNN, MotionHead
+from accessctl.liveness.model import FEATURE_DIM, FrameCNN, MotionHead, MotionVote
 from accessctl.liveness.verdict import EVIDENCE_S, HISTORY
 from accessctl.liveness.weights import checked_state, load_frame_cnn, shipped_dir
 from accessctl.torchscript import trace_for_inference
@@ -32,7 +33,7 @@ FORMAT = 2  # liveness.json's layout: 2 = texture threshold and a motion head
 
 @dataclass(frozen=True)
 class LivenessModel:
-    motion: MotionHead = field(repr=False)
+    motion: MotionHead | MotionVote = field(repr=False)
     threshold: float  # texture: the CNNs' P(live) at or above which a face looks live
     motion_threshold: float  # the motion head's P(live) at or above which a face moved like a head
     window: int  # texture window, frames step_s apart
@@ -61,14 +62,30 @@ def frame_features(crops: np.ndarray, cnn: torch.nn.Module | None = None, batch:
     out = [np.zeros((0, FEATURE_DIM), np.float32)]
     with torch.inference_mode():
         for i in range(0, len(crops), batch):
-            out.append(cnn(torch.from_numpy(np.ascontiguousarray(crops[i:i + batch]))).numpy())
+            out.append(cnn(torch.from_numpy(np.ascontiguousarray(crops[i : i + batch]))).numpy())
     return np.concatenate(out)
 
 
-def make_model(motion: MotionHead, threshold: float, motion_threshold: float, source: Path,
-               tuned: tuple[Path, str] | None = None, evidence_s: float = EVIDENCE_S) -> LivenessModel:
-    return LivenessModel(motion.eval(), threshold, motion_threshold, WINDOW, STEP_S, source, frame_cnn(tuned),
-                         tuned[1] if tuned else PRETRAINED, HISTORY, evidence_s)
+def make_model(
+    motion: MotionHead | MotionVote,
+    threshold: float,
+    motion_threshold: float,
+    source: Path,
+    tuned: tuple[Path, str] | None = None,
+    evidence_s: float = EVIDENCE_S,
+) -> LivenessModel:
+    return LivenessModel(
+        motion.eval(),
+        threshold,
+        motion_threshold,
+        WINDOW,
+        STEP_S,
+        source,
+        frame_cnn(tuned),
+        tuned[1] if tuned else PRETRAINED,
+        HISTORY,
+        evidence_s,
+    )
 
 
 @functools.lru_cache(maxsize=2)
@@ -89,19 +106,35 @@ def load_liveness(folder: str | Path | None = None) -> LivenessModel:
         threshold, window, step_s = float(meta["threshold"]), int(meta["window"]), float(meta["step_s"])
         motion_threshold, evidence_s = float(meta["motion"]["threshold"]), float(meta["motion"]["evidence_s"])
         hidden, history = int(meta["motion"]["hidden"]), int(meta["motion"]["history"])
+        votes = [(int(v["hidden"]), float(v["threshold"])) for v in meta["motion"].get("votes", [])]
         tuned = (folder / TUNED_FILE, str(meta["cnn"]["sha256"])) if meta.get("cnn") else None
     except FileNotFoundError as exc:
         raise AccessctlError(f"no liveness model in {folder} ({Path(exc.filename).name} missing)") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise AccessctlError(f"the liveness model in {folder} does not load: {META_FILE} is damaged ({exc})") from None
-    if (not 0.0 < threshold < 1.0 or not 0.0 < motion_threshold < 1.0 or window != WINDOW or step_s != STEP_S
-            or history != HISTORY or not 0.2 <= evidence_s <= 10.0):
+    if (
+        not 0.0 < threshold < 1.0
+        or not 0.0 < motion_threshold < 1.0
+        or window != WINDOW
+        or step_s != STEP_S
+        or history != HISTORY
+        or not 0.2 <= evidence_s <= 10.0
+    ):
         raise AccessctlError(f"the liveness model in {folder} does not load: a threshold, window or time out of range")
-    head = MotionHead(hidden)
+    if any(not 0.0 < t < 1.0 for _, t in votes):
+        raise AccessctlError(f"the liveness model in {folder} does not load: a vote's threshold out of range")
+    head = MotionVote([MotionHead(h) for h, _ in votes], [t for _, t in votes]) if votes else MotionHead(hidden)
     try:
         head.load_state_dict(checked_state(folder / WEIGHTS_FILE, digest))
     except RuntimeError as exc:
         raise AccessctlError(f"the liveness model in {folder} does not load: {exc}") from None
+    if isinstance(head, MotionVote):
+        said = MotionVote([MotionHead(h) for h, _ in votes], [t for _, t in votes]).offsets
+        if not torch.allclose(head.offsets, said, atol=1e-4):
+            raise AccessctlError(
+                f"the liveness model in {folder} does not load: its heads' thresholds in "
+                f"{META_FILE} are not the ones in {WEIGHTS_FILE}"
+            )
     return make_model(head, threshold, motion_threshold, folder, tuned, evidence_s)
 
 
@@ -112,7 +145,9 @@ def _save_state(state: dict[str, torch.Tensor], path: str) -> None:
         torch.save(state, f)
 
 
-def save_model(model: LivenessModel, out: Path, extra: dict, tuned: dict[str, torch.Tensor] | None = None) -> None:
+def save_model(
+    model: LivenessModel, out: Path, extra: dict, tuned: dict[str, torch.Tensor] | Path | None = None
+) -> None:
     """``liveness.pt`` (the motion head, a plain state dict), ``cnn_tuned.pt`` (the
     fine-tuned CNN layers, a plain state dict of :class:`.FrameCNN` keys, if any) and
     ``liveness.json`` (thresholds, window, digests)."""
@@ -121,13 +156,88 @@ def save_model(model: LivenessModel, out: Path, extra: dict, tuned: dict[str, to
     config.private_dir(out)
     config.write_private(out / WEIGHTS_FILE, lambda tmp: _save_state(model.motion.state_dict(), tmp))
     cnn = None
-    if tuned:
+    layers: dict[str, torch.Tensor] | None = None
+    if isinstance(tuned, Path):  # a model's own file of them, copied byte for byte: its SHA-256 is kept
+        source = tuned
+        config.write_private(out / TUNED_FILE, lambda tmp: shutil.copyfile(source, tmp))
+        layers = torch.load(out / TUNED_FILE, map_location="cpu", weights_only=True)
+    elif tuned:
+        layers = tuned
         config.write_private(out / TUNED_FILE, lambda tmp: _save_state(tuned, tmp))
-        cnn = {"sha256": config.sha256_file(out / TUNED_FILE), "layers": sorted({k.split(".")[2] for k in tuned})}
+    if layers:
+        cnn = {"sha256": config.sha256_file(out / TUNED_FILE), "layers": sorted({k.split(".")[2] for k in layers})}
     else:
         (out / TUNED_FILE).unlink(missing_ok=True)
-    meta = {"format": FORMAT, "threshold": model.threshold, "window": model.window, "step_s": model.step_s,
-            "motion": {"threshold": model.motion_threshold, "hidden": model.motion.gru.hidden_size,
-                       "history": model.history, "evidence_s": model.evidence_s},
-            "sha256": config.sha256_file(out / WEIGHTS_FILE), "cnn": cnn, **extra}
+    meta = {
+        "format": FORMAT,
+        "threshold": model.threshold,
+        "window": model.window,
+        "step_s": model.step_s,
+        "motion": {
+            "threshold": model.motion_threshold,
+            "history": model.history,
+            "evidence_s": model.evidence_s,
+            **_heads_meta(model.motion),
+        },
+        "sha256": config.sha256_file(out / WEIGHTS_FILE),
+        "cnn": cnn,
+        **extra,
+    }
     config.write_private(out / META_FILE, json.dumps(meta, indent=1))
+
+
+def _heads_meta(motion: MotionHead | MotionVote) -> dict:
+    if isinstance(motion, MotionHead):
+        return {"hidden": motion.gru.hidden_size}
+    heads = [h for h in motion.heads if isinstance(h, MotionHead)]
+    offsets = motion.offsets.double()
+    return {
+        "hidden": heads[0].gru.hidden_size,
+        "votes": [
+            {"hidden": h.gru.hidden_size, "threshold": float(torch.sigmoid(o))}
+            for h, o in zip(heads, offsets, strict=True)
+        ],
+    }
+
+
+def vote_model(folders: list[Path], out: Path, evidence_s: float) -> LivenessModel:
+    """One model whose motion heads vote (see :class:`.MotionVote`), from models trained
+    on the same CNNs; written to ``out`` with where each head came from."""
+    models = [load_liveness(f) for f in folders]
+    first = models[0]
+    metas = [json.loads((Path(f) / META_FILE).read_text(encoding="utf-8")) for f in folders]
+    tuned = [
+        checked_state(Path(f) / TUNED_FILE, str(m["cnn"]["sha256"])) if m.get("cnn") else None
+        for f, m in zip(folders, metas, strict=True)
+    ]
+    if any(m.threshold != first.threshold or not _same_layers(t, tuned[0]) for m, t in zip(models, tuned, strict=True)):
+        raise AccessctlError("the models of a vote must share their CNNs and texture threshold (train with --cnn-from)")
+    heads = [m.motion for m in models]
+    if not all(isinstance(h, MotionHead) for h in heads):
+        raise AccessctlError("a vote is made of single motion heads, not of other votes")
+    vote = MotionVote([h for h in heads if isinstance(h, MotionHead)], [m.motion_threshold for m in models])
+    model = make_model(vote, first.threshold, 0.5, out, None, evidence_s)
+    extra = {
+        "votes_from": [
+            {
+                "folder": str(f),
+                "motion_threshold": m.motion_threshold,
+                "evidence_s": m.evidence_s,
+                "sha256": meta["sha256"],
+                "motion_config": meta.get("motion_config"),
+                "motion_report": meta.get("motion_report"),
+            }
+            for f, m, meta in zip(folders, models, metas, strict=True)
+        ],
+        **{k: metas[0][k] for k in ("config", "report", "texture_from") if k in metas[0]},
+    }
+    save_model(model, out, extra, Path(folders[0]) / TUNED_FILE if tuned[0] is not None else None)
+    return load_liveness.__wrapped__(out)
+
+
+def _same_layers(a: dict[str, torch.Tensor] | None, b: dict[str, torch.Tensor] | None) -> bool:
+    """The same fine-tuned CNN layers (or none): by value, since files of the same
+    weights saved by older versions differ in their bytes."""
+    if a is None or b is None:
+        return a is b
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -20,10 +20,12 @@ from accessctl.liveness.model import FrameCNN
 
 # file, architecture, SHA-256 (Silent-Face-Anti-Spoofing b6d5f04, resources/anti_spoof_models/)
 PRETRAINED = (
-    ("2.7_80x80_MiniFASNetV2.pth", minifasnet_v2,
-     "a5eb02e1843f19b5386b953cc4c9f011c3f985d0ee2bb9819eea9a142099bec0"),
-    ("4_0_0_80x80_MiniFASNetV1SE.pth", minifasnet_v1se,
-     "84ee1d37d96894d5e82de5a57df044ef80a58be2b218b5ed7cdfd875ec2f5990"),
+    ("2.7_80x80_MiniFASNetV2.pth", minifasnet_v2, "a5eb02e1843f19b5386b953cc4c9f011c3f985d0ee2bb9819eea9a142099bec0"),
+    (
+        "4_0_0_80x80_MiniFASNetV1SE.pth",
+        minifasnet_v1se,
+        "84ee1d37d96894d5e82de5a57df044ef80a58be2b218b5ed7cdfd875ec2f5990",
+    ),
 )
 
 
@@ -33,8 +35,9 @@ def shipped_dir() -> Path:
 
 def checked_state(path: Path, digest: str) -> dict[str, torch.Tensor]:
     """A state dict from ``path`` whose SHA-256 must be ``digest``; a clear error if not."""
-    config.check_model_file(path, digest, "liveness model file",
-                            missing=f"no liveness model in {path.parent} ({path.name} missing)")
+    config.check_model_file(
+        path, digest, "liveness model file", missing=f"no liveness model in {path.parent} ({path.name} missing)"
+    )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the digest matched, so this is a torch incompatibility

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from accessctl import config
@@ -44,8 +45,9 @@ class PinCheck:
 
 
 def _hash(pin: str, salt: bytes, params: dict[str, int]) -> bytes:
-    return hashlib.scrypt(pin.encode("utf-8"), salt=salt, n=params["n"], r=params["r"], p=params["p"],
-                          maxmem=128 * 1024 * 1024, dklen=32)
+    return hashlib.scrypt(
+        pin.encode("utf-8"), salt=salt, n=params["n"], r=params["r"], p=params["p"], maxmem=128 * 1024 * 1024, dklen=32
+    )
 
 
 # PINs printed in this project's own documentation: public, so never a real PIN.
@@ -55,20 +57,76 @@ KNOWN_PINS = frozenset({"246810"})
 # The commonest 6-digit PINs people choose (Wang, Li, Hu, Shen, Wang: "Understanding
 # Human-Chosen PINs: Characteristics, Distribution and Security", AsiaCCS 2017, and
 # the DataGenetics study of leaked PINs): the first guesses of anyone at the keypad.
-COMMON_PINS = frozenset({
-    "123456", "654321", "111111", "000000", "123123", "666666", "888888", "121212", "112233", "520520",
-    "123321", "147258", "159753", "789456", "456789", "987654", "111222", "131313", "101010", "202020",
-    "147852", "159357", "741852", "963852", "852456", "258456", "456123", "321654", "147369", "369258",
-    "135790", "135246", "142536", "123654", "112358", "314159", "123789", "789123", "102030", "100200",
-    "110110", "520131", "521521", "201314", "520521", "168168", "518518", "696969", "777777", "999999",
-    "123000", "000123", "123457", "012345", "098765", "778899", "998877", "445566", "665544", "246802",
-})
+COMMON_PINS = frozenset(
+    {
+        "123456",
+        "654321",
+        "111111",
+        "000000",
+        "123123",
+        "666666",
+        "888888",
+        "121212",
+        "112233",
+        "520520",
+        "123321",
+        "147258",
+        "159753",
+        "789456",
+        "456789",
+        "987654",
+        "111222",
+        "131313",
+        "101010",
+        "202020",
+        "147852",
+        "159357",
+        "741852",
+        "963852",
+        "852456",
+        "258456",
+        "456123",
+        "321654",
+        "147369",
+        "369258",
+        "135790",
+        "135246",
+        "142536",
+        "123654",
+        "112358",
+        "314159",
+        "123789",
+        "789123",
+        "102030",
+        "100200",
+        "110110",
+        "520131",
+        "521521",
+        "201314",
+        "520521",
+        "168168",
+        "518518",
+        "696969",
+        "777777",
+        "999999",
+        "123000",
+        "000123",
+        "123457",
+        "012345",
+        "098765",
+        "778899",
+        "998877",
+        "445566",
+        "665544",
+        "246802",
+    }
+)
 
 # Straight lines of three keys on a phone-style keypad (rows, columns, diagonals and
 # the 2-5-8-0 column, either way): a PIN made only of such strokes is a shape, not a number.
 _KEYPAD_LINES = frozenset(
-    line for fwd in ("123", "456", "789", "147", "258", "369", "580", "159", "357")
-    for line in (fwd, fwd[::-1]))
+    line for fwd in ("123", "456", "789", "147", "258", "369", "580", "159", "357") for line in (fwd, fwd[::-1])
+)
 MIN_DISTINCT = 4  # digits a 6-digit PIN must use at least (112233 and 999998 use 3 and 2)
 
 
@@ -82,9 +140,9 @@ def pin_problem(pin: str) -> str | None:
         return "that PIN is published in accessctl's documentation; choose another"
     if len(set(pin)) < min(MIN_DISTINCT, len(pin) - 2):
         return f"the PIN is too easy to guess (use at least {MIN_DISTINCT} different digits)"
-    if len(pin) % 3 == 0 and all(pin[i:i + 3] in _KEYPAD_LINES for i in range(0, len(pin), 3)):
+    if len(pin) % 3 == 0 and all(pin[i : i + 3] in _KEYPAD_LINES for i in range(0, len(pin), 3)):
         return "the PIN is too easy to guess (a pattern of lines on the keypad)"
-    steps = {(int(b) - int(a)) % 10 for a, b in zip(pin, pin[1:])}
+    steps = {(int(b) - int(a)) % 10 for a, b in pairwise(pin)}
     if len(steps) == 1:  # 111111, 123456, 975319, 024680: one step repeated
         return "the PIN is too easy to guess (repeated digits or a sequence)"
     for cycle in range(2, len(pin) // 2 + 1):  # 121212, 123123, 12341234: a short block repeated
@@ -105,7 +163,9 @@ class AdminPin:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise PinError(f"admin PIN file {self.path} is unreadable ({exc}); restore it or delete it to set a new PIN") from None
+            raise PinError(
+                f"admin PIN file {self.path} is unreadable ({exc}); restore it or delete it to set a new PIN"
+            ) from None
         if not isinstance(data, dict) or not {"salt", "hash", "scrypt"} <= set(data):
             raise PinError(f"admin PIN file {self.path} is damaged; restore it or delete it to set a new PIN")
         return data
@@ -130,15 +190,17 @@ class AdminPin:
         if problem:
             raise PinError(problem)
         salt = os.urandom(16)
-        self._write({
-            "version": 1,
-            "scrypt": dict(SCRYPT),
-            "salt": base64.b64encode(salt).decode(),
-            "hash": base64.b64encode(_hash(new_pin, salt, SCRYPT)).decode(),
-            "failures": 0,
-            "locks": 0,
-            "locked_until": 0.0,
-        })
+        self._write(
+            {
+                "version": 1,
+                "scrypt": dict(SCRYPT),
+                "salt": base64.b64encode(salt).decode(),
+                "hash": base64.b64encode(_hash(new_pin, salt, SCRYPT)).decode(),
+                "failures": 0,
+                "locks": 0,
+                "locked_until": 0.0,
+            }
+        )
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -166,7 +228,9 @@ class AdminPin:
             return str(exc)
         if check.ok:
             return None
-        return f"too many wrong PINs: try again in {check.locked_for_s:.0f} s" if check.locked_for_s > 0 else "wrong PIN"
+        return (
+            f"too many wrong PINs: try again in {check.locked_for_s:.0f} s" if check.locked_for_s > 0 else "wrong PIN"
+        )
 
     def _check(self, pin: str) -> PinCheck:
         data = self._read()
@@ -175,8 +239,9 @@ class AdminPin:
         now = time.time()
         if data.get("locked_until", 0.0) > now:
             return PinCheck(False, data["locked_until"] - now, data.get("failures", 0))
-        ok = hmac.compare_digest(_hash(pin, base64.b64decode(data["salt"]), data["scrypt"]),
-                                 base64.b64decode(data["hash"]))
+        ok = hmac.compare_digest(
+            _hash(pin, base64.b64decode(data["salt"]), data["scrypt"]), base64.b64decode(data["hash"])
+        )
         if ok:
             if data.get("failures") or data.get("locks"):
                 data.update(failures=0, locks=0, locked_until=0.0)

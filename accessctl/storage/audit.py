@@ -53,8 +53,20 @@ CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 
-COLUMNS = ("id", "time", "kiosk", "event", "reason", "person_id", "name", "distance", "liveness", "stream_t", "frame",
-           "detail")
+COLUMNS = (
+    "id",
+    "time",
+    "kiosk",
+    "event",
+    "reason",
+    "person_id",
+    "name",
+    "distance",
+    "liveness",
+    "stream_t",
+    "frame",
+    "detail",
+)
 
 
 class AuditError(AccessctlError):
@@ -107,12 +119,15 @@ class AuditLog:
             with self._lock:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._conn.execute("INSERT INTO events(time, kiosk, event) VALUES (?, ?, ?)",
-                                       (now(), self.kiosk, "check"))
+                    self._conn.execute(
+                        "INSERT INTO events(time, kiosk, event) VALUES (?, ?, ?)", (now(), self.kiosk, "check")
+                    )
                 finally:
                     self._conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
-            raise AuditError(f"{self._failed(exc, ' cannot be written')}; the door does not start without its log") from None
+            raise AuditError(
+                f"{self._failed(exc, ' cannot be written')}; the door does not start without its log"
+            ) from None
 
     def append(self, e: Event) -> int:
         """Write one event; AuditError (nothing written) if the file is locked too long.
@@ -121,10 +136,21 @@ class AuditLog:
         try:
             with self._lock:
                 cur = self._conn.execute(
-                    "INSERT INTO events(time, kiosk, event, reason, person_id, name, distance, liveness, stream_t, frame,"
-                    " detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (now(), self.kiosk, e.event, e.reason, e.person_id, e.name, e.distance, e.liveness, e.stream_t,
-                     e.frame, json.dumps(e.detail) if e.detail is not None else None),
+                    "INSERT INTO events(time, kiosk, event, reason, person_id, name, distance, liveness, stream_t, "
+                    "frame, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        now(),
+                        self.kiosk,
+                        e.event,
+                        e.reason,
+                        e.person_id,
+                        e.name,
+                        e.distance,
+                        e.liveness,
+                        e.stream_t,
+                        e.frame,
+                        json.dumps(e.detail) if e.detail is not None else None,
+                    ),
                 )
         except sqlite3.Error as exc:
             raise self._failed(exc) from None
@@ -143,7 +169,7 @@ class AuditLog:
             rows = self._conn.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise self._failed(exc) from None
-        out = [dict(zip(COLUMNS, r)) for r in rows]
+        out = [dict(zip(COLUMNS, r, strict=True)) for r in rows]
         return out[::-1] if last is not None else out
 
 
@@ -178,8 +204,9 @@ def parse_since(text: str | None) -> str | None:
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise AccessctlError(f"--since {text!r}: expected an ISO time (2026-12-07, 2026-12-07T08:00:00Z) "
-                             "or an age (30s, 30m, 12h, 7d)") from None
+        raise AccessctlError(
+            f"--since {text!r}: expected an ISO time (2026-12-07, 2026-12-07T08:00:00Z) or an age (30s, 30m, 12h, 7d)"
+        ) from None
     return stamp(when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc))  # a time without a zone: UTC
 
 
@@ -210,13 +237,16 @@ def save_snapshot(image: np.ndarray, box: tuple[float, float, float, float], nam
     x0, y0, x1, y1 = box
     cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 2
     left, top = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
-    crop = image[top:min(h, int(cy + side / 2)), left:min(w, int(cx + side / 2))]
+    crop = image[top : min(h, int(cy + side / 2)), left : min(w, int(cx + side / 2))]
     if crop.size == 0:
         crop = image
     scale = SNAPSHOT_MAX_SIDE / max(crop.shape[:2])
     if scale < 1:
-        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
-                          interpolation=cv2.INTER_AREA)
+        crop = cv2.resize(
+            crop,
+            (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
     ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
     if not ok:
         raise AuditError("could not encode a snapshot")
@@ -252,12 +282,26 @@ def os_user() -> str:
         return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
-def log_admin(action: str, person: Person | None = None, detail: dict | None = None,
-              audit_path: Path | None = None, kiosk: str = "kiosk", *, via: str = "gui") -> None:
+def log_admin(
+    action: str,
+    person: Person | None = None,
+    detail: dict | None = None,
+    audit_path: Path | None = None,
+    kiosk: str = "kiosk",
+    *,
+    via: str = "gui",
+) -> None:
     """One ``admin`` event, with the OS user and where it came from (the GUI or the CLI).
 
     Raises AuditError when it cannot be written: callers log before they change anything,
     so an admin change that cannot be logged does not happen."""
     with AuditLog(audit_path, kiosk=kiosk) as audit:
-        audit.append(Event("admin", action, person.employee_id if person else None, person.name if person else None,
-                           detail={**(detail or {}), "os_user": os_user(), "via": via}))
+        audit.append(
+            Event(
+                "admin",
+                action,
+                person.employee_id if person else None,
+                person.name if person else None,
+                detail={**(detail or {}), "os_user": os_user(), "via": via},
+            )
+        )

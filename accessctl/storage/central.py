@@ -34,7 +34,6 @@ from accessctl.storage.audit import event_filter
 from accessctl.storage.gallery import (
     MAX_ID_CHARS,
     MAX_NAME_CHARS,
-    Match,
     NewTemplate,
     Person,
     PersonRecord,
@@ -44,7 +43,6 @@ from accessctl.storage.gallery import (
     decode_embeddings,
     encode_chip,
     encode_embedding,
-    verify_in,
 )
 
 CHANNEL = "accessctl_gallery"
@@ -129,10 +127,25 @@ MIGRATIONS: list[str] = [
     """,
 ]
 # What a door sends of each event, in the order accessctl_append_event takes it.
-EVENT_COLUMNS = ("uid", "time", "kiosk", "kiosk_seq", "event", "reason", "person_id", "name", "distance", "liveness",
-                 "stream_t", "frame", "detail")
-APPEND_EVENT = ("accessctl_append_event(uuid, text, text, bigint, text, text, text, text, double precision, "
-                "double precision, double precision, bigint, text)")
+EVENT_COLUMNS = (
+    "uid",
+    "time",
+    "kiosk",
+    "kiosk_seq",
+    "event",
+    "reason",
+    "person_id",
+    "name",
+    "distance",
+    "liveness",
+    "stream_t",
+    "frame",
+    "detail",
+)
+APPEND_EVENT = (
+    "accessctl_append_event(uuid, text, text, bigint, text, text, text, text, double precision, "
+    "double precision, double precision, bigint, text)"
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 ROLES_SQL = f"""\
@@ -267,12 +280,18 @@ class CentralStore:
         """Every path that reads or writes the store calls this first (SchemaError)."""
         version = self.schema_version()
         if version == 0:
-            raise SchemaError(f"the central store at {redact(self.url)} has no accessctl schema: run `accessctl store init`")
+            raise SchemaError(
+                f"the central store at {redact(self.url)} has no accessctl schema: run `accessctl store init`"
+            )
         if version > SCHEMA_VERSION:
-            raise SchemaError(f"the central store has schema version {version}; this accessctl reads up to "
-                             f"{SCHEMA_VERSION} (upgrade accessctl)")
+            raise SchemaError(
+                f"the central store has schema version {version}; this accessctl reads up to "
+                f"{SCHEMA_VERSION} (upgrade accessctl)"
+            )
         if version < SCHEMA_VERSION:
-            raise SchemaError(f"the central store has schema version {version}: run `accessctl store init` to upgrade it")
+            raise SchemaError(
+                f"the central store has schema version {version}: run `accessctl store init` to upgrade it"
+            )
 
     def init(self, encoder_id: str | None = None) -> tuple[int, int]:
         """Create or upgrade the schema and grant the two roles; returns (from, to) versions."""
@@ -282,10 +301,16 @@ class CentralStore:
                 raise StoreError(f"the central store has schema version {start}, newer than this accessctl")
             for step in range(start, SCHEMA_VERSION):
                 cur.execute(MIGRATIONS[step])
-            cur.execute("INSERT INTO accessctl_meta(key, value) VALUES ('schema_version', %s) "
-                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
-            cur.execute("INSERT INTO accessctl_meta(key, value) VALUES ('encoder', %s), ('created', %s) "
-                        "ON CONFLICT (key) DO NOTHING", (encoder_id or config.NEW_GALLERY_ENCODER, now()))
+            cur.execute(
+                "INSERT INTO accessctl_meta(key, value) VALUES ('schema_version', %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+            cur.execute(
+                "INSERT INTO accessctl_meta(key, value) VALUES ('encoder', %s), ('created', %s) "
+                "ON CONFLICT (key) DO NOTHING",
+                (encoder_id or config.NEW_GALLERY_ENCODER, now()),
+            )
             cur.execute(ROLES_SQL)
         return start, SCHEMA_VERSION
 
@@ -298,8 +323,10 @@ class CentralStore:
     def version(self) -> int:
         """The newest committed change (0: none yet)."""
         with self._errors(), self.conn.cursor() as cur:
-            cur.execute("SELECT GREATEST(COALESCE((SELECT max(version) FROM people), 0), "
-                        "COALESCE((SELECT max(version) FROM removed), 0))")
+            cur.execute(
+                "SELECT GREATEST(COALESCE((SELECT max(version) FROM people), 0), "
+                "COALESCE((SELECT max(version) FROM removed), 0))"
+            )
             return int(cur.fetchone()[0])
 
     # -- what replicas read -------------------------------------------------------------
@@ -307,12 +334,17 @@ class CentralStore:
         """Every person changed or removed after ``version``, read in one snapshot."""
         with self._errors(), self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            cur.execute("SELECT employee_id, name, active, created, version, challenge FROM people WHERE version > %s",
-                        (version,))
+            cur.execute(
+                "SELECT employee_id, name, active, created, version, challenge FROM people WHERE version > %s",
+                (version,),
+            )
             people = cur.fetchall()
-            cur.execute("SELECT t.employee_id, t.embedding, t.quality, t.source, t.encoder, t.created "
-                        "FROM templates t JOIN people p ON p.employee_id = t.employee_id "
-                        "WHERE p.version > %s ORDER BY t.id", (version,))
+            cur.execute(
+                "SELECT t.employee_id, t.embedding, t.quality, t.source, t.encoder, t.created "
+                "FROM templates t JOIN people p ON p.employee_id = t.employee_id "
+                "WHERE p.version > %s ORDER BY t.id",
+                (version,),
+            )
             templates: dict[str, list[tuple[bytes, float, str, str, str]]] = {}
             for eid, emb, q, src, enc, created in cur.fetchall():
                 templates.setdefault(eid, []).append((bytes(emb), float(q), src, enc, created))
@@ -323,30 +355,38 @@ class CentralStore:
         return Changes(top, records, [r[0] for r in removed])
 
     # -- admin writes -----------------------------------------------------------------
-    def add_person(self, employee_id: str, name: str, templates: Sequence[NewTemplate], *, append: bool = False,
-                   encoder_id: str) -> None:
+    def add_person(
+        self, employee_id: str, name: str, templates: Sequence[NewTemplate], *, append: bool = False, encoder_id: str
+    ) -> None:
         employee_id = clean_text(employee_id, "employee id", MAX_ID_CHARS)
         name = clean_text(name, "name", MAX_NAME_CHARS)
         if not templates:
             raise GalleryError("at least one face template is needed to enroll")
-        rows = [(encode_embedding(t.embedding), float(t.quality), str(t.source), encode_chip(t.chip)) for t in templates]
+        rows = [
+            (encode_embedding(t.embedding), float(t.quality), str(t.source), encode_chip(t.chip)) for t in templates
+        ]
         with self._write() as cur:
             cur.execute("SELECT name FROM people WHERE employee_id = %s", (employee_id,))
             existing = cur.fetchone()
             if existing is not None and not append:
-                raise GalleryError(f"employee id {employee_id!r} is already enrolled ({existing[0]}); "
-                                   "use --append to add photos to it")
+                raise GalleryError(
+                    f"employee id {employee_id!r} is already enrolled ({existing[0]}); use --append to add photos to it"
+                )
             version = self._next_version(cur)
             if existing is None:
-                cur.execute("INSERT INTO people(employee_id, name, active, created, version) VALUES (%s, %s, true, %s, %s)",
-                            (employee_id, name, now(), version))
+                cur.execute(
+                    "INSERT INTO people(employee_id, name, active, created, version) VALUES (%s, %s, true, %s, %s)",
+                    (employee_id, name, now(), version),
+                )
                 cur.execute("DELETE FROM removed WHERE employee_id = %s", (employee_id,))
             else:
                 cur.execute("UPDATE people SET version = %s WHERE employee_id = %s", (version, employee_id))
             stamp = now()
-            cur.executemany("INSERT INTO templates(employee_id, embedding, quality, source, encoder, created, chip) "
-                            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                            [(employee_id, emb, q, src, encoder_id, stamp, chip) for emb, q, src, chip in rows])
+            cur.executemany(
+                "INSERT INTO templates(employee_id, embedding, quality, source, encoder, created, chip) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [(employee_id, emb, q, src, encoder_id, stamp, chip) for emb, q, src, chip in rows],
+            )
 
     def _update(self, employee_id: str, sql: str, args: tuple) -> None:
         with self._write() as cur:
@@ -371,12 +411,17 @@ class CentralStore:
             if cur.rowcount == 0:
                 raise GalleryError(f"no enrolled person has employee id {employee_id!r}")
             version = self._next_version(cur)
-            cur.execute("INSERT INTO removed(employee_id, version) VALUES (%s, %s) "
-                        "ON CONFLICT (employee_id) DO UPDATE SET version = excluded.version", (employee_id, version))
+            cur.execute(
+                "INSERT INTO removed(employee_id, version) VALUES (%s, %s) "
+                "ON CONFLICT (employee_id) DO UPDATE SET version = excluded.version",
+                (employee_id, version),
+            )
 
     # -- admin reads ------------------------------------------------------------------
-    _PEOPLE = ("SELECT p.employee_id, p.name, p.active, p.created, "
-               "(SELECT count(*) FROM templates t WHERE t.employee_id = p.employee_id), p.challenge FROM people p")
+    _PEOPLE = (
+        "SELECT p.employee_id, p.name, p.active, p.created, "
+        "(SELECT count(*) FROM templates t WHERE t.employee_id = p.employee_id), p.challenge FROM people p"
+    )
 
     def people(self) -> list[Person]:
         with self._errors(), self.conn.cursor() as cur:
@@ -394,15 +439,20 @@ class CentralStore:
 
     def templates(self, employee_id: str) -> list[Template]:
         with self._errors(), self.conn.cursor() as cur:
-            cur.execute("SELECT id, quality, source, encoder, created FROM templates WHERE employee_id = %s "
-                        "ORDER BY id", (employee_id,))
+            cur.execute(
+                "SELECT id, quality, source, encoder, created FROM templates WHERE employee_id = %s ORDER BY id",
+                (employee_id,),
+            )
             rows = cur.fetchall()
         return [Template(int(r[0]), 0, float(r[1]), r[2], r[3], r[4]) for r in rows]
 
     def active_templates(self, encoder_id: str) -> tuple[list[str], np.ndarray]:
         with self._errors(), self.conn.cursor() as cur:
-            cur.execute("SELECT t.employee_id, t.embedding FROM templates t JOIN people p USING (employee_id) "
-                        "WHERE p.active AND t.encoder = %s ORDER BY t.id", (encoder_id,))
+            cur.execute(
+                "SELECT t.employee_id, t.embedding FROM templates t JOIN people p USING (employee_id) "
+                "WHERE p.active AND t.encoder = %s ORDER BY t.id",
+                (encoder_id,),
+            )
             rows = cur.fetchall()
         return [r[0] for r in rows], decode_embeddings([bytes(r[1]) for r in rows])
 
@@ -429,25 +479,32 @@ class CentralStore:
 
     def events(self, *, kiosk: str | None = None) -> list[dict]:
         with self._errors(), self.conn.cursor() as cur:
-            cur.execute("SELECT uid, time, kiosk, kiosk_seq, event, reason, person_id, name FROM events"
-                        + (" WHERE kiosk = %s" if kiosk else "") + " ORDER BY kiosk, kiosk_seq", (kiosk,) if kiosk else ())
+            cur.execute(
+                "SELECT uid, time, kiosk, kiosk_seq, event, reason, person_id, name FROM events"
+                + (" WHERE kiosk = %s" if kiosk else "")
+                + " ORDER BY kiosk, kiosk_seq",
+                (kiosk,) if kiosk else (),
+            )
             names = [d.name for d in cur.description]
-            return [dict(zip(names, r)) for r in cur.fetchall()]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
     def query(self, *, since: str | None = None, person: str | None = None) -> list[dict]:
         """Every door's events as :meth:`AuditLog.query` gives one door's (same columns; ``id``
         is the kiosk's own row number), in time order; and two the server recorded: the
         ``login`` that sent each, and when it was ``received``."""
         where, args = event_filter(since, person, "%s")
-        sql = ("SELECT kiosk_seq AS id, time, kiosk, event, reason, person_id, name, distance, liveness, stream_t, "
-               "frame, detail, login, received FROM events" + where + " ORDER BY time, kiosk, kiosk_seq")
+        sql = (
+            "SELECT kiosk_seq AS id, time, kiosk, event, reason, person_id, name, distance, liveness, stream_t, "
+            "frame, detail, login, received FROM events" + where + " ORDER BY time, kiosk, kiosk_seq"
+        )
         with self._errors(), self.conn.cursor() as cur:
             cur.execute(sql, args)
             names = [d.name for d in cur.description]
-            return [dict(zip(names, r)) for r in cur.fetchall()]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
-    def fill_empty(self, encoder_id: str, people: Sequence[Person], templates: Sequence[tuple],
-                   events: Sequence[dict]) -> None:
+    def fill_empty(
+        self, encoder_id: str, people: Sequence[Person], templates: Sequence[tuple], events: Sequence[dict]
+    ) -> None:
         """Fill an empty store in one transaction (``store migrate``): people, their
         templates as stored (employee id, embedding, quality, source, encoder, created,
         chip) and events by :data:`EVENT_COLUMNS`; the counts are checked before it
@@ -455,18 +512,28 @@ class CentralStore:
         with self._write() as cur:
             cur.execute("SELECT count(*) FROM people")
             if cur.fetchone()[0]:
-                raise StoreError("the central store already holds people; `store migrate` only fills an empty one "
-                                 "(move further people with `gallery export` and `enroll`)")
+                raise StoreError(
+                    "the central store already holds people; `store migrate` only fills an empty one "
+                    "(move further people with `gallery export` and `enroll`)"
+                )
             cur.execute("UPDATE accessctl_meta SET value = %s WHERE key = 'encoder'", (encoder_id,))
             version = self._next_version(cur)
-            cur.executemany("INSERT INTO people(employee_id, name, active, created, version, challenge) "
-                            "VALUES (%s, %s, %s, %s, %s, %s)",
-                            [(p.employee_id, p.name, p.active, p.created, version, p.challenge) for p in people])
-            cur.executemany("INSERT INTO templates(employee_id, embedding, quality, source, encoder, created, chip) "
-                            "VALUES (%s, %s, %s, %s, %s, %s, %s)", templates)
+            cur.executemany(
+                "INSERT INTO people(employee_id, name, active, created, version, challenge) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                [(p.employee_id, p.name, p.active, p.created, version, p.challenge) for p in people],
+            )
+            cur.executemany(
+                "INSERT INTO templates(employee_id, embedding, quality, source, encoder, created, chip) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                templates,
+            )
             cols = EVENT_COLUMNS
-            cur.executemany(f"INSERT INTO events({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
-                            "ON CONFLICT (uid) DO NOTHING", [tuple(e[c] for c in cols) for e in events])
+            cur.executemany(
+                f"INSERT INTO events({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
+                "ON CONFLICT (uid) DO NOTHING",
+                [tuple(e[c] for c in cols) for e in events],
+            )
             counts = []
             for table in ("people", "templates"):
                 cur.execute(f"SELECT count(*) FROM {table}")
@@ -474,8 +541,10 @@ class CentralStore:
             cur.execute("SELECT count(*) FROM events WHERE uid = ANY(%s)", ([e["uid"] for e in events],))
             counts.append(int(cur.fetchone()[0]))
             if counts != [len(people), len(templates), len(events)]:
-                raise StoreError(f"copied {counts[0]} people, {counts[1]} templates, {counts[2]} events, but the door "
-                                 f"has {len(people)}, {len(templates)}, {len(events)}; nothing was migrated")
+                raise StoreError(
+                    f"copied {counts[0]} people, {counts[1]} templates, {counts[2]} events, but the door "
+                    f"has {len(people)}, {len(templates)}, {len(events)}; nothing was migrated"
+                )
 
 
 class CentralGallery:
@@ -489,6 +558,7 @@ class CentralGallery:
         self.store.check_schema()
         self.encoder_id = self.store.meta("encoder") or config.NEW_GALLERY_ENCODER
         self.path = redact(url)
+        self._indexed: list[str] = []  # employee ids of the last index's person_ids
 
     def close(self) -> None:
         self.store.close()
@@ -511,8 +581,9 @@ class CentralGallery:
     def embeddings(self, employee_id: str) -> np.ndarray:
         return self.store.embeddings(employee_id)
 
-    def add_person(self, employee_id: str, name: str, templates: Sequence[NewTemplate], *,
-                   append: bool = False) -> Person:
+    def add_person(
+        self, employee_id: str, name: str, templates: Sequence[NewTemplate], *, append: bool = False
+    ) -> Person:
         self.store.add_person(employee_id, name, templates, append=append, encoder_id=self.encoder_id)
         return self.get(employee_id)
 
@@ -533,25 +604,19 @@ class CentralGallery:
         self.store.remove(employee_id)
         return person
 
-    def _index(self) -> tuple[list[str], TemplateIndex]:
+    def index(self) -> TemplateIndex:
+        """The active templates of this encoder as one matrix, read afresh (the admin's
+        commands ask once); its ``person_ids`` are for :meth:`indexed_person`."""
         ids, emb = self.store.active_templates(self.encoder_id)
-        order = sorted(set(ids))
-        number = {e: i for i, e in enumerate(order)}
-        return order, TemplateIndex(emb, np.array([number[e] for e in ids], np.int64))
+        self._indexed = sorted(set(ids))
+        number = {e: i for i, e in enumerate(self._indexed)}
+        return TemplateIndex(emb, np.array([number[e] for e in ids], np.int64))
 
-    def identify(self, embedding: np.ndarray, threshold: float) -> Match:
-        from accessctl import thresholds
-
-        thresholds.check_threshold(threshold, self.encoder_id)
-        order, index = self._index()
-        row, distance = index.nearest(embedding)
-        if row < 0:
-            return Match(None, distance, threshold)
-        person = self.get(order[int(index.person_ids[row])])
-        return Match(person if distance <= threshold else None, distance, threshold, person)
-
-    def verify(self, employee_id: str, embedding: np.ndarray, threshold: float) -> Match:
-        return verify_in(self, employee_id, embedding, threshold)
+    def indexed_person(self, person_id: int) -> Person | None:
+        try:
+            return self.get(self._indexed[person_id])
+        except GalleryError:  # removed since the index was read
+            return None
 
 
 def first_line(exc: BaseException) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from accessctl import config, thresholds
+from accessctl import config
 from accessctl.clock import now
 from accessctl.errors import GalleryError
 
@@ -124,25 +124,6 @@ class NewTemplate:
     chip: np.ndarray | None = None
 
 
-@dataclass(frozen=True)
-class Match:
-    """The answer to "who is this?": ``person`` is None when nobody is close enough.
-
-    ``nearest`` is the closest enrolled person even when the match is refused, so that
-    logs can say how close a refused stranger came.
-    """
-
-    person: Person | None
-    distance: float
-    threshold: float
-    nearest: Person | None = None
-    template_id: int | None = None
-
-    @property
-    def accepted(self) -> bool:
-        return self.person is not None
-
-
 class TemplateIndex:
     """All templates as one matrix; nearest neighbour by Euclidean distance.
 
@@ -150,8 +131,13 @@ class TemplateIndex:
     matrix-vector product per query, so 1M templates cost one pass over 512 MB.
     """
 
-    def __init__(self, embeddings: np.ndarray, person_ids: np.ndarray, template_ids: np.ndarray | None = None,
-                 employee_ids: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        embeddings: np.ndarray,
+        person_ids: np.ndarray,
+        template_ids: np.ndarray | None = None,
+        employee_ids: np.ndarray | None = None,
+    ) -> None:
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32).reshape(-1, EMBEDDING_DIM)
         self.person_ids = np.asarray(person_ids, dtype=np.int64)
         self.template_ids = np.asarray(template_ids if template_ids is not None else np.arange(len(self.person_ids)))
@@ -162,10 +148,12 @@ class TemplateIndex:
         """This index without the rows of the ``changed`` people, plus ``new`` (their rows now)."""
         assert self.employee_ids is not None and new.employee_ids is not None
         keep = ~np.isin(self.employee_ids, np.asarray(list(changed), dtype=object))
-        return TemplateIndex(np.concatenate([self.embeddings[keep], new.embeddings]),
-                             np.concatenate([self.person_ids[keep], new.person_ids]),
-                             np.concatenate([self.template_ids[keep], new.template_ids]),
-                             np.concatenate([self.employee_ids[keep], new.employee_ids]))
+        return TemplateIndex(
+            np.concatenate([self.embeddings[keep], new.embeddings]),
+            np.concatenate([self.person_ids[keep], new.person_ids]),
+            np.concatenate([self.template_ids[keep], new.template_ids]),
+            np.concatenate([self.employee_ids[keep], new.employee_ids]),
+        )
 
     def __len__(self) -> int:
         return len(self.person_ids)
@@ -192,28 +180,15 @@ class PeopleStore(Protocol):
     def get(self, employee_id: str) -> Person: ...
     def templates(self, employee_id: str) -> list[Template]: ...
     def embeddings(self, employee_id: str) -> np.ndarray: ...
-    def add_person(self, employee_id: str, name: str, templates: Sequence[NewTemplate], *,
-                   append: bool = False) -> Person: ...
+    def add_person(
+        self, employee_id: str, name: str, templates: Sequence[NewTemplate], *, append: bool = False
+    ) -> Person: ...
     def rename(self, employee_id: str, name: str) -> Person: ...
     def set_active(self, employee_id: str, active: bool) -> Person: ...
     def set_challenge(self, employee_id: str, on: bool) -> Person: ...
     def remove(self, employee_id: str) -> Person: ...
-    def identify(self, embedding: np.ndarray, threshold: float) -> Match: ...
-    def verify(self, employee_id: str, embedding: np.ndarray, threshold: float) -> Match: ...
-
-
-def verify_in(store: PeopleStore, employee_id: str, embedding: np.ndarray, threshold: float) -> Match:
-    """1:1, for either backend: is this the claimed person? Distance to the claimant's
-    nearest template (refused above the encoder's safe ceiling, and for a disabled person)."""
-    thresholds.check_threshold(threshold, store.encoder_id)
-    person = store.get(employee_id)
-    if not person.active:
-        raise GalleryError(f"employee id {employee_id!r} ({person.name}) is disabled")
-    emb = store.embeddings(employee_id)
-    if len(emb) == 0:
-        return Match(None, float("inf"), threshold, person)
-    distance = float(np.min(np.linalg.norm(emb - np.asarray(embedding, np.float32).reshape(1, -1), axis=1)))
-    return Match(person if distance <= threshold else None, distance, threshold, person)
+    def index(self) -> TemplateIndex: ...
+    def indexed_person(self, person_id: int) -> Person | None: ...
 
 
 def default_path() -> Path:
@@ -371,7 +346,8 @@ class Gallery:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise GalleryError(
-                f"{self.path} has schema version {version}; this accessctl reads up to {SCHEMA_VERSION} (upgrade accessctl)"
+                f"{self.path} has schema version {version}; "
+                f"this accessctl reads up to {SCHEMA_VERSION} (upgrade accessctl)"
             )
         if version < SCHEMA_VERSION:
             self._upgrade(conn)
@@ -407,12 +383,17 @@ class Gallery:
 
     # -- reading --------------------------------------------------------------------
     def _person(self, row: sqlite3.Row) -> Person:
-        return Person(row["id"], row["employee_id"], row["name"], bool(row["active"]), row["created"], row["templates"],
-                      bool(row["challenge"]))
+        return Person(
+            row["id"],
+            row["employee_id"],
+            row["name"],
+            bool(row["active"]),
+            row["created"],
+            row["templates"],
+            bool(row["challenge"]),
+        )
 
-    _PEOPLE_SQL = (
-        "SELECT p.*, (SELECT COUNT(*) FROM templates t WHERE t.person_id = p.id) AS templates FROM people p"
-    )
+    _PEOPLE_SQL = "SELECT p.*, (SELECT COUNT(*) FROM templates t WHERE t.person_id = p.id) AS templates FROM people p"
 
     def people(self, *, include_inactive: bool = True) -> list[Person]:
         where = "" if include_inactive else " WHERE p.active = 1"
@@ -432,7 +413,8 @@ class Gallery:
         person = self.get(employee_id)
         with self._errors():
             rows = self._conn.execute(
-                "SELECT id, person_id, quality, source, encoder, created FROM templates WHERE person_id = ? ORDER BY id",
+                "SELECT id, person_id, quality, source, encoder, created FROM templates "
+                "WHERE person_id = ? ORDER BY id",
                 (person.id,),
             ).fetchall()
         return [Template(*tuple(r)) for r in rows]
@@ -444,28 +426,37 @@ class Gallery:
         with self._errors():
             rows = self._conn.execute(
                 "SELECT p.employee_id, t.embedding, t.quality, t.source, t.encoder, t.created, t.chip "
-                "FROM templates t JOIN people p ON p.id = t.person_id ORDER BY t.id").fetchall()
+                "FROM templates t JOIN people p ON p.id = t.person_id ORDER BY t.id"
+            ).fetchall()
         return [tuple(r) for r in rows]
 
     def embeddings(self, employee_id: str) -> np.ndarray:
         person = self.get(employee_id)
         with self._errors():
-            rows = self._conn.execute("SELECT embedding FROM templates WHERE person_id = ? ORDER BY id", (person.id,)).fetchall()
+            rows = self._conn.execute(
+                "SELECT embedding FROM templates WHERE person_id = ? ORDER BY id", (person.id,)
+            ).fetchall()
         return decode_embeddings([r[0] for r in rows])
 
     def _version(self) -> tuple[int, int]:
         with self._errors():
             return self._conn.execute("PRAGMA data_version").fetchone()[0], self._writes
 
-    _INDEX_SQL = ("SELECT t.id, t.person_id, t.embedding, p.employee_id FROM templates t JOIN people p "
-                  "ON p.id = t.person_id WHERE p.active = 1 AND t.encoder = ?")
+    _INDEX_SQL = (
+        "SELECT t.id, t.person_id, t.embedding, p.employee_id FROM templates t JOIN people p "
+        "ON p.id = t.person_id WHERE p.active = 1 AND t.encoder = ?"
+    )
 
     def _index_rows(self, where: str = "", args: tuple = ()) -> TemplateIndex:
         cur = self._conn.cursor()
         cur.row_factory = None  # plain tuples: a site's 100 000 rows cost a third less
         rows = cur.execute(self._INDEX_SQL + where + " ORDER BY t.id", (self.encoder_id, *args)).fetchall()
-        return TemplateIndex(decode_embeddings([r[2] for r in rows]), np.array([r[1] for r in rows], np.int64),
-                             np.array([r[0] for r in rows], np.int64), np.array([r[3] for r in rows], dtype=object))
+        return TemplateIndex(
+            decode_embeddings([r[2] for r in rows]),
+            np.array([r[1] for r in rows], np.int64),
+            np.array([r[0] for r in rows], np.int64),
+            np.array([r[3] for r in rows], dtype=object),
+        )
 
     def index(self) -> TemplateIndex:
         """The matrix of active templates, rebuilt only when the gallery changed, and on a
@@ -478,10 +469,19 @@ class Gallery:
                 self._check_encoder(self._conn)
                 replica = self.meta("replica_version")
                 log_from = int(self.meta("replica_log_from") or 0)
-                if (self._index is not None and replica is not None and self._index_replica is not None
-                        and self._index_replica >= log_from and self._index.employee_ids is not None):
-                    changed = [r[0] for r in self._conn.execute(
-                        "SELECT DISTINCT employee_id FROM replica_log WHERE version > ?", (self._index_replica,))]
+                if (
+                    self._index is not None
+                    and replica is not None
+                    and self._index_replica is not None
+                    and self._index_replica >= log_from
+                    and self._index.employee_ids is not None
+                ):
+                    changed = [
+                        r[0]
+                        for r in self._conn.execute(
+                            "SELECT DISTINCT employee_id FROM replica_log WHERE version > ?", (self._index_replica,)
+                        )
+                    ]
                     marks = ",".join("?" * len(changed))
                     fresh = self._index_rows(f" AND p.employee_id IN ({marks})", tuple(changed)) if changed else None
                     self._index = self._index.patched(changed, fresh) if fresh is not None else self._index
@@ -493,7 +493,8 @@ class Gallery:
         return self._index
 
     # -- matching -------------------------------------------------------------------
-    def _person_by_id(self, pid: int) -> Person | None:
+    def indexed_person(self, pid: int) -> Person | None:
+        """The person of an :meth:`index` row (its ``person_ids``); None if removed since."""
         person = self._people_cache.get(pid)
         if person is None:
             with self._errors():
@@ -502,23 +503,6 @@ class Gallery:
                 return None
             person = self._people_cache[pid] = self._person(row)
         return person
-
-    def identify(self, embedding: np.ndarray, threshold: float) -> Match:
-        """1:N: the enrolled person closest to ``embedding`` if within ``threshold``
-        (refused above the encoder's safe ceiling: see :func:`thresholds.check_threshold`)."""
-        thresholds.check_threshold(threshold, self.encoder_id)
-        index = self.index()
-        row, distance = index.nearest(embedding)
-        if row < 0:
-            return Match(None, distance, threshold)
-        person = self._person_by_id(int(index.person_ids[row]))
-        if person is None:
-            return Match(None, distance, threshold)
-        tid = int(index.template_ids[row])
-        return Match(person if distance <= threshold else None, distance, threshold, person, tid)
-
-    def verify(self, employee_id: str, embedding: np.ndarray, threshold: float) -> Match:
-        return verify_in(self, employee_id, embedding, threshold)
 
     # -- writing --------------------------------------------------------------------
     def add_person(
@@ -537,7 +521,9 @@ class Gallery:
         name = clean_text(name, "name", MAX_NAME_CHARS)
         if not templates:
             raise GalleryError("at least one face template is needed to enroll")
-        blobs = [(encode_embedding(t.embedding), float(t.quality), str(t.source), encode_chip(t.chip)) for t in templates]
+        blobs = [
+            (encode_embedding(t.embedding), float(t.quality), str(t.source), encode_chip(t.chip)) for t in templates
+        ]
         with self._write() as conn:
             row = conn.execute("SELECT id, name FROM people WHERE employee_id = ?", (employee_id,)).fetchone()
             if row is not None and not append:
@@ -546,7 +532,8 @@ class Gallery:
                 )
             if row is None:
                 pid = conn.execute(
-                    "INSERT INTO people(employee_id, name, active, created) VALUES (?, ?, 1, ?)", (employee_id, name, now())
+                    "INSERT INTO people(employee_id, name, active, created) VALUES (?, ?, 1, ?)",
+                    (employee_id, name, now()),
                 ).lastrowid
             else:
                 pid = row["id"]
@@ -595,19 +582,24 @@ class Gallery:
         with self._write() as conn:
             for p in people:
                 conn.execute("DELETE FROM people WHERE employee_id = ?", (p.employee_id,))
-                pid = conn.execute("INSERT INTO people(employee_id, name, active, created, challenge) "
-                                   "VALUES (?, ?, ?, ?, ?)",
-                                   (p.employee_id, p.name, int(p.active), p.created, int(p.challenge))).lastrowid
-                conn.executemany("INSERT INTO templates(person_id, embedding, quality, source, encoder, created) "
-                                 "VALUES (?, ?, ?, ?, ?, ?)", [(pid, *t) for t in p.templates])
+                pid = conn.execute(
+                    "INSERT INTO people(employee_id, name, active, created, challenge) VALUES (?, ?, ?, ?, ?)",
+                    (p.employee_id, p.name, int(p.active), p.created, int(p.challenge)),
+                ).lastrowid
+                conn.executemany(
+                    "INSERT INTO templates(person_id, embedding, quality, source, encoder, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(pid, *t) for t in p.templates],
+                )
             conn.executemany("DELETE FROM people WHERE employee_id = ?", [(e,) for e in removed])
             touched = [p.employee_id for p in people] + list(removed)
             if len(touched) > REPLICA_LOG_MAX:  # kiosks rebuild once; the log covers what comes after
                 conn.execute("DELETE FROM replica_log")
                 self._set_meta(conn, "replica_log_from", version)
             else:
-                conn.executemany("INSERT INTO replica_log(version, employee_id) VALUES (?, ?)",
-                                 [(version, e) for e in touched])
+                conn.executemany(
+                    "INSERT INTO replica_log(version, employee_id) VALUES (?, ?)", [(version, e) for e in touched]
+                )
                 if conn.execute("SELECT count(*) FROM replica_log").fetchone()[0] > 100_000:  # bounded
                     conn.execute("DELETE FROM replica_log")
                     self._set_meta(conn, "replica_log_from", version)
@@ -615,21 +607,25 @@ class Gallery:
 
     @staticmethod
     def _set_meta(conn: sqlite3.Connection, key: str, value: object) -> None:
-        conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                     (key, str(value)))
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
 
     def without_chips(self) -> list[Person]:
         """People with a template whose face chip is unknown (imported from a v1 export,
         or enrolled before chips were kept): they cannot be re-encoded."""
         with self._errors():
-            rows = self._conn.execute(
-                "SELECT DISTINCT person_id FROM templates WHERE chip IS NULL"
-            ).fetchall()
+            rows = self._conn.execute("SELECT DISTINCT person_id FROM templates WHERE chip IS NULL").fetchall()
         ids = {r[0] for r in rows}
         return [p for p in self.people() if p.id in ids]
 
-    def reencode(self, encoder_id: str, encode: Callable[[np.ndarray], np.ndarray],
-                 check: Callable[[np.ndarray, np.ndarray], None] | None = None) -> int:
+    def reencode(
+        self,
+        encoder_id: str,
+        encode: Callable[[np.ndarray], np.ndarray],
+        check: Callable[[np.ndarray, np.ndarray], None] | None = None,
+    ) -> int:
         """Move the whole gallery to another encoder, in one transaction; returns templates.
 
         ``check(embeddings, person_ids)`` sees the new templates before anything is
@@ -651,13 +647,14 @@ class Gallery:
             rows = self._conn.execute("SELECT id, person_id, chip FROM templates ORDER BY id").fetchall()
         embeddings = (
             np.asarray(encode(np.stack([decode_chip(r["chip"]) for r in rows])), np.float32)
-            if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
+            if rows
+            else np.zeros((0, EMBEDDING_DIM), np.float32)
         )
         if embeddings.shape != (len(rows), EMBEDDING_DIM):
             raise GalleryError(f"the new encoder gave {embeddings.shape} descriptors for {len(rows)} chips")
         if check is not None:
             check(embeddings, np.array([r["person_id"] for r in rows], np.int64))
-        updates = [(encode_embedding(e), encoder_id, r["id"]) for e, r in zip(embeddings, rows)]
+        updates = [(encode_embedding(e), encoder_id, r["id"]) for e, r in zip(embeddings, rows, strict=True)]
         with self._write() as conn:
             now_ids = [r[0] for r in conn.execute("SELECT id FROM templates ORDER BY id")]
             if now_ids != [r["id"] for r in rows]:
@@ -708,9 +705,14 @@ class Gallery:
         config.write_private(path, json.dumps(doc, indent=1))
         return len(people)
 
-    def import_(self, path: str | os.PathLike[str], *, skip_existing: bool = False,
-                check: Callable[[np.ndarray, list[np.ndarray | None], list[str]], None] | None = None,
-                without_faces: bool = False) -> tuple[int, int]:
+    def import_(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        skip_existing: bool = False,
+        check: Callable[[np.ndarray, list[np.ndarray | None], list[str]], None] | None = None,
+        without_faces: bool = False,
+    ) -> tuple[int, int]:
         """Add the people of an exported file, all or nothing; returns (added, skipped).
 
         A file from another encoder is refused: its templates live in another space.
@@ -731,11 +733,16 @@ class Gallery:
         templates = [(p["employee_id"], t) for p in doc["people"] for t in p["templates"]]
         faceless = [eid for eid, t in templates if t["chip"] is None]
         if faceless and not without_faces:
-            raise GalleryError(f"{path}: {len(faceless)} template(s) without their stored face (first: "
-                               f"{faceless[0]!r}); nothing was imported (--without-faces imports them unchecked)")
+            raise GalleryError(
+                f"{path}: {len(faceless)} template(s) without their stored face (first: "
+                f"{faceless[0]!r}); nothing was imported (--without-faces imports them unchecked)"
+            )
         if check is not None and templates:
-            check(np.stack([t["vector"] for _, t in templates]), [t["face"] for _, t in templates],
-                  [eid for eid, _ in templates])
+            check(
+                np.stack([t["vector"] for _, t in templates]),
+                [t["face"] for _, t in templates],
+                [eid for eid, _ in templates],
+            )
         added = skipped = 0
         with self._write() as conn:
             for p in doc["people"]:
@@ -755,8 +762,10 @@ class Gallery:
                 conn.executemany(
                     "INSERT INTO templates(person_id, embedding, quality, source, encoder, created, chip) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(pid, t["blob"], t["quality"], t["source"], self.encoder_id, t["created"], t["chip"])
-                     for t in p["templates"]],
+                    [
+                        (pid, t["blob"], t["quality"], t["source"], self.encoder_id, t["created"], t["chip"])
+                        for t in p["templates"]
+                    ],
                 )
                 added += 1
         return added, skipped
@@ -767,61 +776,70 @@ def _read_export(path: Path) -> dict[str, Any]:
     try:
         size = path.stat().st_size
         if size > MAX_EXPORT_BYTES:
-            raise GalleryError(f"{path}: {size / 2**20:.0f} MiB; gallery exports over "
-                               f"{MAX_EXPORT_BYTES // 2**20} MiB are refused")
+            raise GalleryError(
+                f"{path}: {size / 2**20:.0f} MiB; gallery exports over {MAX_EXPORT_BYTES // 2**20} MiB are refused"
+            )
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise GalleryError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise GalleryError(f"{path}: not a gallery export ({type(exc).__name__}: {str(exc)[:200]})") from None
-
-    def bad(why: str) -> GalleryError:
-        return GalleryError(f"{path}: not a valid gallery export: {why}")
-
-    if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
-        raise bad("missing the accessctl-gallery format marker")
-    if doc.get("version") not in (1, EXPORT_VERSION):
-        raise bad(f"export version {doc.get('version')!r}, this accessctl reads 1 to {EXPORT_VERSION}")
-    if not isinstance(doc.get("encoder"), str) or not isinstance(doc.get("people"), list):
-        raise bad("no encoder or people")
-    seen = set()
-    for i, p in enumerate(doc["people"]):
-        if not isinstance(p, dict):
-            raise bad(f"person {i + 1} is not an object")
-        try:
-            p["employee_id"] = clean_text(p.get("employee_id"), f"person {i + 1}'s employee id", MAX_ID_CHARS)
-            p["name"] = clean_text(p.get("name"), f"the name of {p['employee_id']!r}", MAX_NAME_CHARS)
-        except GalleryError as exc:
-            raise bad(str(exc)) from None
-        if p["employee_id"] in seen:
-            raise bad(f"employee id {p['employee_id']!r} appears twice")
-        seen.add(p["employee_id"])
-        p.setdefault("active", True)
-        p.setdefault("challenge", False)
-        for flag in ("active", "challenge"):  # "yes" or 2 would be listed yet never matched, or worse
-            if not isinstance(p[flag], bool):
-                raise bad(f"person {p['employee_id']!r}: {flag} must be true or false, not {p[flag]!r}")
-        p.setdefault("created", now())
-        if not isinstance(p["created"], str):
-            raise bad(f"person {p['employee_id']!r}: created must be a date string")
-        if not isinstance(p.get("templates"), list) or not p["templates"]:
-            raise bad(f"person {p['employee_id']!r} has no templates")
-        for t in p["templates"]:
-            try:
-                vec = np.frombuffer(base64.b64decode(t["embedding"], validate=True), dtype="<f4")
-                if vec.shape != (EMBEDDING_DIM,) or not np.isfinite(vec).all():
-                    raise ValueError(f"expected {EMBEDDING_DIM} finite numbers")
-                if not 0 < float(np.linalg.norm(vec)) <= MAX_TEMPLATE_NORM:
-                    raise ValueError(f"its length {float(np.linalg.norm(vec)):.3g} is outside (0, {MAX_TEMPLATE_NORM:g}]")
-                t["vector"], t["blob"] = vec, encode_embedding(vec)
-                t["quality"] = float(t.get("quality", 0.0))
-                if not np.isfinite(t["quality"]):
-                    raise ValueError(f"quality {t['quality']} is not a number")
-                t["source"] = str(t.get("source", "import"))
-                t["created"] = str(t.get("created", now()))
-                chip = t.get("chip")
-                t["face"] = decode_chip(base64.b64decode(chip, validate=True)) if chip else None
-                t["chip"] = encode_chip(t["face"]) if chip else None
-            except (KeyError, TypeError, ValueError, GalleryError) as exc:
-                raise bad(f"a template of {p['employee_id']!r} is damaged ({exc})") from None
+    try:
+        if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
+            raise ValueError("missing the accessctl-gallery format marker")
+        if doc.get("version") not in (1, EXPORT_VERSION):
+            raise ValueError(f"export version {doc.get('version')!r}, this accessctl reads 1 to {EXPORT_VERSION}")
+        if not isinstance(doc.get("encoder"), str) or not isinstance(doc.get("people"), list):
+            raise ValueError("no encoder or people")
+        seen: set[str] = set()
+        for i, p in enumerate(doc["people"]):
+            _check_exported_person(p, i, seen)
+    except ValueError as exc:
+        raise GalleryError(f"{path}: not a valid gallery export: {exc}") from None
     return doc
+
+
+def _check_exported_person(p: object, i: int, seen: set[str]) -> None:
+    """One person of an export, checked and normalised in place (ValueError: why not)."""
+    if not isinstance(p, dict):
+        raise ValueError(f"person {i + 1} is not an object")
+    try:
+        p["employee_id"] = clean_text(p.get("employee_id"), f"person {i + 1}'s employee id", MAX_ID_CHARS)
+        p["name"] = clean_text(p.get("name"), f"the name of {p['employee_id']!r}", MAX_NAME_CHARS)
+    except GalleryError as exc:
+        raise ValueError(str(exc)) from None
+    if p["employee_id"] in seen:
+        raise ValueError(f"employee id {p['employee_id']!r} appears twice")
+    seen.add(p["employee_id"])
+    p.setdefault("active", True)
+    p.setdefault("challenge", False)
+    for flag in ("active", "challenge"):  # "yes" or 2 would be listed yet never matched, or worse
+        if not isinstance(p[flag], bool):
+            raise ValueError(f"person {p['employee_id']!r}: {flag} must be true or false, not {p[flag]!r}")
+    p.setdefault("created", now())
+    if not isinstance(p["created"], str):
+        raise ValueError(f"person {p['employee_id']!r}: created must be a date string")
+    if not isinstance(p.get("templates"), list) or not p["templates"]:
+        raise ValueError(f"person {p['employee_id']!r} has no templates")
+    for t in p["templates"]:
+        try:
+            _check_exported_template(t)
+        except (KeyError, TypeError, ValueError, GalleryError) as exc:
+            raise ValueError(f"a template of {p['employee_id']!r} is damaged ({exc})") from None
+
+
+def _check_exported_template(t: dict[str, Any]) -> None:
+    vec = np.frombuffer(base64.b64decode(t["embedding"], validate=True), dtype="<f4")
+    if vec.shape != (EMBEDDING_DIM,) or not np.isfinite(vec).all():
+        raise ValueError(f"expected {EMBEDDING_DIM} finite numbers")
+    if not 0 < float(np.linalg.norm(vec)) <= MAX_TEMPLATE_NORM:
+        raise ValueError(f"its length {float(np.linalg.norm(vec)):.3g} is outside (0, {MAX_TEMPLATE_NORM:g}]")
+    t["vector"], t["blob"] = vec, encode_embedding(vec)
+    t["quality"] = float(t.get("quality", 0.0))
+    if not np.isfinite(t["quality"]):
+        raise ValueError(f"quality {t['quality']} is not a number")
+    t["source"] = str(t.get("source", "import"))
+    t["created"] = str(t.get("created", now()))
+    chip = t.get("chip")
+    t["face"] = decode_chip(base64.b64decode(chip, validate=True)) if chip else None
+    t["chip"] = encode_chip(t["face"]) if chip else None

@@ -87,10 +87,27 @@ class Spool:
         install = self.install
         rows = self._conn.execute(
             "SELECT id, time, kiosk, event, reason, person_id, name, distance, liveness, stream_t, frame, detail "
-            "FROM events WHERE id > ? ORDER BY id LIMIT ?", (self.uploaded if after is None else after, limit)).fetchall()
-        return [{"uid": event_uid(install, r[0]), "kiosk_seq": r[0], "time": r[1], "kiosk": r[2], "event": r[3],
-                 "reason": r[4], "person_id": r[5], "name": r[6], "distance": r[7], "liveness": r[8],
-                 "stream_t": r[9], "frame": r[10], "detail": r[11]} for r in rows]
+            "FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            (self.uploaded if after is None else after, limit),
+        ).fetchall()
+        return [
+            {
+                "uid": event_uid(install, r[0]),
+                "kiosk_seq": r[0],
+                "time": r[1],
+                "kiosk": r[2],
+                "event": r[3],
+                "reason": r[4],
+                "person_id": r[5],
+                "name": r[6],
+                "distance": r[7],
+                "liveness": r[8],
+                "stream_t": r[9],
+                "frame": r[10],
+                "detail": r[11],
+            }
+            for r in rows
+        ]
 
     def _has_events(self) -> bool:
         return bool(self._conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'events'").fetchone()[0])
@@ -155,8 +172,16 @@ class StoreLink:
     when the server comes and goes, for the headless events and the kiosk's status line.
     """
 
-    def __init__(self, url: str, *, notify: Callable[[dict], None], sync_s: float = 5.0, upload_s: float = 0.5,
-                 replica: Path | None = None, events: Path | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        notify: Callable[[dict], None],
+        sync_s: float = 5.0,
+        upload_s: float = 0.5,
+        replica: Path | None = None,
+        events: Path | None = None,
+    ) -> None:
         self.url, self.notify, self.sync_s, self.upload_s = url, notify, sync_s, upload_s
         self.replica_file = replica or replica_path()
         self.events_file = events or config.data_dir() / AUDIT_FILE
@@ -179,7 +204,9 @@ class StoreLink:
                 self._online()
         except StoreError as exc:
             if not self.replica_file.exists():
-                raise StoreError(f"{exc}; this kiosk has no replica yet, so it cannot start without the server") from None
+                raise StoreError(
+                    f"{exc}; this kiosk has no replica yet, so it cannot start without the server"
+                ) from None
             with Gallery(self.replica_file) as replica:
                 self.encoder_id = replica.encoder_id
                 self.status.replica_version = int(replica.meta("replica_version") or 0)
@@ -202,15 +229,27 @@ class StoreLink:
         was = self.status.online
         self.status.online, self.status.error = True, ""
         if not was:
-            self.notify({"event": "store", "state": "online", "detail": f"central store {redact(self.url)}",
-                         "replica_version": self.status.replica_version})
+            self.notify(
+                {
+                    "event": "store",
+                    "state": "online",
+                    "detail": f"central store {redact(self.url)}",
+                    "replica_version": self.status.replica_version,
+                }
+            )
 
     def _offline(self, why: str) -> None:
         was = self.status.online or not self.status.error
         self.status.online, self.status.error = False, why
         if was:
-            self.notify({"event": "store", "state": "replica-only", "detail": why,
-                         "replica_version": self.status.replica_version})
+            self.notify(
+                {
+                    "event": "store",
+                    "state": "replica-only",
+                    "detail": why,
+                    "replica_version": self.status.replica_version,
+                }
+            )
 
     # -- the replica ----------------------------------------------------------------------
     def _follow(self) -> None:
@@ -218,8 +257,11 @@ class StoreLink:
         attempt = 0
         while not self._stop.is_set():
             try:
-                with pg.connect(self.url, autocommit=True, connect_timeout=3) as listen, \
-                        CentralStore(self.url) as store, open_replica(self.encoder_id, self.replica_file) as replica:
+                with (
+                    pg.connect(self.url, autocommit=True, connect_timeout=3) as listen,
+                    CentralStore(self.url) as store,
+                    open_replica(self.encoder_id, self.replica_file) as replica,
+                ):
                     listen.execute(f"LISTEN {CHANNEL}")
                     self.status.replica_version = sync_once(store, replica)  # what was missed while away
                     self._online()
@@ -235,11 +277,15 @@ class StoreLink:
                 if self._stop.is_set():
                     return
                 if isinstance(exc, SchemaError):
-                    self._offline(f"{first_line(exc)}; deciding on the replica (version "
-                                  f"{self.status.replica_version}) until it matches")
+                    self._offline(
+                        f"{first_line(exc)}; deciding on the replica (version "
+                        f"{self.status.replica_version}) until it matches"
+                    )
                 else:
-                    self._offline(f"the central store cannot be reached ({first_line(exc)}); deciding on the "
-                                  f"replica (version {self.status.replica_version})")
+                    self._offline(
+                        f"the central store cannot be reached ({first_line(exc)}); deciding on the "
+                        f"replica (version {self.status.replica_version})"
+                    )
                 self._stop.wait(RETRY_S[min(attempt, len(RETRY_S) - 1)])
                 attempt += 1
 
@@ -272,8 +318,16 @@ class StoreLink:
 def local_status(url: str) -> dict:
     """What `accessctl store status` says, from this machine's files and one try at the
     server: the replica's version, the server's, the lag, spooled events, reachability."""
-    out: dict = {"url": redact(url), "replica": str(replica_path()), "replica_version": None, "server_version": None,
-                 "lag": None, "spooled_events": 0, "reachable": False, "error": ""}
+    out: dict = {
+        "url": redact(url),
+        "replica": str(replica_path()),
+        "replica_version": None,
+        "server_version": None,
+        "lag": None,
+        "spooled_events": 0,
+        "reachable": False,
+        "error": "",
+    }
     if replica_path().exists():
         with Gallery(replica_path()) as replica:
             out["replica_version"] = int(replica.meta("replica_version") or 0)
@@ -292,8 +346,6 @@ def local_status(url: str) -> dict:
     if out["server_version"] is not None and out["replica_version"] is not None:
         out["lag"] = out["server_version"] - out["replica_version"]
     return out
-
-
 
 
 @contextmanager

@@ -1,1 +1,2 @@
-"""Training: the Siamese encoder (losses, online triplet mining, trainer) and the liveness CNNs' fine-tuning. Never imported by the kiosk."""
+"""Training: the Siamese encoder (losses, online triplet mining, trainer) and the liveness
+CNNs' fine-tuning. Never imported by the kiosk."""

@@ -36,7 +36,9 @@ class FaceSet:
         remap = {old: new for new, old in enumerate(wanted)}
         mask = np.isin(self.labels, wanted)
         labels = np.array([remap[int(v)] for v in self.labels[mask]], np.int64)
-        return FaceSet(self.chips[mask], labels, list(people), [p for p, m in zip(self.paths, mask) if m], [])
+        return FaceSet(
+            self.chips[mask], labels, list(people), [p for p, m in zip(self.paths, mask, strict=True) if m], []
+        )
 
 
 def _key(path: Path) -> str:
@@ -50,7 +52,12 @@ def load_face_folder(root: str | Path, *, use_cache: bool = True) -> FaceSet:
     if not root.is_dir():
         raise AccessctlError(f"{root}: not a folder (expected one folder of images per person)")
     people = sorted(d.name for d in root.iterdir() if d.is_dir())
-    files = [(p, f) for p in people for f in sorted((root / p).iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    files = [
+        (p, f)
+        for p in people
+        for f in sorted((root / p).iterdir())
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+    ]
     if len({p for p, _ in files}) < 2:
         raise AccessctlError(f"{root}: need folders of at least two people with images")
 

@@ -145,18 +145,19 @@ def exposure(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def trunks(cnn: FrameCNN, clips: list[Clip], tune_from: str, batch: int = 256, exposures: int = 0,
-           seed: int = 0) -> None:
+def trunks(
+    cnn: FrameCNN, clips: list[Clip], tune_from: str, batch: int = 256, exposures: int = 0, seed: int = 0
+) -> None:
     """Each clip's frames through each CNN's frozen layers (those before ``tune_from``),
     once; and ``exposures`` copies of them under a random :func:`exposure` each."""
     rng = np.random.default_rng(seed)
 
     def run(crops: np.ndarray) -> list[torch.Tensor]:
         out = []
-        for x, net in zip(FrameCNN.inputs(torch.from_numpy(crops)), cnn.minifasnets()):
+        for x, net in zip(FrameCNN.inputs(torch.from_numpy(crops)), cnn.minifasnets(), strict=True):
             parts = []
             for j in range(0, len(x), batch):
-                h = x[j:j + batch]
+                h = x[j : j + batch]
                 for layer in net.layers(stop=tune_from):
                     h = layer(h)
                 parts.append(h)
@@ -200,7 +201,7 @@ def fine_tune(base: FrameCNN, clips: list[Clip], cfg: LivenessTrainConfig, seed:
         variants = [clips[k].variant(which) for k, _ in picks]
         loss = cfg.tune_anchor * torch.stack([((p - anchor[k]) ** 2).sum() for k, p in params.items()]).sum()
         for i, net in enumerate(cnn.minifasnets()):
-            h = torch.stack([v[i][f] for v, (_, f) in zip(variants, picks)])
+            h = torch.stack([v[i][f] for v, (_, f) in zip(variants, picks, strict=True)])
             loss = loss + F.binary_cross_entropy_with_logits(_live_vs_rest(net(h, cfg.tune_from)[1]), y)
         opt.zero_grad()
         loss.backward()
@@ -247,8 +248,10 @@ class Scored:
 
 def score_clips(model: LivenessModel, clips: list[Clip], features: list[np.ndarray]) -> list[Scored]:
     """The texture's door scores of each clip's presentations (see :func:`.texture_scores`)."""
-    return [Scored(c.source, c.spec.live, c.spec.attack, texture_scores(model, c.frames, f))
-            for c, f in zip(clips, features)]
+    return [
+        Scored(c.source, c.spec.live, c.spec.attack, texture_scores(model, c.frames, f))
+        for c, f in zip(clips, features, strict=True)
+    ]
 
 
 def threshold_for_bpcer(scored: list[Scored], max_bpcer: float = MAX_BPCER) -> float:
@@ -335,8 +338,13 @@ def cv_report(scored: dict[str, list[Scored]]) -> dict:
         thr = threshold_for_bpcer(s)
         sources = per_source(s, thr)
         worst = max(sources, key=lambda k: sources[k]["error"])
-        report[name] = {"threshold": thr, "pooled": figures(s, thr), "sources": sources,
-                        "worst_source": worst, "worst_error": sources[worst]["error"]}
+        report[name] = {
+            "threshold": thr,
+            "pooled": figures(s, thr),
+            "sources": sources,
+            "worst_source": worst,
+            "worst_error": sources[worst]["error"],
+        }
     return report
 
 
@@ -399,11 +407,16 @@ def train(cfg: LivenessTrainConfig, motion: MotionConfig, log: Callable[[str], N
     else:
         cnn, threshold, texture = train_texture(cfg, log)
         # the texture stage's result, with a motion head not yet trained: the motion stage reads it back
-        save_model(make_model(MotionHead(), threshold, 0.5, out), out, {"stage": "texture"},
-                   tuned_state(cnn, cfg.tune_from) if cfg.tune_from else None)
+        save_model(
+            make_model(MotionHead(), threshold, 0.5, out),
+            out,
+            {"stage": "texture"},
+            tuned_state(cnn, cfg.tune_from) if cfg.tune_from else None,
+        )
         load_liveness.cache_clear()
         base = out
         extra["report"] = texture
-    result = train_motion(dataclasses.replace(motion, clips=cfg.clips, out=str(out), cnn_from=str(base)), log,
-                          extra=extra)
+    result = train_motion(
+        dataclasses.replace(motion, clips=cfg.clips, out=str(out), cnn_from=str(base)), log, extra=extra
+    )
     return {"texture": texture, **result}

@@ -63,9 +63,7 @@ def contrastive_loss(emb: torch.Tensor, labels: torch.Tensor, margin: float) -> 
     return loss.mean(), {"pairs": float(i.numel())}
 
 
-def binary_loss(
-    emb: torch.Tensor, labels: torch.Tensor, head: BinaryHead
-) -> tuple[torch.Tensor, dict[str, float]]:
+def binary_loss(emb: torch.Tensor, labels: torch.Tensor, head: BinaryHead) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy of the head over all pairs of the batch, the two classes weighted equally."""
     i, j = torch.triu_indices(len(labels), len(labels), offset=1, device=emb.device)
     target = (labels[i] == labels[j]).float()

@@ -37,7 +37,9 @@ def batch_hard(sq_dist: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
     return a, hardest_p[a], hardest_n[a]
 
 
-def semi_hard(sq_dist: torch.Tensor, labels: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def semi_hard(
+    sq_dist: torch.Tensor, labels: torch.Tensor, margin: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For each positive pair, the closest negative that is still farther than the positive
     but within the margin: d(a,p) < d(a,n) < d(a,p) + margin.
 

@@ -113,14 +113,16 @@ def track_steps(model: LivenessModel, frames: ClipFrames) -> tuple[np.ndarray, n
         t, s = monitor.steps(track)
         times.append(t)
         steps.append(s)
-        starts.append(np.array([history_before(t, e, model.history, model.step_s)[0] for e in range(len(t))],
-                               np.int64) + offset)
+        starts.append(
+            np.array([history_before(t, e, model.history, model.step_s)[0] for e in range(len(t))], np.int64) + offset
+        )
         offset += len(t)
     return np.concatenate(times), np.concatenate(steps), np.concatenate(starts)
 
 
-def make_item(model: LivenessModel, source: str, live: bool, kind: str, original: bool, path: str,
-              frames: ClipFrames) -> Item:
+def make_item(
+    model: LivenessModel, source: str, live: bool, kind: str, original: bool, path: str, frames: ClipFrames
+) -> Item:
     t, steps, starts = track_steps(model, frames)
     return Item(source, live, kind, original, path, frames, t, steps, starts)
 
@@ -144,13 +146,13 @@ def _items_of(k: int) -> list[Item]:
     if spec.attack != PICTURE:  # a still picture is material for the synthetic attacks only
         real = extract(spec.path)
         if len(real):
-            items.append(make_item(model, spec.source, spec.live, LIVE if spec.live else spec.attack, True,
-                                   str(spec.path), real))
+            items.append(
+                make_item(model, spec.source, spec.live, LIVE if spec.live else spec.attack, True, str(spec.path), real)
+            )
     for family, s, seed in made_from(spec, cfg):
         clip = synthetic(spec.path, family, seed, cfg.frames)
         if clip is not None:
-            items.append(make_item(model, spec.source, family == LIVE, family, False,
-                                   f"{spec.path}#{family}{s}", clip))
+            items.append(make_item(model, spec.source, family == LIVE, family, False, f"{spec.path}#{family}{s}", clip))
     return items
 
 
@@ -169,8 +171,12 @@ class _Workers:
         _SHARED.clear()
         _SHARED.update(self.shared)
         if self.workers > 1:
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
-                                            initializer=torch.set_num_threads, initargs=(1,))
+            self.pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=torch.set_num_threads,
+                initargs=(1,),
+            )
         return self
 
     def map(self, fn: Callable, args: Iterable) -> Iterator:
@@ -223,7 +229,7 @@ class Sampler:
 
 def batch_of(items: list[Item], picks: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """The histories of the picked steps, padded at the end to the longest, and their lengths."""
-    seqs = [items[k].steps[items[k].starts[e]:e + 1] for k, e in picks]
+    seqs = [items[k].steps[items[k].starts[e] : e + 1] for k, e in picks]
     x = np.zeros((len(seqs), max(len(q) for q in seqs), STEP_INPUTS), np.float32)
     for b, q in enumerate(seqs):
         x[b, : len(q)] = q
@@ -242,7 +248,7 @@ def fit(items: list[Item], cfg: MotionConfig, seed: int) -> MotionHead:
         if not cfg.use_cnn:
             head.use[: 1 + N_CNNS] = 0.0
         if not cfg.use_landmarks:
-            head.use[2 + N_CNNS: 2 + N_CNNS + N_CUES] = 0.0
+            head.use[2 + N_CNNS : 2 + N_CNNS + N_CUES] = 0.0
     sampler = Sampler(items, rng)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
@@ -297,7 +303,10 @@ def _cut(curve: list[tuple[float, float]], evidence_s: float) -> list[tuple[floa
 
 
 def _best(curves: list[list[tuple[float, float]]], judged: list[bool], evidence_s: float) -> list[float | None]:
-    return [max((p for _, p in _cut(c, evidence_s)), default=0.0) if j else None for c, j in zip(curves, judged)]
+    return [
+        max((p for _, p in _cut(c, evidence_s)), default=0.0) if j else None
+        for c, j in zip(curves, judged, strict=True)
+    ]
 
 
 def score(model: LivenessModel, items: list[Item]) -> list[Scored]:
@@ -435,10 +444,16 @@ def threshold_for(scored: list[Scored], max_apcer: float, evidence_s: float) -> 
     return float(np.clip(thr, 1e-4, 1 - 1e-4))
 
 
-def figures(scored: list[Scored], threshold: float, evidence_s: float,
-            legacy: dict[str, list[tuple[float, bool] | None]] | None = None, legacy_threshold: float = 0.5) -> dict:
+def figures(
+    scored: list[Scored],
+    threshold: float,
+    evidence_s: float,
+    legacy: dict[str, list[tuple[float, bool] | None]] | None = None,
+    legacy_threshold: float = 0.5,
+) -> dict:
     """Per family, per real attack type and per live source, at ``threshold``, the
     door looking ``evidence_s`` for evidence of life."""
+
     def metrics(rows: list[Scored], scores_of: Callable[[Scored], list[float | None]], thr: float) -> dict:
         scores = [x for r in rows for x in scores_of(r)]
         live = [r.live for r in rows for _ in scores_of(r)]
@@ -463,26 +478,36 @@ def figures(scored: list[Scored], threshold: float, evidence_s: float,
         sc = [x for r in rows for x in r.scores(evidence_s)]
         refused = sum(1 for x in sc if x is None or x < threshold)
         times = [x for r in rows for x in r.times(threshold, evidence_s) if x is not None]
-        live_sources[src] = {"presentations": len(sc), "bpcer": refused / max(len(sc), 1),
-                             "decision_s_median": float(np.median(times)) if times else None}
+        live_sources[src] = {
+            "presentations": len(sc),
+            "bpcer": refused / max(len(sc), 1),
+            "decision_s_median": float(np.median(times)) if times else None,
+        }
     out["live_sources"] = live_sources
     times = [x for s in real if s.live for x in s.times(threshold, evidence_s) if x is not None]
-    out["decision_s"] = {"median": float(np.median(times)) if times else None,
-                         "worst": float(np.max(times)) if times else None, "n": len(times)}
+    out["decision_s"] = {
+        "median": float(np.median(times)) if times else None,
+        "worst": float(np.max(times)) if times else None,
+        "n": len(times),
+    }
     if legacy is not None:
+
         def legacy_of(r: Scored) -> list[float | None]:
             return [legacy_score(p) for p in legacy[r.path]]
+
         out["legacy"] = {"real": metrics(real, legacy_of, legacy_threshold), "synthetic": {}}
         for fam in sorted({s.family for s in scored if s.family}):
             sc = [x for r in scored if r.family == fam for x in legacy_of(r)]
             out["legacy"]["synthetic"][fam] = {
-                "presentations": len(sc), "apcer": sum(1 for x in sc if x is not None and x >= legacy_threshold)
-                / max(len(sc), 1)}
+                "presentations": len(sc),
+                "apcer": sum(1 for x in sc if x is not None and x >= legacy_threshold) / max(len(sc), 1),
+            }
         # would the old stillness and planar rules, on top of the new model, refuse
         # an attack it accepts (they add), or a live face it accepts (they cost)?
         adds = costs = 0
         for r in scored:
-            for new, old in zip(r.scores(evidence_s), legacy[r.path]):
+            # strict=False: the legacy run keeps a last, unjudged presentation that score() drops
+            for new, old in zip(r.scores(evidence_s), legacy[r.path], strict=False):
                 if new is not None and new >= threshold and old is not None and old[1]:
                     costs += r.live
                     adds += not r.live
@@ -490,8 +515,9 @@ def figures(scored: list[Scored], threshold: float, evidence_s: float,
     return out
 
 
-def cross_validate(items: list[Item], model: LivenessModel, cfg: MotionConfig,
-                   log: Callable[[str], None] | None = None) -> dict[str, list[Scored]]:
+def cross_validate(
+    items: list[Item], model: LivenessModel, cfg: MotionConfig, log: Callable[[str], None] | None = None
+) -> dict[str, list[Scored]]:
     """Held-out scores: ``source`` (each source out in turn, with everything made from
     it) and ``family`` (each synthetic family out in turn: trained on the others, all
     sources, and judged on every clip of it). Folds run in ``cfg.workers`` processes."""
@@ -501,7 +527,7 @@ def cross_validate(items: list[Item], model: LivenessModel, cfg: MotionConfig,
     folds += [("family", f, cfg.seed + 1000 + j) for j, f in enumerate(fams)]
     out: dict[str, list[Scored]] = {"source": [], "family": []}
     with _Workers(cfg.workers, items=items, cfg=cfg, model=model) as work:
-        for k, ((by, held_out, _), scored) in enumerate(zip(folds, work.map(_fold, folds))):
+        for k, ((by, held_out, _), scored) in enumerate(zip(folds, work.map(_fold, folds), strict=True)):
             out[by] += scored
             if log:
                 log(f"fold {k + 1}/{len(folds)}: held out {by} {held_out}")
@@ -520,11 +546,17 @@ def _fold(fold: tuple[str, str, int]) -> list[Scored]:
     return score(_with(model, fit(train, cfg, seed)), held)
 
 
-def _with(model: LivenessModel, head: MotionHead, threshold: float = 0.5,
-          evidence_s: float | None = None) -> LivenessModel:
-    return make_model(head, model.threshold, threshold, model.source,
-                      (model.source / "cnn_tuned.pt", model.cnn_id) if model.cnn_id != "pretrained" else None,
-                      model.evidence_s if evidence_s is None else evidence_s)
+def _with(
+    model: LivenessModel, head: MotionHead, threshold: float = 0.5, evidence_s: float | None = None
+) -> LivenessModel:
+    return make_model(
+        head,
+        model.threshold,
+        threshold,
+        model.source,
+        (model.source / "cnn_tuned.pt", model.cnn_id) if model.cnn_id != "pretrained" else None,
+        model.evidence_s if evidence_s is None else evidence_s,
+    )
 
 
 def train(cfg: MotionConfig, log: Callable[[str], None] | None = None, extra: dict | None = None) -> dict:
@@ -539,9 +571,12 @@ def train(cfg: MotionConfig, log: Callable[[str], None] | None = None, extra: di
     base = load_liveness(cfg.cnn_from or None)
     t0 = time.perf_counter()
     items = load_items(cfg, base, log)
-    report: dict = {"clips": sum(it.original for it in items), "made": sum(not it.original for it in items),
-                    "sources": len({it.source for it in items}),
-                    "steps": int(sum(len(it.t) for it in items))}
+    report: dict = {
+        "clips": sum(it.original for it in items),
+        "made": sum(not it.original for it in items),
+        "sources": len({it.source for it in items}),
+        "steps": int(sum(len(it.t) for it in items)),
+    }
     cv = cross_validate(items, base, cfg, log)
     # how long the door looks for evidence of life, decided here: for each choice the
     # threshold that keeps every held-out family within max_apcer, and what that costs
@@ -557,10 +592,14 @@ def train(cfg: MotionConfig, log: Callable[[str], None] | None = None, extra: di
     thr_family = threshold_for(cv["family"], cfg.max_apcer, evidence_s)
     threshold = max(thr_source, thr_family)
     legacy = {it.path: legacy_scores(it.frames) for it in items}
-    report["cv"] = {"threshold_by_source": thr_source, "threshold_by_family": thr_family, "evidence_s": evidence_s,
-                    "looks": {str(k): v for k, v in looks.items()},
-                    "source": figures(cv["source"], threshold, evidence_s, legacy, base.threshold),
-                    "family": figures(cv["family"], threshold, evidence_s, legacy, base.threshold)}
+    report["cv"] = {
+        "threshold_by_source": thr_source,
+        "threshold_by_family": thr_family,
+        "evidence_s": evidence_s,
+        "looks": {str(k): v for k, v in looks.items()},
+        "source": figures(cv["source"], threshold, evidence_s, legacy, base.threshold),
+        "family": figures(cv["family"], threshold, evidence_s, legacy, base.threshold),
+    }
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     # every held-out presentation, so that figures at another threshold need no retraining

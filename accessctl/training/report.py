@@ -49,9 +49,13 @@ def run_figures(run_dir: str | Path) -> RunFigures:
     seed = int(doc.get("seed", 0))
     split_seed = doc.get("split_seed")
     return RunFigures(
-        run=str(run_dir), loss=str(doc.get("loss", "?")), seed=seed,
-        split_seed=seed if split_seed is None else int(split_seed), test_people=list(final.get("test_people", [])),
-        accuracy_10fold=float(test["accuracy_10fold"]), accuracy_at_threshold=float(test["accuracy"]),
+        run=str(run_dir),
+        loss=str(doc.get("loss", "?")),
+        seed=seed,
+        split_seed=seed if split_seed is None else int(split_seed),
+        test_people=list(final.get("test_people", [])),
+        accuracy_10fold=float(test["accuracy_10fold"]),
+        accuracy_at_threshold=float(test["accuracy"]),
         before_whitening_10fold=final.get("test_unwhitened", {}).get("accuracy_10fold"),
         head_10fold=final.get("test_binary", {}).get("accuracy_10fold"),
     )
@@ -63,8 +67,13 @@ def summarize(runs: list[RunFigures]) -> dict[str, dict[str, float]]:
     for name in FIGURES:
         values = [v for v in (getattr(r, name) for r in runs) if v is not None]
         if values:
-            out[name] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-                         "min": min(values), "max": max(values), "runs": len(values)}
+            out[name] = {
+                "mean": statistics.fmean(values),
+                "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "min": min(values),
+                "max": max(values),
+                "runs": len(values),
+            }
     return out
 
 
@@ -75,5 +84,7 @@ def report(run_dirs: list[str | Path]) -> dict:
         raise AccessctlError("name at least one run folder")
     runs = [run_figures(d) for d in run_dirs]
     losses = sorted({r.loss for r in runs})
-    return {"runs": [asdict(r) for r in runs],
-            "summary": {loss: summarize([r for r in runs if r.loss == loss]) for loss in losses}}
+    return {
+        "runs": [asdict(r) for r in runs],
+        "summary": {loss: summarize([r for r in runs if r.loss == loss]) for loss in losses},
+    }

@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import cv2
@@ -34,8 +35,20 @@ from accessctl.vision.faces import analyzer, largest
 # The families, each a kind of animation; "combo" mixes them. The first group moves
 # one frame; "frames" and "pause" use a few frames of the source clip.
 # "zoom" came last (a new family is appended: each family's generator is seeded by its place).
-FAMILIES = ("still", "jitter", "wobble", "tilt", "bend", "flicker", "codec", "frames", "pause", "scene", "combo",
-            "zoom")
+FAMILIES = (
+    "still",
+    "jitter",
+    "wobble",
+    "tilt",
+    "bend",
+    "flicker",
+    "codec",
+    "frames",
+    "pause",
+    "scene",
+    "combo",
+    "zoom",
+)
 
 
 @dataclass(frozen=True)
@@ -85,8 +98,9 @@ class Animation:
     print_box: tuple[float, float, float, float] | None = None  # "scene": the part of the frame printed
 
 
-def _smooth(rng: np.random.Generator, t: np.ndarray, amp: float, fmin: float = 0.2, fmax: float = 3.0,
-            parts: int = 3) -> np.ndarray:
+def _smooth(
+    rng: np.random.Generator, t: np.ndarray, amp: float, fmin: float = 0.2, fmax: float = 3.0, parts: int = 3
+) -> np.ndarray:
     """A smooth random signal of about ``amp`` (a hand's sway, a stand's swing)."""
     out = np.zeros_like(t)
     for _ in range(parts):
@@ -126,8 +140,10 @@ def _light(rng: np.random.Generator, n: int, t: np.ndarray, flicker: bool) -> li
         gammas = np.exp(_smooth(rng, t, _amp(rng, 0.01, 0.2), 0.2, 4.0))
         casts = np.exp(np.stack([_smooth(rng, t, _amp(rng, 0.005, 0.08), 0.2, 4.0) for _ in range(3)], 1))
     base = np.exp(rng.uniform(-0.4, 0.3))
-    return [Photometric(float(base * g), float(gm), (float(c[0]), float(c[1]), float(c[2])), noise, blur, jpeg)
-            for g, gm, c in zip(gains, gammas, casts)]
+    return [
+        Photometric(float(base * g), float(gm), (float(c[0]), float(c[1]), float(c[2])), noise, blur, jpeg)
+        for g, gm, c in zip(gains, gammas, casts, strict=True)
+    ]
 
 
 def _jitter(rng: np.random.Generator, n: int) -> list[Motion]:
@@ -136,8 +152,15 @@ def _jitter(rng: np.random.Generator, n: int) -> list[Motion]:
     zoom = _amp(rng, 0.0005, 0.005) if rng.random() < 0.5 else 0.0
     draw = rng.uniform if rng.random() < 0.5 else (lambda a, b, k: rng.normal(0, (b - a) / 4, k))
     dx, dy = draw(-amp, amp, n), draw(-amp, amp, n)
-    return [Motion(float(x), float(y), float(rng.uniform(-rot, rot)) if rot else 0.0,
-                   1.0 + (float(rng.uniform(-zoom, zoom)) if zoom else 0.0)) for x, y in zip(dx, dy)]
+    return [
+        Motion(
+            float(x),
+            float(y),
+            float(rng.uniform(-rot, rot)) if rot else 0.0,
+            1.0 + (float(rng.uniform(-zoom, zoom)) if zoom else 0.0),
+        )
+        for x, y in zip(dx, dy, strict=True)
+    ]
 
 
 def _wobble(rng: np.random.Generator, t: np.ndarray, scale: float = 1.0) -> list[Motion]:
@@ -150,8 +173,10 @@ def _wobble(rng: np.random.Generator, t: np.ndarray, scale: float = 1.0) -> list
         dy = dy + t * scale * rng.uniform(-1, 1) * _amp(rng, 0.5, 30.0)
         zoom = zoom + t * scale * rng.uniform(-1, 1) * _amp(rng, 0.005, 0.2)
     shake = _amp(rng, 0.02, 1.0) if rng.random() < 0.5 else 0.0  # a hand's tremor on top
-    return [Motion(float(x + rng.normal(0, shake)), float(y + rng.normal(0, shake)), float(a), float(1 + z))
-            for x, y, a, z in zip(dx, dy, angle, zoom)]
+    return [
+        Motion(float(x + rng.normal(0, shake)), float(y + rng.normal(0, shake)), float(a), float(1 + z))
+        for x, y, a, z in zip(dx, dy, angle, zoom, strict=True)
+    ]
 
 
 def _tilt(rng: np.random.Generator, t: np.ndarray) -> list[Motion]:
@@ -160,7 +185,7 @@ def _tilt(rng: np.random.Generator, t: np.ndarray) -> list[Motion]:
     pitch = _smooth(rng, t, _amp(rng, 1.0, 25.0), 0.2, 2.0) + rng.uniform(-10, 10)
     if rng.random() < 0.3:  # turned about one axis only
         (yaw if rng.random() < 0.5 else pitch)[:] = 0.0
-    return [dataclasses.replace(m, yaw=float(y), pitch=float(p)) for m, y, p in zip(base, yaw, pitch)]
+    return [dataclasses.replace(m, yaw=float(y), pitch=float(p)) for m, y, p in zip(base, yaw, pitch, strict=True)]
 
 
 def _bend(rng: np.random.Generator, t: np.ndarray) -> list[Motion]:
@@ -173,9 +198,11 @@ def _bend(rng: np.random.Generator, t: np.ndarray) -> list[Motion]:
     if curl:
         waves = np.full(len(t), _amp(rng, 0.01, 0.12))
         phases = 2 * np.pi * rng.uniform(0.2, 2.0) * t + rng.uniform(0, 6.3)
-        return [dataclasses.replace(m, wave=float(w), wave_phase=float(p), bend_axis=axis, bend=float(b) * 0.3)
-                for m, w, p, b in zip(base, waves, phases, bends)]
-    return [dataclasses.replace(m, bend=float(b), bend_axis=axis) for m, b in zip(base, bends)]
+        return [
+            dataclasses.replace(m, wave=float(w), wave_phase=float(p), bend_axis=axis, bend=float(b) * 0.3)
+            for m, w, p, b in zip(base, waves, phases, bends, strict=True)
+        ]
+    return [dataclasses.replace(m, bend=float(b), bend_axis=axis) for m, b in zip(base, bends, strict=True)]
 
 
 def _zoom(rng: np.random.Generator, t: np.ndarray) -> list[Motion]:
@@ -196,12 +223,15 @@ def _zoom(rng: np.random.Generator, t: np.ndarray) -> list[Motion]:
         progress = np.sin(np.pi * u * rng.uniform(0.5, 1.5)) ** 2
     size = np.exp(change * progress)
     ox, oy = rng.uniform(-150, 150, 2)
-    return [dataclasses.replace(m, scale=m.scale * float(s), dx=m.dx + float((s - 1) * ox), dy=m.dy + float((s - 1) * oy))
-            for m, s in zip(base, size)]
+    return [
+        dataclasses.replace(m, scale=m.scale * float(s), dx=m.dx + float((s - 1) * ox), dy=m.dy + float((s - 1) * oy))
+        for m, s in zip(base, size, strict=True)
+    ]
 
 
-def _hold(rng: np.random.Generator, n: int, fps: float, piece: Callable[[int], list[int]],
-          hold_s: tuple[float, float]) -> list[int]:
+def _hold(
+    rng: np.random.Generator, n: int, fps: float, piece: Callable[[int], list[int]], hold_s: tuple[float, float]
+) -> list[int]:
     """Output frame -> source frame for a sequence shown in pieces with holds between."""
     out: list[int] = []
     while len(out) < n:
@@ -210,8 +240,17 @@ def _hold(rng: np.random.Generator, n: int, fps: float, piece: Callable[[int], l
     return out[:n]
 
 
-def animate(family: str, seed: int, n: int, sources: int, start: int, face: tuple[float, float, float, float],
-            size: tuple[int, int]) -> Animation:
+# One branch per family, each drawing from one random stream in a fixed order: split
+# up, a family's clips for a seed could change and the published figures with them.
+def animate(  # noqa: C901
+    family: str,
+    seed: int,
+    n: int,
+    sources: int,
+    start: int,
+    face: tuple[float, float, float, float],
+    size: tuple[int, int],
+) -> Animation:
     """The steps of one clip of ``n`` frames of ``family``, from a clip of ``sources``
     frames (RGB, ``size`` = (w, h)), starting at frame ``start`` whose face box is ``face``."""
     if family not in FAMILIES:
@@ -244,8 +283,12 @@ def animate(family: str, seed: int, n: int, sources: int, start: int, face: tupl
     elif family == "frames":
         # A few different frames of the clip, each shown for a while (a slideshow, or two
         # photos swapped to fake a blink); small motion on top or none.
-        picks = [start] + [int(p) for p in rng.choice([i for i in range(sources) if i != start],
-                                                       size=min(sources - 1, int(rng.integers(1, 4))), replace=False)]
+        picks = [start] + [
+            int(p)
+            for p in rng.choice(
+                [i for i in range(sources) if i != start], size=min(sources - 1, int(rng.integers(1, 4))), replace=False
+            )
+        ]
         shown = [0]
 
         def next_pick(_: int) -> list[int]:
@@ -276,22 +319,33 @@ def animate(family: str, seed: int, n: int, sources: int, start: int, face: tupl
         k = rng.uniform(1.2, 2.6)
         cx, cy = (x0 + x1) / 2 + rng.uniform(-0.2, 0.2) * fw, (y0 + y1) / 2 + rng.uniform(-0.1, 0.3) * fh
         pw, ph = fw * k * rng.uniform(0.8, 1.2), fh * k * rng.uniform(1.0, 1.5)
-        print_box = (max(0.0, cx - pw / 2), max(0.0, cy - ph / 2), min(float(w), cx + pw / 2), min(float(h), cy + ph / 2))
+        print_box = (
+            max(0.0, cx - pw / 2),
+            max(0.0, cy - ph / 2),
+            min(float(w), cx + pw / 2),
+            min(float(h), cy + ph / 2),
+        )
         background = int(rng.integers(sources))
         kind = rng.integers(3)
         motions = _wobble(rng, t) if kind == 0 else _tilt(rng, t) if kind == 1 else _bend(rng, t)
     elif family == "zoom":
         motions = _zoom(rng, t)
     elif family == "combo":
-        motions = {"jitter": lambda: _jitter(rng, n), "wobble": lambda: _wobble(rng, t),
-                   "tilt": lambda: _tilt(rng, t), "bend": lambda: _bend(rng, t)}[family_geo]()
+        motions = {
+            "jitter": lambda: _jitter(rng, n),
+            "wobble": lambda: _wobble(rng, t),
+            "tilt": lambda: _tilt(rng, t),
+            "bend": lambda: _bend(rng, t),
+        }[family_geo]()
         if rng.random() < 0.5:  # jitter on top of a smooth motion
             jit = _jitter(rng, n)
-            motions = [dataclasses.replace(m, dx=m.dx + j.dx, dy=m.dy + j.dy) for m, j in zip(motions, jit)]
+            motions = [
+                dataclasses.replace(m, dx=m.dx + j.dx, dy=m.dy + j.dy) for m, j in zip(motions, jit, strict=True)
+            ]
     lights = _light(rng, n, t, flicker)
     if family == "codec":
         lights = [dataclasses.replace(p, jpeg=int(rng.integers(10, 80))) for p in lights]
-    steps = [Step(s, float(tt), m, p) for s, tt, m, p in zip(src, t, motions, lights)]
+    steps = [Step(s, float(tt), m, p) for s, tt, m, p in zip(src, t, motions, lights, strict=True)]
     if family in ("codec", "combo") or rng.random() < 0.2:
         steps = _retime(rng, steps, fps, pauses=True)
     return Animation(family, seed, steps, face, background, print_box)
@@ -307,7 +361,7 @@ def relive(seed: int, n: int, sources: int, start: int, face: tuple[float, float
     count = min(n, sources - start)
     t = np.arange(count) / fps
     lights = _light(rng, count, t, flicker=rng.random() < 0.3)
-    steps = [Step(start + i, float(tt), Motion(), p) for i, (tt, p) in enumerate(zip(t, lights))]
+    steps = [Step(start + i, float(tt), Motion(), p) for i, (tt, p) in enumerate(zip(t, lights, strict=True))]
     if rng.random() < 0.3:
         steps = _retime(rng, steps, fps, pauses=False)
     return Animation("live", seed, steps, face)
@@ -338,6 +392,7 @@ def _retime(rng: np.random.Generator, steps: list[Step], fps: float, pauses: boo
 
 # -- rendering -------------------------------------------------------------------------
 
+
 def _rotation(yaw: float, pitch: float) -> np.ndarray:
     a, b = np.radians(yaw), np.radians(pitch)
     ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
@@ -345,8 +400,9 @@ def _rotation(yaw: float, pitch: float) -> np.ndarray:
     return ry @ rx
 
 
-def source_coordinates(m: Motion, u: np.ndarray, v: np.ndarray, centre: tuple[float, float],
-                       face_width: float, focal: float) -> tuple[np.ndarray, np.ndarray]:
+def source_coordinates(
+    m: Motion, u: np.ndarray, v: np.ndarray, centre: tuple[float, float], face_width: float, focal: float
+) -> tuple[np.ndarray, np.ndarray]:
     """For output pixels (u, v), where they come from in the source image.
 
     The picture is a sheet through the face centre at distance ``focal`` from the
@@ -464,12 +520,15 @@ def source_frames(path: Path, limit: int = SOURCE_FRAMES) -> list[np.ndarray]:
         image = load_image(path)
         h, w = image.shape[:2]
         k = max(PICTURE_SIZE[0] / w, PICTURE_SIZE[1] / h)
-        image = cv2.resize(image, (max(PICTURE_SIZE[0], round(w * k)), max(PICTURE_SIZE[1], round(h * k))),
-                           interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+        image = cv2.resize(
+            image,
+            (max(PICTURE_SIZE[0], round(w * k)), max(PICTURE_SIZE[1], round(h * k))),
+            interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC,
+        )
         y, x = (image.shape[0] - PICTURE_SIZE[1]) // 2, (image.shape[1] - PICTURE_SIZE[0]) // 2
-        return [np.ascontiguousarray(image[y:y + PICTURE_SIZE[1], x:x + PICTURE_SIZE[0]])]
+        return [np.ascontiguousarray(image[y : y + PICTURE_SIZE[1], x : x + PICTURE_SIZE[0]])]
     with open_source(path) as source:
-        return [f.image for f, _ in zip(source, range(limit))]
+        return [f.image for f in islice(source, limit)]
 
 
 def synthetic(path: Path, family: str, seed: int, n: int = 45) -> ClipFrames | None:
@@ -490,8 +549,11 @@ def synthetic(path: Path, family: str, seed: int, n: int = 45) -> ClipFrames | N
         else:
             return observe_frames([])
         size = (frames[0].shape[1], frames[0].shape[0])
-        anim = (relive(seed, n, len(frames), start, face.box) if family == "live"
-                else animate(family, seed, n, len(frames), start, face.box, size))
+        anim = (
+            relive(seed, n, len(frames), start, face.box)
+            if family == "live"
+            else animate(family, seed, n, len(frames), start, face.box, size)
+        )
         return observe_frames(render(anim, frames))
 
     clip = cached("liveness-synth", key, make)

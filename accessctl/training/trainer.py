@@ -83,8 +83,10 @@ class TrainConfig:
         if c.id_weight < 0:
             raise AccessctlError("the identity loss weight cannot be negative")
         if c.device != "cpu" and not (c.device.startswith("cuda") and torch.cuda.is_available()):
-            raise AccessctlError(f"device {c.device!r} is not available here; use cpu"
-                                 + ("" if torch.cuda.is_available() else " (no CUDA GPU found)"))
+            raise AccessctlError(
+                f"device {c.device!r} is not available here; use cpu"
+                + ("" if torch.cuda.is_available() else " (no CUDA GPU found)")
+            )
         if c.epochs < 0:
             raise AccessctlError("epochs must be 0 (measure the starting weights) or more")
         if c.margin is None:
@@ -181,16 +183,27 @@ def pair_scores(emb: torch.Tensor, labels: np.ndarray, head: BinaryHead | None) 
     return score.numpy().astype(np.float64), labels[i_np] == labels[j_np]
 
 
-def pair_figures(emb: torch.Tensor, labels: np.ndarray, head: BinaryHead | None, threshold: float | None,
-                 *, cross_validate: bool = False) -> dict:
+def pair_figures(
+    emb: torch.Tensor,
+    labels: np.ndarray,
+    head: BinaryHead | None,
+    threshold: float | None,
+    *,
+    cross_validate: bool = False,
+) -> dict:
     """Figures of the balanced pairs at ``threshold``; None: at the best threshold for
     these pairs (where accuracy is, by definition, the best accuracy). ``cross_validate``
     adds ``accuracy_10fold`` (evaluate.cross_validated_accuracy) for the final figures."""
     scores, same = pair_scores(emb, labels, head)
     m = verification_metrics(scores, same, np.zeros(len(scores), bool), 0.0 if threshold is None else threshold)
     accuracy = m["best_accuracy"] if threshold is None else m["accuracy"]
-    fig = {"pairs": int(len(scores)), "accuracy": accuracy, "best_accuracy": m["best_accuracy"],
-           "best_threshold": m["best_threshold"], "eer": m["eer"]}
+    fig = {
+        "pairs": int(len(scores)),
+        "accuracy": accuracy,
+        "best_accuracy": m["best_accuracy"],
+        "best_threshold": m["best_threshold"],
+        "eer": m["eer"],
+    }
     if cross_validate:
         fig["accuracy_10fold"] = cross_validated_accuracy(scores, same)
     return fig
@@ -211,13 +224,16 @@ def training_threshold(model: Embedder, faces: FaceSet, seed: int, views: int = 
     at the threshold rose from 75-89% (mean 81%) to 82-91% (mean 87%).
     """
     rng = np.random.default_rng([seed, 1 << 20])
-    chosen = [pair_figures(embed(model, augment(faces.chips, rng)), faces.labels, None, None)["best_threshold"]
-              for _ in range(views)]
+    chosen = [
+        pair_figures(embed(model, augment(faces.chips, rng)), faces.labels, None, None)["best_threshold"]
+        for _ in range(views)
+    ]
     return float(np.mean(chosen))
 
 
-def fit_whitening(model: Embedder, faces: FaceSet, seed: int, head: BinaryHead | None,
-                  views: int = 5) -> BinaryHead | None:
+def fit_whitening(
+    model: Embedder, faces: FaceSet, seed: int, head: BinaryHead | None, views: int = 5
+) -> BinaryHead | None:
     """Fit the net's within-class whitening on the training people (augmented views,
     as in training_threshold, so it models how a person's new faces vary); a binary head
     learnt on the unwhitened embeddings no longer fits them and is refitted, on the
@@ -253,8 +269,13 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return _on_cpu(module.state_dict())  # type: ignore[return-value]
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[Progress], None] | None = None,
-          faces: FaceSet | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+    faces: FaceSet | None = None,
+) -> TrainResult:
     """Train (or fine-tune) an encoder as ``cfg`` says; returns where the results are."""
     cfg = cfg.resolved()
     out = Path(cfg.out)
@@ -265,35 +286,18 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[Progres
     rest, test_set = split_people(faces, cfg.test_people, split_seed)
     train_set, val_set = split_people(rest, cfg.val_people, split_seed)
 
-    model = Embedder(cfg.arch, bool(cfg.normalize))
-    if cfg.init == "pretrained":
-        from accessctl.identity.weights import pretrained_state_dict
-
-        model.net.load_state_dict(pretrained_state_dict())
+    model = _new_model(cfg)
     head = BinaryHead(model.net.embedding_dim) if cfg.loss == "binary" else None
     id_head = IdentityHead(model.net.embedding_dim, len(train_set.people)) if cfg.id_weight else None
-    for module in (model, head, id_head):
-        if module is not None:
-            module.to(cfg.device)
-    params = [*model.parameters(), *(head.parameters() if head else ()), *(id_head.parameters() if id_head else ())]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    modules = [m for m in (model, head, id_head) if m is not None]
+    for module in modules:
+        module.to(cfg.device)
+    opt = torch.optim.AdamW([p for m in modules for p in m.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     start_epoch, best_metric, best_epoch, stale = 0, -math.inf, -1, 0
     last = out / "last.pt"
     if resume:
-        if not last.is_file():
-            raise AccessctlError(f"nothing to resume: {last} does not exist")
-        ck = torch.load(last, map_location="cpu", weights_only=True)
-        model.net.load_state_dict(ck["model"])
-        if head is not None and "head" in ck:
-            head.load_state_dict(ck["head"])
-        if id_head is not None and "id_head" in ck:
-            id_head.load_state_dict(ck["id_head"])
-        opt.load_state_dict(ck["optimizer"])
-        start_epoch = int(ck["epoch"]) + 1
-        best_metric, best_epoch, stale = float(ck["best_metric"]), int(ck["best_epoch"]), int(ck["stale"])
-        saved = json.loads((out / "config.json").read_text())
-        cfg.history = saved.get("history", [])
+        start_epoch, best_metric, best_epoch, stale = _resume(cfg, last, model, head, id_head, opt)
 
     batch = cfg.p * cfg.k
     steps = cfg.steps_per_epoch or max(1, math.ceil(len(train_set.chips) / batch))
@@ -301,75 +305,39 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[Progres
     seen, train_time = 0, 0.0
     before: dict | None = None
     if cfg.init == "pretrained" and not resume:
-        # Figures of the starting point, measured the way the final ones are; and the
-        # starting point is a candidate for best.pt, so fine-tuning that does not help
-        # on the held-out people leaves the pretrained weights in place.
-        start_threshold = training_threshold(model, train_set, cfg.seed)
-        before = {"train": evaluate_split(model, train_set, None, start_threshold)}
-        if test_set is not None:
-            before["test"] = evaluate_split(model, test_set, None, start_threshold)
-        if val_set is not None:
-            val_emb = embed(model, val_set.chips)
-            before["val"] = pair_figures(val_emb, val_set.labels, None, start_threshold)
-            if head is None:
-                v = pair_figures(val_emb, val_set.labels, None, base_threshold)
-                cfg.history.append({"epoch": 0, "val": v})
-                best_metric = v["best_accuracy"] - v["eer"] * 1e-3
-                torch.save(_state(model.net), out / "best.pt")
+        before, best_metric = _starting_point(
+            cfg, model, head, train_set, val_set, test_set, base_threshold, best_metric
+        )
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         # Cosine decay from lr to lr/20, a function of the epoch alone so a resumed run
         # needs no scheduler state.
         for group in opt.param_groups:
             group["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * epoch / max(cfg.epochs, 1))))
-        rng = np.random.default_rng([cfg.seed, epoch])
-        torch.manual_seed(int(rng.integers(1 << 62)))  # dropout masks: resumable too
-        sampler = PKSampler(train_set.labels, cfg.p, cfg.k, seed=int(rng.integers(1 << 31)))
-        model.train()
-        losses = []
         t0 = time.perf_counter()
-        for step in range(steps):
-            ix = sampler.batch()
-            x = torch.from_numpy(augment(train_set.chips[ix], rng)).to(cfg.device)
-            y = torch.from_numpy(train_set.labels[ix]).to(cfg.device)
-            emb = model(x)
-            if cfg.loss == "triplet":
-                loss, _ = triplet_loss(emb, y, float(cfg.margin or 0.0), cfg.mining)
-            elif cfg.loss == "contrastive":
-                loss, _ = contrastive_loss(emb, y, float(cfg.margin or 0.0))
-            else:
-                assert head is not None  # the binary loss made it above
-                loss, _ = binary_loss(emb, y, head)
-            if id_head is not None:
-                loss = loss + cfg.id_weight * identity_loss(emb, y, id_head)[0]
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            seen += len(ix)
-            if progress:
-                progress(Progress(epoch + 1, cfg.epochs, step + 1, steps, float(np.mean(losses))))
+        losses = _epoch(cfg, epoch, steps, model, head, id_head, opt, train_set, progress)
+        seen += steps * batch
         train_time += time.perf_counter() - t0
         record: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
+        metric = float(epoch)  # with no validation people, nothing to choose by: the last epoch is the result
         if val_set is not None:
             record["val"] = evaluate_split(model, val_set, head, base_threshold)
             metric = record["val"]["best_accuracy"] - record["val"]["eer"] * 1e-3
-        else:
-            metric = float(epoch)  # nothing to choose by: the last epoch is the result
         cfg.history.append(record)
         if metric > best_metric:
             best_metric, best_epoch, stale = metric, epoch, 0
-            torch.save(_state(model.net), out / "best.pt")
-            if head is not None:
-                torch.save(_state(head), out / "head.pt")
+            _save_best(out, model, head)
         else:
             stale += 1
-        ck = {"model": _state(model.net), "optimizer": _on_cpu(opt.state_dict()), "epoch": epoch, "best_metric": best_metric,
-              "best_epoch": best_epoch, "stale": stale}
-        if head is not None:
-            ck["head"] = _state(head)
-        if id_head is not None:
-            ck["id_head"] = _state(id_head)
+        ck = {
+            "model": _state(model.net),
+            "optimizer": _on_cpu(opt.state_dict()),
+            "epoch": epoch,
+            "best_metric": best_metric,
+            "best_epoch": best_epoch,
+            "stale": stale,
+        }
+        ck.update({name: _state(m) for name, m in (("head", head), ("id_head", id_head)) if m is not None})
         torch.save(ck, last)
         _write_config(out, cfg, extra={})
         if progress:
@@ -377,53 +345,183 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: Callable[[Progres
         if stale >= cfg.patience:
             break
 
-    model.cpu()
-    if head is not None:
-        head.cpu()
+    for m in (model, head):
+        if m is not None:
+            m.cpu()
     # Final figures with the best weights: the threshold is chosen on the training people
     # (see training_threshold) and applied, untouched, to the people the encoder never saw.
     if cfg.epochs == 0 and not resume:
         # Nothing to train: the figures of the starting weights, the baseline training
         # has to beat (a random net already tells many faces apart).
-        torch.save(_state(model.net), out / "best.pt")
-        if head is not None:
-            torch.save(_state(head), out / "head.pt")
+        _save_best(out, model, head)
+    _load_best(out, model, head)
+    unwhitened: dict[str, dict] = {}
+    if cfg.whiten and getattr(model.net, "whitening", None) is not None:
+        unwhitened, head = _whiten(cfg, model, head, train_set, {"val": val_set, "test": test_set})
+    threshold = training_threshold(model, train_set, cfg.seed)
+    best = _final_figures(model, head, threshold, train_set, {"val": val_set, "test": test_set})
+    best.update({f"{name}_unwhitened": figures for name, figures in unwhitened.items()})
+    if before is not None:
+        best["before"] = before
+    encoder_id = f"{cfg.arch}-{hashlib.sha256((out / 'best.pt').read_bytes()).hexdigest()[:12]}"
+    _write_config(
+        out, cfg, extra={"encoder_id": encoder_id, "threshold": threshold, "best_epoch": best_epoch + 1, "final": best}
+    )
+    ips = seen / train_time if train_time else 0.0
+    return TrainResult(out, epoch + 1 - start_epoch, best_epoch + 1, best, threshold, ips)
+
+
+def _starting_point(
+    cfg: TrainConfig,
+    model: Embedder,
+    head: BinaryHead | None,
+    train_set: FaceSet,
+    val_set: FaceSet | None,
+    test_set: FaceSet | None,
+    base_threshold: float,
+    best_metric: float,
+) -> tuple[dict, float]:
+    """Figures of the pretrained starting point, measured the way the final ones are;
+    and the starting point is a candidate for best.pt, so fine-tuning that does not
+    help on the held-out people leaves the pretrained weights in place."""
+    start_threshold = training_threshold(model, train_set, cfg.seed)
+    before = {"train": evaluate_split(model, train_set, None, start_threshold)}
+    if test_set is not None:
+        before["test"] = evaluate_split(model, test_set, None, start_threshold)
+    if val_set is not None:
+        val_emb = embed(model, val_set.chips)
+        before["val"] = pair_figures(val_emb, val_set.labels, None, start_threshold)
+        if head is None:
+            v = pair_figures(val_emb, val_set.labels, None, base_threshold)
+            cfg.history.append({"epoch": 0, "val": v})
+            best_metric = v["best_accuracy"] - v["eer"] * 1e-3
+            torch.save(_state(model.net), Path(cfg.out) / "best.pt")  # no head to save: head is None
+    return before, best_metric
+
+
+def _whiten(
+    cfg: TrainConfig, model: Embedder, head: BinaryHead | None, train_set: FaceSet, held_out: dict[str, FaceSet | None]
+) -> tuple[dict[str, dict], BinaryHead | None]:
+    """Fit the whitening to the best weights and save them; the held-out figures
+    without it first, so each run shows what the whitening did."""
+    net: Any = model.net  # an architecture with a whitening layer (the caller checked)
+    net.whitening.active.fill_(0.0)
+    unwhitened = {
+        name: pair_figures(embed(model, faces.chips), faces.labels, None, None, cross_validate=True)
+        for name, faces in held_out.items()
+        if faces is not None
+    }
+    head = fit_whitening(model, train_set, cfg.seed, head)
+    _save_best(Path(cfg.out), model, head)
+    return unwhitened, head
+
+
+def _epoch(
+    cfg: TrainConfig,
+    epoch: int,
+    steps: int,
+    model: Embedder,
+    head: BinaryHead | None,
+    id_head: IdentityHead | None,
+    opt: torch.optim.Optimizer,
+    train_set: FaceSet,
+    progress: Callable[[Progress], None] | None,
+) -> list[float]:
+    """One epoch's steps, its randomness a function of the seed and the epoch alone
+    (dropout masks too), so a resumed run goes on exactly; the losses."""
+    rng = np.random.default_rng([cfg.seed, epoch])
+    torch.manual_seed(int(rng.integers(1 << 62)))
+    sampler = PKSampler(train_set.labels, cfg.p, cfg.k, seed=int(rng.integers(1 << 31)))
+    model.train()
+    losses: list[float] = []
+    for step in range(steps):
+        ix = sampler.batch()
+        x = torch.from_numpy(augment(train_set.chips[ix], rng)).to(cfg.device)
+        y = torch.from_numpy(train_set.labels[ix]).to(cfg.device)
+        loss = _loss(cfg, model(x), y, head, id_head)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if progress:
+            progress(Progress(epoch + 1, cfg.epochs, step + 1, steps, float(np.mean(losses))))
+    return losses
+
+
+def _save_best(out: Path, model: Embedder, head: BinaryHead | None) -> None:
+    torch.save(_state(model.net), out / "best.pt")
+    if head is not None:
+        torch.save(_state(head), out / "head.pt")
+
+
+def _load_best(out: Path, model: Embedder, head: BinaryHead | None) -> None:
     model.net.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
     if head is not None:
         head.load_state_dict(torch.load(out / "head.pt", map_location="cpu", weights_only=True))
-    unwhitened: dict[str, dict] = {}
-    whitening = getattr(model.net, "whitening", None)
-    if cfg.whiten and whitening is not None:
-        # The figures without it first, so each run shows what the whitening did.
-        whitening.active.fill_(0.0)
-        for name, held_out in (("val", val_set), ("test", test_set)):
-            if held_out is not None:
-                unwhitened[name] = pair_figures(embed(model, held_out.chips), held_out.labels, None, None,
-                                                cross_validate=True)
-        head = fit_whitening(model, train_set, cfg.seed, head)
-        torch.save(_state(model.net), out / "best.pt")
-        if head is not None:
-            torch.save(_state(head), out / "head.pt")
-    # The distance threshold is what the gallery uses, whatever the loss; the binary
-    # head's own figures are at P(same) = 0.5 (logit 0), its natural operating point.
-    threshold = training_threshold(model, train_set, cfg.seed)
+
+
+def _new_model(cfg: TrainConfig) -> Embedder:
+    model = Embedder(cfg.arch, bool(cfg.normalize))
+    if cfg.init == "pretrained":
+        from accessctl.identity.weights import pretrained_state_dict
+
+        model.net.load_state_dict(pretrained_state_dict())
+    return model
+
+
+def _resume(
+    cfg: TrainConfig,
+    last: Path,
+    model: Embedder,
+    head: BinaryHead | None,
+    id_head: IdentityHead | None,
+    opt: torch.optim.Optimizer,
+) -> tuple[int, float, int, int]:
+    """The run's state from its last checkpoint: the next epoch, the best metric and
+    epoch so far, and the epochs since it improved."""
+    if not last.is_file():
+        raise AccessctlError(f"nothing to resume: {last} does not exist")
+    ck = torch.load(last, map_location="cpu", weights_only=True)
+    model.net.load_state_dict(ck["model"])
+    if head is not None and "head" in ck:
+        head.load_state_dict(ck["head"])
+    if id_head is not None and "id_head" in ck:
+        id_head.load_state_dict(ck["id_head"])
+    opt.load_state_dict(ck["optimizer"])
+    cfg.history = json.loads((last.parent / "config.json").read_text()).get("history", [])
+    return int(ck["epoch"]) + 1, float(ck["best_metric"]), int(ck["best_epoch"]), int(ck["stale"])
+
+
+def _loss(
+    cfg: TrainConfig, emb: torch.Tensor, y: torch.Tensor, head: BinaryHead | None, id_head: IdentityHead | None
+) -> torch.Tensor:
+    if cfg.loss == "triplet":
+        loss, _ = triplet_loss(emb, y, float(cfg.margin or 0.0), cfg.mining)
+    elif cfg.loss == "contrastive":
+        loss, _ = contrastive_loss(emb, y, float(cfg.margin or 0.0))
+    else:
+        assert head is not None  # the binary loss has its head
+        loss, _ = binary_loss(emb, y, head)
+    if id_head is not None:
+        loss = loss + cfg.id_weight * identity_loss(emb, y, id_head)[0]
+    return loss
+
+
+def _final_figures(
+    model: Embedder, head: BinaryHead | None, threshold: float, train_set: FaceSet, held_out: dict[str, FaceSet | None]
+) -> dict[str, Any]:
+    """The distance threshold is what the gallery uses, whatever the loss, chosen on the
+    training people and applied untouched to the held-out ones; the binary head's own
+    figures are at P(same) = 0.5 (logit 0), its natural operating point."""
     best: dict[str, Any] = {"train": evaluate_split(model, train_set, None, threshold)}
-    for name, figures in unwhitened.items():
-        best[f"{name}_unwhitened"] = figures
-    if before is not None:
-        best["before"] = before
-    for name, held_out in (("val", val_set), ("test", test_set)):
-        if held_out is not None:
-            emb = embed(model, held_out.chips)
-            best[name] = pair_figures(emb, held_out.labels, None, threshold, cross_validate=True)
-            best[f"{name}_people"] = held_out.people
+    for name, faces in held_out.items():
+        if faces is not None:
+            emb = embed(model, faces.chips)
+            best[name] = pair_figures(emb, faces.labels, None, threshold, cross_validate=True)
+            best[f"{name}_people"] = faces.people
             if head is not None:
-                best[f"{name}_binary"] = pair_figures(emb, held_out.labels, head, 0.0, cross_validate=True)
-    encoder_id = f"{cfg.arch}-{hashlib.sha256((out / 'best.pt').read_bytes()).hexdigest()[:12]}"
-    _write_config(out, cfg, extra={"encoder_id": encoder_id, "threshold": threshold, "best_epoch": best_epoch + 1,
-                                   "final": best})
-    ips = seen / train_time if train_time else 0.0
-    return TrainResult(out, epoch + 1 - start_epoch, best_epoch + 1, best, threshold, ips)
+                best[f"{name}_binary"] = pair_figures(emb, faces.labels, head, 0.0, cross_validate=True)
+    return best
 
 
 def _write_config(out: Path, cfg: TrainConfig, extra: dict) -> None:

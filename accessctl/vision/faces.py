@@ -221,7 +221,9 @@ def quality_of(box: tuple[float, float, float, float], landmarks: np.ndarray, ch
     )
 
 
-def square_crop(image: np.ndarray, cx: float, cy: float, side: float, out: int) -> tuple[np.ndarray, float, float, float]:
+def square_crop(
+    image: np.ndarray, cx: float, cy: float, side: float, out: int
+) -> tuple[np.ndarray, float, float, float]:
     """A ``out x out`` crop of the square (cx, cy, side), grey outside the image.
 
     Returns the crop and (x0, y0, side) of the square in image pixels, so that crop
@@ -375,7 +377,11 @@ class FaceAnalyzer:
     def _detect_once(self, model, image: np.ndarray) -> list[Detection]:
         h, w = image.shape[:2]
         scale = min(1.0, self.detect_max_side / max(h, w))
-        small = image if scale >= 1.0 else cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        small = (
+            image
+            if scale >= 1.0
+            else cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        )
         result = model.process(small)
         out = []
         for det in result.detections or []:

@@ -41,8 +41,9 @@ class Tracker:
 
     def update(self, boxes: list[Box], t: float) -> tuple[list[int], list[int]]:
         """Track ids for ``boxes`` (in order), and the ids of tracks that just ended."""
-        pairs = sorted(((iou(tr.box, b), tid, i) for tid, tr in self.tracks.items() for i, b in enumerate(boxes)),
-                       reverse=True)
+        pairs = sorted(
+            ((iou(tr.box, b), tid, i) for tid, tr in self.tracks.items() for i, b in enumerate(boxes)), reverse=True
+        )
         assigned: dict[int, int] = {}
         used: set[int] = set()
         for overlap, tid, i in pairs:
