@@ -14,6 +14,8 @@ import pytest
 
 from accessctl.door.access import Decision
 from accessctl.door.hook import run_hook
+from accessctl.door.pipeline import Pipeline
+from accessctl.liveness.saved import load_liveness
 from accessctl.storage.audit import AuditError, AuditLog, Event
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -217,7 +219,7 @@ def test_a_camera_that_is_missing_is_reported_and_logged_and_the_runner_stops_cl
 
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
-        runner = Runner(g, Settings(), audit, lines.append)
+        runner = Runner(Pipeline(g, Settings(), load_liveness()), audit, lines.append)
         feed = FrameFeed("97", on_status=runner.feed_status, reconnect_delays_s=(0.01, 0.02))
         t = threading.Thread(target=runner.run, args=(feed,))
         t.start()
@@ -245,7 +247,7 @@ def test_denials_leave_a_private_snapshot_only_when_switched_on(tmp_path: Path, 
     def deny_once(settings: Settings) -> list[dict]:
         lines: list[dict] = []
         with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
-            runner = Runner(g, settings, audit, lines.append)
+            runner = Runner(Pipeline(g, settings, load_liveness()), audit, lines.append)
             face = FaceState(7, (150.0, 80.0, 350.0, 330.0), LivenessVerdict("spoof", 0.01, 5), None, 0, 0)
             frame = Frame(astronaut, 12, 0.4)
             runner.pipeline.process = lambda f: FrameResult(f.index, f.t, [face], [])  # a spoof verdict, as given
@@ -289,7 +291,7 @@ def test_a_gallery_switched_under_a_running_kiosk_fails_closed(shared_data: Path
         conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
         conn.execute("UPDATE meta SET value = 'other-encoder' WHERE key = 'encoder'")
         conn.close()
-        runner = Runner(g, Settings(), audit, lines.append)
+        runner = Runner(Pipeline(g, Settings(), load_liveness()), audit, lines.append)
         with FrameFeed(str(video)) as feed:
             for f in feed.frames():  # 3 s: a grant would come within 1, and identity is checked every 0.1 s
                 runner.step(f)
@@ -316,7 +318,7 @@ def test_a_hanging_hook_does_not_hold_up_the_kiosk(tmp_path: Path, astronaut_vid
     settings.hook.path, settings.hook.timeout_s = str(hang), 12.0  # longer than 30 frames take on a busy machine
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
-        runner = Runner(g, settings, audit, lines.append)
+        runner = Runner(Pipeline(g, settings, load_liveness()), audit, lines.append)
         runner.hooks.deliver(decision())  # the door hook is now stuck for its whole timeout
         frames = sum(1 for f in FrameFeed(str(astronaut_video)).frames() if runner.step(f))
         assert frames == 30 and not [x for x in lines if x["event"] == "hook"]  # every frame, while it hung
@@ -343,7 +345,7 @@ def test_a_kiosk_too_slow_for_liveness_says_so_once_and_again_when_it_recovers(
     frames = list(FrameFeed(str(astronaut_video)).frames())  # 30 frames at 15 fps
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
-        runner = Runner(g, Settings(), audit, lines.append)
+        runner = Runner(Pipeline(g, Settings(), load_liveness()), audit, lines.append)
         # What a starved realtime feed hands over: every fourth frame (3.75 per second), for 8 s.
         for k in range(0, 120, 4):
             f = frames[k % 30]
@@ -375,7 +377,7 @@ def test_a_kiosk_whose_hook_worker_is_gone_stops_deciding(tmp_path: Path, astron
     settings = Settings()
     settings.hook.path = str(ok)
     with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
-        runner = Runner(g, settings, audit, lambda line: None)
+        runner = Runner(Pipeline(g, settings, load_liveness()), audit, lambda line: None)
         frame = next(iter(FrameFeed(str(astronaut_video)).frames()))
         runner.step(frame)
         runner.hooks.close()  # the worker is gone
@@ -407,7 +409,7 @@ def test_an_audit_log_that_cannot_be_written_holds_events_then_stops_the_door(
     settings.audit.backlog_s = 3600.0
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, Flaky(tmp_path / "events.db") as audit:
-        runner = Runner(g, settings, audit, lines.append)
+        runner = Runner(Pipeline(g, settings, load_liveness()), audit, lines.append)
         frame = next(iter(FrameFeed(str(astronaut_video)).frames()))
         audit.broken = True
         runner.audit_out.log(Event("granted", "match", "E1", "Ada"))
@@ -474,7 +476,7 @@ def test_a_grant_the_log_cannot_record_is_neither_shown_nor_opens_the_door(
     settings.audit.backlog_s = 3600.0
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
-        runner = Runner(g, settings, audit, lines.append)
+        runner = Runner(Pipeline(g, settings, load_liveness()), audit, lines.append)
         unwritable(tmp_path / "events.db")
         if os.getuid() != 0:  # the open connection keeps writing through its own file handle
             pytest.skip("needs root to break an open log")
@@ -508,7 +510,7 @@ def test_a_new_output_is_one_more_sink_and_hears_what_the_log_hears(tmp_path: Pa
 
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
-        runner = Runner(g, Settings(), audit, lines.append)
+        runner = Runner(Pipeline(g, Settings(), load_liveness()), audit, lines.append)
         relay = Relay(audit)
         runner.sinks.append(relay)
         for f in FrameFeed(str(astronaut_video)).frames():

@@ -158,3 +158,18 @@ def test_no_module_or_script_takes_another_modules_private_name() -> None:
 def test_the_cycle_check_can_fail() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_a_door_is_put_together_in_one_place() -> None:
+    """The headless command, the demo and the kiosk window open their door through
+    door/assembly.py: no other module of the package builds a door's Runner, and the
+    three callers use it."""
+    built = [
+        module
+        for module, path in _modules()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Runner"
+    ]
+    assert built == ["accessctl.door.assembly"], built
+    users = {s for s, d in imports(names=True) if d.startswith("accessctl.door.assembly.")}
+    assert {"accessctl.cli.kiosk", "accessctl.kiosk.session", "accessctl.gui.app"} <= users, users

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from accessctl.cli.common import READS, open_gallery, run_settings, threshold_opt
+from accessctl.cli.common import READS, run_settings, threshold_opt
+
+if TYPE_CHECKING:
+    from accessctl.config import Settings
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -22,27 +27,31 @@ def cmd_run(args: argparse.Namespace) -> int:
             loop=args.loop,
             fullscreen=args.fullscreen or settings.kiosk.fullscreen,
         )
-    from accessctl.door.report import Reporter
-    from accessctl.door.runner import Runner, print_json
-    from accessctl.frames.capture import FrameFeed
-    from accessctl.storage.audit import AuditLog
-    from accessctl.storage.gallery import Gallery
-    from accessctl.storage.replica import door_store
+    return run_headless(settings, args.source, realtime=args.realtime, loop=args.loop)
 
-    # A many-door site's kiosk decides on its replica; a single door on its own gallery.
+
+def run_headless(settings: Settings, sources: Sequence[str], *, realtime: bool, loop: bool) -> int:
+    """A door without a window: one JSON object per event on stdout, until the files end
+    or a service manager's SIGTERM (the frame, the hooks and the uploads finish)."""
+    from accessctl.door.assembly import open_door, open_site
+    from accessctl.door.runner import print_json
+
     with (
-        Reporter(settings, print_json) as reporter,
-        door_store(settings, reporter.wrap(print_json)) as replica,
-        Gallery(replica) as gallery,
-        AuditLog(kiosk=settings.kiosk.name) as audit,
+        open_site(settings, print_json) as site,
+        open_door(
+            settings,
+            sources,
+            print_json,
+            reporter=site.reporter,
+            realtime=realtime,
+            loop=loop,
+            gallery_path=site.gallery_path,
+        ) as door,
     ):
-        runner = Runner(gallery, settings, audit, print_json, reporter=reporter)
-        # A service manager stops a door with SIGTERM: finish the frame, the hooks and the uploads.
-        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
-        feed = FrameFeed(args.source, realtime=args.realtime, loop=args.loop, on_status=runner.feed_status)
-        stats = runner.run(feed)
+        signal.signal(signal.SIGTERM, lambda *_: door.stop())
+        stats = door.run()
     fps = stats.frames / stats.seconds if stats.seconds else 0.0
-    dropped = f", {feed.stats.dropped} dropped to stay current" if feed.stats.dropped else ""
+    dropped = f", {door.feed.stats.dropped} dropped to stay current" if door.feed.stats.dropped else ""
     print(
         f"accessctl: {stats.frames} frames, {stats.decisions} decisions, {fps:.1f} frames/s{dropped}", file=sys.stderr
     )
@@ -70,19 +79,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             from accessctl.gui.app import run_kiosk
 
             return run_kiosk(sources, settings, realtime=True, loop=True, fullscreen=args.fullscreen)
-        from accessctl.door.report import Reporter
-        from accessctl.door.runner import Runner, print_json
-        from accessctl.frames.capture import FrameFeed
-        from accessctl.storage.audit import AuditLog
-
-        with (
-            Reporter(settings, print_json) as reporter,
-            open_gallery() as gallery,
-            AuditLog(kiosk=settings.kiosk.name) as audit,
-        ):
-            runner = Runner(gallery, settings, audit, print_json, reporter=reporter)
-            runner.run(FrameFeed(sources, on_status=runner.feed_status))
-    return 0
+        return run_headless(settings, sources, realtime=False, loop=False)
 
 
 def cmd_events(args: argparse.Namespace) -> int:

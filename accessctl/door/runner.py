@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from accessctl.config import Settings, sha256_file
+from accessctl.config import sha256_file
 from accessctl.door.access import AccessController, Decision, EventKind
 from accessctl.door.hook import HookResult, HookRunner
 from accessctl.door.outputs import AuditSink, JsonSink, Sink
@@ -28,14 +28,13 @@ from accessctl.frames.capture import FeedState, FeedStatus, FrameFeed
 from accessctl.frames.sources import Frame
 from accessctl.liveness.challenge import ChallengeState, ChallengeStatus
 from accessctl.liveness.features import slowest_fps
-from accessctl.liveness.saved import META_FILE, load_liveness
+from accessctl.liveness.saved import META_FILE
 from accessctl.storage.audit import (
     AuditLog,
     Event,
     prune_snapshots,
     save_snapshot,
 )
-from accessctl.storage.gallery import Gallery
 
 
 @dataclass
@@ -93,23 +92,22 @@ class Runner:
 
     def __init__(
         self,
-        gallery: Gallery,
-        settings: Settings,
+        pipeline: Pipeline,
         audit: AuditLog,
         emit: Callable[[dict], None],
         on_frame: Callable[[Frame, FrameResult, list[Decision]], None] | None = None,
         reporter: Reporter | None = None,
     ) -> None:
-        audit.check_writable()  # before anything else: a door that cannot log does not start
-        self.settings = settings
+        audit.check_writable()  # a door that cannot log does not start
+        self.settings = settings = pipeline.settings
         self.audit = audit
         self._emit_lock = threading.Lock()
         self._emit = emit
         self.on_frame = on_frame
         self.reporter = reporter
-        liveness = load_liveness()
-        self.pipeline = Pipeline(gallery, settings, liveness)
+        self.pipeline = pipeline
         self.pipeline.warm_up()
+        liveness = pipeline.monitor.model
         if reporter is not None:
             reporter.models(self.pipeline.encoder.encoder_id, sha256_file(liveness.source / META_FILE))
         self.pace = PaceWatch(liveness.step_s)

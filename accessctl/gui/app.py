@@ -11,7 +11,7 @@ from PyQt6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageH
 from PyQt6.QtWidgets import QApplication, QDialog
 
 from accessctl.config import Settings
-from accessctl.door.report import Reporter
+from accessctl.door.assembly import open_site
 from accessctl.errors import AccessctlError
 from accessctl.frames.capture import is_camera
 from accessctl.frames.sources import open_source
@@ -20,7 +20,6 @@ from accessctl.gui.kiosk_window import KioskWindow
 from accessctl.gui.qtlibs import uses_xcb, xcb_problem
 from accessctl.kiosk.session import KioskSession
 from accessctl.storage.adminpin import AdminPin
-from accessctl.storage.replica import door_store
 
 
 def application() -> QApplication:
@@ -82,9 +81,10 @@ def run_kiosk(
         if session is not None:
             session.problem(obj)
 
-    with Reporter(settings, reporter_news) as reporter, door_store(settings, reporter.wrap(store_changed)) as replica:
+    with open_site(settings, reporter_news, store_changed) as site:
+        replica = site.gallery_path
         session = KioskSession(
-            list(sources), settings, realtime=realtime, loop=loop, gallery_path=replica, reporter=reporter
+            list(sources), settings, realtime=realtime, loop=loop, gallery_path=replica, reporter=site.reporter
         )
         for obj in notes:
             session.store_changed(obj)

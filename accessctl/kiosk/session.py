@@ -25,6 +25,7 @@ from pathlib import Path
 
 from accessctl.config import Settings
 from accessctl.door.access import Decision, EventKind, Reason
+from accessctl.door.assembly import open_door
 from accessctl.door.pipeline import FaceState, FrameResult
 from accessctl.door.report import Reporter
 from accessctl.door.runner import Runner
@@ -33,8 +34,6 @@ from accessctl.frames.capture import FeedStats, FeedStatus, FrameFeed
 from accessctl.frames.sources import Frame
 from accessctl.liveness.challenge import ChallengeState, ChallengeStatus, Turn
 from accessctl.liveness.verdict import LivenessState
-from accessctl.storage.audit import AuditLog
-from accessctl.storage.gallery import Gallery
 from accessctl.textenum import Label
 from accessctl.workers import start_worker
 
@@ -228,30 +227,24 @@ class KioskSession:
         settings = self.settings
         while not run.stop.is_set():
             try:
-                with (
-                    Gallery(self.gallery_path) as gallery,
-                    AuditLog(self.audit_path, kiosk=settings.kiosk.name) as audit,
-                ):
-                    runner = Runner(
-                        gallery,
-                        settings,
-                        audit,
-                        lambda obj: self._emit(run, obj),
-                        on_frame=lambda f, r, d: self._on_frame(run, f, r, d),
-                        reporter=self.reporter,
-                    )
+                with open_door(
+                    settings,
+                    self.sources,
+                    functools.partial(self._emit, run),
+                    reporter=self.reporter,
+                    realtime=self.realtime,
+                    loop=self.loop,
+                    gallery_path=self.gallery_path,
+                    audit_path=self.audit_path,
+                    on_frame=functools.partial(self._on_frame, run),
+                    on_status=functools.partial(self._on_status, run),
+                ) as door:
                     if self.reporter is not None:
                         self.reporter.out_of_service("")
-                    run.feed = FrameFeed(
-                        self.sources,
-                        realtime=self.realtime,
-                        loop=self.loop,
-                        on_status=functools.partial(self._on_status, run, runner),
-                    )
-                    run.runner = runner
+                    run.feed, run.runner = door.feed, door.runner
                     if run.stop.is_set():
                         return
-                    runner.run(run.feed)
+                    door.run()
                     return  # the files ended, or stop() was called
             except AccessctlError as exc:
                 self._out_of_service(run, str(exc))
@@ -300,8 +293,7 @@ class KioskSession:
                 why = obj.get("error") or f"exit status {obj.get('returncode')}"
                 self._warning, self._warned_at = f"door hook failed: {why}", time.monotonic()
 
-    def _on_status(self, run: "_Run", runner: Runner, status: FeedStatus) -> None:
-        runner.feed_status(status)
+    def _on_status(self, run: "_Run", status: FeedStatus) -> None:
         if not self._current(run):
             return
         with self._lock:
