@@ -128,12 +128,17 @@ class MotionVote(nn.Module):
         if len(heads) != len(thresholds) or not heads:
             raise ValueError("a vote needs one threshold per head, and at least one head")
         self.heads = nn.ModuleList(heads)
-        t = torch.tensor(thresholds, dtype=torch.float64)
-        self.register_buffer("offsets", torch.log(t / (1 - t)).float())
+        self.register_buffer("offsets", threshold_logits(thresholds))
 
     def forward(self, steps: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         margins = [head(steps, lengths) - self.offsets[i] for i, head in enumerate(self.heads)]
         return torch.stack(margins, -1).min(-1).values
+
+
+def threshold_logits(thresholds: list[float]) -> torch.Tensor:
+    """Probabilities as the logits a vote's heads are measured against."""
+    t = torch.tensor(thresholds, dtype=torch.float64)
+    return torch.log(t / (1 - t)).float()
 
 
 def texture_logit(features: torch.Tensor) -> torch.Tensor:

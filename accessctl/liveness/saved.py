@@ -19,7 +19,7 @@ from accessctl.liveness.features import (
     WINDOW,
 )
 from accessctl.liveness.minifasnet import INPUT
-from accessctl.liveness.model import FEATURE_DIM, FrameCNN, MotionHead, MotionVote
+from accessctl.liveness.model import FEATURE_DIM, FrameCNN, MotionHead, MotionVote, threshold_logits
 from accessctl.liveness.verdict import EVIDENCE_S, HISTORY
 from accessctl.liveness.weights import checked_state, load_frame_cnn, shipped_dir
 from accessctl.torchscript import trace_for_inference
@@ -28,14 +28,14 @@ WEIGHTS_FILE = "liveness.pt"
 META_FILE = "liveness.json"
 TUNED_FILE = "cnn_tuned.pt"  # the CNNs' fine-tuned last layers, when the model has them
 PRETRAINED = "pretrained"  # the CNN id of the MiniFASNets as published
-FORMAT = 2  # liveness.json's layout: 2 = texture threshold and a motion head
+FORMAT = 2  # liveness.json's layout: 2 = texture threshold and a motion head (or heads that vote)
 
 
 @dataclass(frozen=True)
 class LivenessModel:
     motion: MotionHead | MotionVote = field(repr=False)
     threshold: float  # texture: the CNNs' P(live) at or above which a face looks live
-    motion_threshold: float  # the motion head's P(live) at or above which a face moved like a head
+    motion_threshold: float  # the motion P(live) at or above which a face moved like a head (a vote: 0.5)
     window: int  # texture window, frames step_s apart
     step_s: float
     source: Path
@@ -129,8 +129,7 @@ def load_liveness(folder: str | Path | None = None) -> LivenessModel:
     except RuntimeError as exc:
         raise AccessctlError(f"the liveness model in {folder} does not load: {exc}") from None
     if isinstance(head, MotionVote):
-        said = MotionVote([MotionHead(h) for h, _ in votes], [t for _, t in votes]).offsets
-        if not torch.allclose(head.offsets, said, atol=1e-4):
+        if not torch.allclose(head.offsets, threshold_logits([t for _, t in votes]), atol=1e-4):
             raise AccessctlError(
                 f"the liveness model in {folder} does not load: its heads' thresholds in "
                 f"{META_FILE} are not the ones in {WEIGHTS_FILE}"
