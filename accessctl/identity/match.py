@@ -45,7 +45,7 @@ def identify(store: PeopleStore, embedding: np.ndarray, threshold: float) -> Mat
     row, distance = index.nearest(embedding)
     if row < 0:
         return Match(None, distance, threshold)
-    person = store.indexed_person(int(index.person_ids[row]))
+    person = store.indexed_person(index, row)
     if person is None:  # removed since the index was built: nobody
         return Match(None, distance, threshold)
     tid = int(index.template_ids[row])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import shutil
@@ -215,7 +216,8 @@ def vote_model(folders: list[Path], out: Path, evidence_s: float) -> LivenessMod
     if not all(isinstance(h, MotionHead) for h in heads):
         raise AccessctlError("a vote is made of single motion heads, not of other votes")
     vote = MotionVote([h for h in heads if isinstance(h, MotionHead)], [m.motion_threshold for m in models])
-    model = make_model(vote, first.threshold, 0.5, out, None, evidence_s)
+    # the first model's record with the vote in place of its head: its traced CNNs are the vote's
+    model = dataclasses.replace(first, motion=vote.eval(), motion_threshold=0.5, evidence_s=evidence_s, source=out)
     extra = {
         "votes_from": [
             {

@@ -558,7 +558,6 @@ class CentralGallery:
         self.store.check_schema()
         self.encoder_id = self.store.meta("encoder") or config.NEW_GALLERY_ENCODER
         self.path = redact(url)
-        self._indexed: list[str] = []  # employee ids of the last index's person_ids
 
     def close(self) -> None:
         self.store.close()
@@ -606,15 +605,17 @@ class CentralGallery:
 
     def index(self) -> TemplateIndex:
         """The active templates of this encoder as one matrix, read afresh (the admin's
-        commands ask once); its ``person_ids`` are for :meth:`indexed_person`."""
+        commands ask once), each row with its employee id."""
         ids, emb = self.store.active_templates(self.encoder_id)
-        self._indexed = sorted(set(ids))
-        number = {e: i for i, e in enumerate(self._indexed)}
-        return TemplateIndex(emb, np.array([number[e] for e in ids], np.int64))
+        number = {e: i for i, e in enumerate(sorted(set(ids)))}
+        return TemplateIndex(
+            emb, np.array([number[e] for e in ids], np.int64), employee_ids=np.array(ids, dtype=object)
+        )
 
-    def indexed_person(self, person_id: int) -> Person | None:
+    def indexed_person(self, index: TemplateIndex, row: int) -> Person | None:
+        assert index.employee_ids is not None  # this store's index names each row's person
         try:
-            return self.get(self._indexed[person_id])
+            return self.get(str(index.employee_ids[row]))
         except GalleryError:  # removed since the index was read
             return None
 

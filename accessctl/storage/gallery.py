@@ -188,7 +188,7 @@ class PeopleStore(Protocol):
     def set_challenge(self, employee_id: str, on: bool) -> Person: ...
     def remove(self, employee_id: str) -> Person: ...
     def index(self) -> TemplateIndex: ...
-    def indexed_person(self, person_id: int) -> Person | None: ...
+    def indexed_person(self, index: TemplateIndex, row: int) -> Person | None: ...
 
 
 def default_path() -> Path:
@@ -493,15 +493,16 @@ class Gallery:
         return self._index
 
     # -- matching -------------------------------------------------------------------
-    def indexed_person(self, pid: int) -> Person | None:
-        """The person of an :meth:`index` row (its ``person_ids``); None if removed since."""
+    def indexed_person(self, index: TemplateIndex, row: int) -> Person | None:
+        """The person of a row of :meth:`index`; None if removed since."""
+        pid = int(index.person_ids[row])
         person = self._people_cache.get(pid)
         if person is None:
             with self._errors():
-                row = self._conn.execute(self._PEOPLE_SQL + " WHERE p.id = ?", (pid,)).fetchone()
-            if row is None:  # removed since the index was built (rebuilt at the next check): nobody
+                found = self._conn.execute(self._PEOPLE_SQL + " WHERE p.id = ?", (pid,)).fetchone()
+            if found is None:  # removed since the index was built (rebuilt at the next check): nobody
                 return None
-            person = self._people_cache[pid] = self._person(row)
+            person = self._people_cache[pid] = self._person(found)
         return person
 
     # -- writing --------------------------------------------------------------------
