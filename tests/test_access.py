@@ -13,12 +13,18 @@ from pathlib import Path
 import pytest
 
 from accessctl.door.access import Decision
+from accessctl.door.events import Listener
 from accessctl.door.hook import run_hook
 from accessctl.door.pipeline import Pipeline
 from accessctl.liveness.saved import load_liveness
 from accessctl.storage.audit import AuditError, AuditLog, Event
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def json_lines(lines: list[dict]) -> Listener:
+    """A door's listener that keeps what headless mode would print: each event's JSON."""
+    return lambda event: lines.append(event.to_json())
 
 
 def decision(name: str = "Ada Lovelace") -> Decision:
@@ -201,6 +207,7 @@ def test_repeated_refusals_pause_the_kiosk_and_raise_one_alert() -> None:
     for i, t in enumerate([0.0, 1.0, 2.0]):  # three photos, each a new face
         out += ctl.decide(FrameResult(i, t, [FaceState(i + 1, (0, 0, 10, 10), spoof, None, 0, 0)], []))
     assert [d.event for d in out] == ["denied", "denied", "denied", "alert"]
+    assert out[-1].until == 7.0 and out[-1].to_json()["until"] == 7.0  # the integrators hear when it ends
     ada = Person(1, "E1", "Ada", True, "now")
     live = LivenessVerdict("live", 0.9, 5)
     match = Match(ada, 0.3, 0.6, ada)
@@ -219,7 +226,7 @@ def test_a_camera_that_is_missing_is_reported_and_logged_and_the_runner_stops_cl
 
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
-        runner = Runner(Pipeline(g, Settings(), load_liveness()), audit, lines.append)
+        runner = Runner(Pipeline(g, Settings(), load_liveness()), audit, json_lines(lines))
         feed = FrameFeed("97", on_status=runner.feed_status, reconnect_delays_s=(0.01, 0.02))
         t = threading.Thread(target=runner.run, args=(feed,))
         t.start()
@@ -247,7 +254,7 @@ def test_denials_leave_a_private_snapshot_only_when_switched_on(tmp_path: Path, 
     def deny_once(settings: Settings) -> list[dict]:
         lines: list[dict] = []
         with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
-            runner = Runner(Pipeline(g, settings, load_liveness()), audit, lines.append)
+            runner = Runner(Pipeline(g, settings, load_liveness()), audit, json_lines(lines))
             face = FaceState(7, (150.0, 80.0, 350.0, 330.0), LivenessVerdict("spoof", 0.01, 5), None, 0, 0)
             frame = Frame(astronaut, 12, 0.4)
             runner.pipeline.process = lambda f: FrameResult(f.index, f.t, [face], [])  # a spoof verdict, as given
@@ -291,7 +298,7 @@ def test_a_gallery_switched_under_a_running_kiosk_fails_closed(shared_data: Path
         conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
         conn.execute("UPDATE meta SET value = 'other-encoder' WHERE key = 'encoder'")
         conn.close()
-        runner = Runner(Pipeline(g, Settings(), load_liveness()), audit, lines.append)
+        runner = Runner(Pipeline(g, Settings(), load_liveness()), audit, json_lines(lines))
         with FrameFeed(str(video)) as feed:
             for f in feed.frames():  # 3 s: a grant would come within 1, and identity is checked every 0.1 s
                 runner.step(f)
@@ -318,7 +325,7 @@ def test_a_hanging_hook_does_not_hold_up_the_kiosk(tmp_path: Path, astronaut_vid
     settings.hook.path, settings.hook.timeout_s = str(hang), 12.0  # longer than 30 frames take on a busy machine
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
-        runner = Runner(Pipeline(g, settings, load_liveness()), audit, lines.append)
+        runner = Runner(Pipeline(g, settings, load_liveness()), audit, json_lines(lines))
         runner.hooks.deliver(decision())  # the door hook is now stuck for its whole timeout
         frames = sum(1 for f in FrameFeed(str(astronaut_video)).frames() if runner.step(f))
         assert frames == 30 and not [x for x in lines if x["event"] == "hook"]  # every frame, while it hung
@@ -345,7 +352,7 @@ def test_a_kiosk_too_slow_for_liveness_says_so_once_and_again_when_it_recovers(
     frames = list(FrameFeed(str(astronaut_video)).frames())  # 30 frames at 15 fps
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
-        runner = Runner(Pipeline(g, Settings(), load_liveness()), audit, lines.append)
+        runner = Runner(Pipeline(g, Settings(), load_liveness()), audit, json_lines(lines))
         # What a starved realtime feed hands over: every fourth frame (3.75 per second), for 8 s.
         for k in range(0, 120, 4):
             f = frames[k % 30]
@@ -409,7 +416,7 @@ def test_an_audit_log_that_cannot_be_written_holds_events_then_stops_the_door(
     settings.audit.backlog_s = 3600.0
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, Flaky(tmp_path / "events.db") as audit:
-        runner = Runner(Pipeline(g, settings, load_liveness()), audit, lines.append)
+        runner = Runner(Pipeline(g, settings, load_liveness()), audit, json_lines(lines))
         frame = next(iter(FrameFeed(str(astronaut_video)).frames()))
         audit.broken = True
         runner.audit_out.log(Event("granted", "match", "E1", "Ada"))
@@ -476,17 +483,17 @@ def test_a_grant_the_log_cannot_record_is_neither_shown_nor_opens_the_door(
     settings.audit.backlog_s = 3600.0
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
-        runner = Runner(Pipeline(g, settings, load_liveness()), audit, lines.append)
+        runner = Runner(Pipeline(g, settings, load_liveness()), audit, json_lines(lines))
         unwritable(tmp_path / "events.db")
         if os.getuid() != 0:  # the open connection keeps writing through its own file handle
             pytest.skip("needs root to break an open log")
         denied = Decision(EventKind.DENIED, Reason.SPOOF, 1, None, None, None, 0.1, 1.0, 30)
         for sink in runner.sinks:
-            sink.deliver(denied, {})  # held: the door goes on refusing
+            sink.deliver(denied)  # held: the door goes on refusing
         granted = Decision(EventKind.GRANTED, Reason.MATCH, 2, "E1", "Ada", 0.4, 0.99, 2.0, 60)
         with pytest.raises(AccessctlError, match="a grant cannot be recorded, so nothing is granted"):
             for sink in runner.sinks:
-                sink.deliver(granted, {})
+                sink.deliver(granted)
         runner.hooks.close()
     assert [x["event"] for x in lines if x.get("event") in ("granted", "denied")] == ["denied"]
     assert not (tmp_path / "calls.jsonl").exists()
@@ -504,13 +511,13 @@ def test_a_new_output_is_one_more_sink_and_hears_what_the_log_hears(tmp_path: Pa
         def __init__(self, audit: AuditLog) -> None:
             self.audit, self.seen, self.logged_first = audit, [], True
 
-        def deliver(self, d, detail: dict) -> None:  # noqa: ANN001
+        def deliver(self, d) -> None:  # noqa: ANN001
             self.seen.append((d.event, d.reason))
             self.logged_first &= any(r["event"] == d.event and r["frame"] == d.frame for r in self.audit.query())
 
     lines: list[dict] = []
     with Gallery(tmp_path / "g.db") as g, AuditLog(tmp_path / "events.db") as audit:
-        runner = Runner(Pipeline(g, Settings(), load_liveness()), audit, lines.append)
+        runner = Runner(Pipeline(g, Settings(), load_liveness()), audit, json_lines(lines))
         relay = Relay(audit)
         runner.sinks.append(relay)
         for f in FrameFeed(str(astronaut_video)).frames():

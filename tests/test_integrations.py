@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 
 from accessctl.config import MqttSettings, Settings, check_settings, parse_listen, parse_mqtt_url
+from accessctl.door.access import Decision, EventKind, Reason
+from accessctl.door.events import DoorEvent, Problem, ProblemKind, StoreNews, StoreState
 from accessctl.errors import AccessctlError
 from tests.conftest import real_server
 from tests.mqttbroker import Broker, Subscriber
@@ -75,17 +77,17 @@ def test_events_queue_while_the_broker_is_away_bounded_and_arrive_in_order_after
     broker.start()
     sub = Subscriber(broker, "site/#")
     broker.stop()  # the door starts while the broker is down
-    heard: list[dict] = []
+    heard: list[Problem] = []
     out = MqttOut(MqttSettings(url=f"{broker.url}/site", queue=5), "door-9", heard.append)
     try:
         for i in range(8):
-            out.tell({"event": "n", "i": i})
+            out.tell(Problem(ProblemKind.IDENTITY, f"n{i}"))
         assert (out.queued, out.dropped) == (5, 3)  # bounded: the oldest went, and were counted
         broker.start()
         got = sub.wait_for(lambda m: len(events_of(m)) >= 5)
-        assert [e["i"] for e in events_of(got)] == [3, 4, 5, 6, 7]
-        assert ["cannot connect" in h["detail"] for h in heard] == [True, False]  # away, then back: told once each
-        assert "connected again" in heard[1]["detail"]
+        assert [e["detail"] for e in events_of(got)] == ["n3", "n4", "n5", "n6", "n7"]
+        assert ["cannot connect" in h.detail for h in heard] == [True, False]  # away, then back: told once each
+        assert "connected again" in heard[1].detail
         assert all(e["kiosk"] == "door-9" and e["time"].endswith("Z") for e in events_of(got))
         assert ("site/door-9/status", "online") in [(m[0], m[1].get("state")) for m in got]
         out.status("out-of-service", "the audit log cannot be written")
@@ -117,16 +119,17 @@ def test_a_door_talks_tls_with_a_client_certificate_and_a_password_from_files(tm
         )
         wrong = tmp_path / "wrong.password"
         wrong.write_text("guess\n")
-        heard: list[dict] = []
+        heard: list[Problem] = []
         refused = MqttOut(MqttSettings(**{**good.__dict__, "password_file": str(wrong)}), "door-2", heard.append)
         out = MqttOut(good, "door-1")
-        out.tell({"event": "granted", "reason": "match"})
-        refused.tell({"event": "granted", "reason": "match"})
+        granted = Decision(EventKind.GRANTED, Reason.MATCH, 1, "E1", "Ada", 0.3, 0.97, 1.5, 45)
+        out.tell(granted)
+        refused.tell(granted)
         got = sub.wait_for(lambda m: bool(events_of(m)))
         time.sleep(0.5)
         assert [(e["kiosk"], e["event"]) for e in events_of(sub.messages)] == [("door-1", "granted")]
         assert not refused.connected and refused.queued == 1  # the door goes on; the event waits
-        assert len(heard) == 1 and heard[0]["reason"] == "mqtt" and "refused" in heard[0]["detail"]  # said once
+        assert len(heard) == 1 and heard[0].reason == ProblemKind.MQTT and "refused" in heard[0].detail  # said once
         assert got[0][1]["kiosk"] == "door-1"
         out.close()
         refused.close()
@@ -338,7 +341,7 @@ def test_a_failing_integration_never_stops_the_door(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("ACCESSCTL_HOME", str(tmp_path))
 
     class Broken:
-        def tell(self, event: dict) -> None:
+        def tell(self, event: DoorEvent) -> None:
             raise RuntimeError("a bug in an integration")
 
         def frame(self, *args: object) -> None:
@@ -346,9 +349,10 @@ def test_a_failing_integration_never_stops_the_door(tmp_path: Path, monkeypatch:
 
     reporter = Reporter(Settings())
     reporter.metrics = Broken()  # type: ignore[assignment]
-    heard: list[dict] = []
-    reporter.wrap(heard.append)({"event": "granted", "reason": "match"})  # the listener hears it; nothing raises
+    heard: list[StoreNews] = []
+    news = StoreNews(StoreState.REPLICA_ONLY, "the central store cannot be reached", 7)
+    reporter.wrap(heard.append)(news)  # the listener hears it; nothing raises
     reporter.frame({"total": 40.0}, dropped=0, audit_backlog=0, fps=None, min_fps=7.5)
-    assert heard == [{"event": "granted", "reason": "match"}]
+    assert heard == [news]
     reporter.metrics = None
     reporter.close()

@@ -28,7 +28,7 @@ from accessctl.storage.central import (
 )
 from accessctl.storage.gallery import Gallery, NewTemplate
 from accessctl.storage.migrate import migrate
-from accessctl.storage.replica import Spool, StoreLink, sync_once
+from accessctl.storage.replica import Spool, StoreLink, StoreNews, sync_once
 
 pytestmark = pytest.mark.store
 
@@ -152,7 +152,7 @@ def test_migrate_copies_a_door_all_or_nothing(store_url: str, tmp_path: Path) ->
 def test_a_replica_follows_enrollment_disable_challenge_and_removal_within_a_second(
     store_url: str, tmp_path: Path
 ) -> None:
-    notes: list[dict] = []
+    notes: list[StoreNews] = []
     link = StoreLink(
         as_role(store_url, KIOSK_ROLE),
         notify=notes.append,
@@ -191,7 +191,7 @@ def test_a_replica_follows_enrollment_disable_challenge_and_removal_within_a_sec
             with CentralStore(store_url) as server:
                 assert int(kiosk.meta("replica_version")) == server.version() < 999999
         assert max(lag) < 1.0, lag
-        assert notes and notes[0]["state"] == "online"
+        assert notes and notes[0].online
     finally:
         admin.close()
         link.stop()
@@ -202,7 +202,7 @@ def test_a_schema_version_mismatch_keeps_the_door_on_its_replica_and_its_events(
     said once, and then neither the replica follows it nor are events written into it,
     until it matches again; then both resume, nothing lost. The admin's writes are
     refused meanwhile."""
-    notes: list[dict] = []
+    notes: list[StoreNews] = []
     events = tmp_path / "events.db"
     link = StoreLink(
         as_role(store_url, KIOSK_ROLE),
@@ -227,12 +227,10 @@ def test_a_schema_version_mismatch_keeps_the_door_on_its_replica_and_its_events(
             with Gallery(tmp_path / "replica.db") as kiosk:
                 assert [p.employee_id for p in kiosk.people()] == []
             assert pg.execute("SELECT count(*) FROM events").fetchone()[0] == uploaded
-            assert notes[-1]["state"] == "replica-only" and "schema" in notes[-1]["detail"], notes[-1]
+            assert not notes[-1].online and "schema" in notes[-1].detail, notes[-1]
             pg.execute("UPDATE accessctl_meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             t0 = time.monotonic()
-            while (
-                pg.execute("SELECT count(*) FROM events").fetchone()[0] < uploaded + 1 or notes[-1]["state"] != "online"
-            ):
+            while pg.execute("SELECT count(*) FROM events").fetchone()[0] < uploaded + 1 or not notes[-1].online:
                 assert time.monotonic() - t0 < 15, "the link did not resume once the schema matched"
                 time.sleep(0.1)
     finally:

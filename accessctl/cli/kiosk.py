@@ -34,14 +34,14 @@ def run_headless(settings: Settings, sources: Sequence[str], *, realtime: bool, 
     """A door without a window: one JSON object per event on stdout, until the files end
     or a service manager's SIGTERM (the frame, the hooks and the uploads finish)."""
     from accessctl.door.assembly import open_door, open_site
-    from accessctl.door.runner import print_json
+    from accessctl.door.events import print_event
 
     with (
-        open_site(settings, print_json) as site,
+        open_site(settings, print_event) as site,
         open_door(
             settings,
             sources,
-            print_json,
+            print_event,
             reporter=site.reporter,
             realtime=realtime,
             loop=loop,

@@ -47,6 +47,9 @@ class Decision:
     t: float  # seconds since the start of the stream
     frame: int
     why: str | None = None  # a failed challenge: how it failed (ChallengeFailure)
+    until: float | None = None  # a lockout: granting is paused until this stream time
+    snapshot: str | None = None  # a denial's saved face (its file name), set by the runner
+    snapshot_error: str | None = None  # why it could not be saved
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -55,9 +58,18 @@ class Decision:
         if d["liveness"] is not None:
             d["liveness"] = round(d["liveness"], 4)
         d["t"] = round(d["t"], 3)
-        if d["why"] is None:
-            del d["why"]
+        for optional in ("why", "until", "snapshot", "snapshot_error"):
+            if d[optional] is None:
+                del d[optional]
         return d
+
+    def detail(self) -> dict:
+        """What the audit row keeps beside its columns."""
+        return {
+            k: v
+            for k, v in (("snapshot", self.snapshot), ("snapshot_error", self.snapshot_error), ("why", self.why))
+            if v is not None
+        }
 
 
 # A refusal is said once per track: not again after itself, and a stranger not
@@ -89,6 +101,19 @@ def _decision(
     )
 
 
+def _about_no_face(
+    event: EventKind,
+    reason: Reason,
+    track_id: int,
+    result: FrameResult,
+    *,
+    why: str | None = None,
+    until: float | None = None,
+) -> Decision:
+    """A decision with no face in the frame to name (a challenge walked away from, a lockout)."""
+    return Decision(event, reason, track_id, None, None, None, None, result.t, result.index, why, until)
+
+
 @dataclass
 class _TrackMemory:
     denied: set[Reason] = field(default_factory=set)
@@ -108,20 +133,8 @@ class AccessController:
             self._tracks.pop(tid, None)
         out = [d for face in result.faces if (d := self._decide_face(face, result)) is not None]
         for tid, ch in result.abandoned:  # walked away from a challenge: refused, and it counts
-            out.append(
-                Decision(
-                    EventKind.DENIED,
-                    Reason.CHALLENGE,
-                    tid,
-                    None,
-                    None,
-                    None,
-                    None,
-                    result.t,
-                    result.index,
-                    str(ch.failure) if ch.failure else None,
-                )
-            )
+            why = str(ch.failure) if ch.failure else None
+            out.append(_about_no_face(EventKind.DENIED, Reason.CHALLENGE, tid, result, why=why))
         return out + self._lockout(out, result)
 
     def _decide_face(self, face: FaceState, result: FrameResult) -> Decision | None:
@@ -185,4 +198,4 @@ class AccessController:
             return []
         self.paused_until = result.t + s.lockout_pause_s
         self._denials.clear()
-        return [Decision(EventKind.ALERT, Reason.LOCKOUT, -1, None, None, None, None, result.t, result.index)]
+        return [_about_no_face(EventKind.ALERT, Reason.LOCKOUT, -1, result, until=self.paused_until)]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from accessctl.config import Settings
 from accessctl.door.access import Decision
+from accessctl.door.events import Listener, StoreNews
 from accessctl.door.pipeline import FrameResult, Pipeline
 from accessctl.door.report import Reporter
 from accessctl.door.runner import Runner, RunStats
@@ -38,7 +39,7 @@ class Site:
 
 @contextmanager
 def open_site(
-    settings: Settings, notify: Callable[[dict], None], store_news: Callable[[dict], None] | None = None
+    settings: Settings, notify: Listener, store_news: Callable[[StoreNews], None] | None = None
 ) -> Iterator[Site]:
     """The reporter and the store link. ``notify`` hears the reporter's own news (the
     MQTT broker away or back); ``store_news`` the store link's (default ``notify``)."""
@@ -63,7 +64,7 @@ class Door:
 def open_door(
     settings: Settings,
     sources: str | Sequence[str],
-    emit: Callable[[dict], None],
+    emit: Listener,
     *,
     reporter: Reporter | None = None,
     realtime: bool = False,

@@ -141,7 +141,7 @@ class HookRunner:
         self._thread = threading.Thread(target=self._work, name="accessctl-hook", daemon=True)
         self._thread.start()
 
-    def deliver(self, decision: Decision, detail: dict | None = None) -> None:
+    def deliver(self, decision: Decision) -> None:
         """Queue the hook for a grant (and for a denial when ``on_deny``): a sink of the runner."""
         if decision.event == EventKind.GRANTED or self.on_deny:
             self._queue.put(decision)

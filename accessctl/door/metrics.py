@@ -9,9 +9,10 @@ updated, so it never waits on inference.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from accessctl.config import parse_listen
+from accessctl.door.access import Decision, EventKind, Reason
+from accessctl.door.events import CameraNews, DoorEvent, HookDone, Problem, StoreNews
 from accessctl.door.mqtt import MqttOut
 from accessctl.errors import AccessctlError
 
@@ -99,36 +100,33 @@ class DoorMetrics:
         since = self._offline_since
         return 0.0 if since is None else time.monotonic() - since
 
-    def tell(self, event: dict[str, Any]) -> None:
-        """Count one event of the runner's (the same dicts the JSON lines carry)."""
-        kind = event.get("event")
-        if kind in ("granted", "denied", "alert"):
-            reason = str(event.get("reason"))
-            self.decisions.labels(kind, reason).inc()
-            if kind == "denied" and reason in ("spoof", "unsure", "challenge"):
-                cause = f"challenge_{event['why']}" if reason == "challenge" and event.get("why") else reason
-                self.liveness_refusals.labels(cause).inc()
-        elif kind == "hook":
-            if event.get("returncode") != 0:
-                self.hook_failures.inc()
-            if event.get("seconds") is not None:
-                self.hook_seconds.observe(float(event["seconds"]))
-        elif kind == "camera":
-            lost = event.get("retry_in_s") is not None
-            if not lost and self._camera_lost:
-                self.camera_reconnects.inc()
-            self._camera_lost = lost
-            self.camera_lost.set(1 if lost else 0)
-        elif kind == "store":
-            if event.get("state") == "replica-only":
-                self.replica_only.set(1)
-                if self._offline_since is None:
-                    self._offline_since = time.monotonic()
-            else:
-                self.replica_only.set(0)
-                self._offline_since = None
-        elif kind == "error":
-            self.problems.labels(str(event.get("reason"))).inc()
+    def tell(self, event: DoorEvent) -> None:
+        """Count one event of the door's."""
+        match event:
+            case Decision(event=kind, reason=reason):
+                self.decisions.labels(str(kind), str(reason)).inc()
+                if kind == EventKind.DENIED and reason in (Reason.SPOOF, Reason.UNSURE, Reason.CHALLENGE):
+                    cause = f"challenge_{event.why}" if reason == Reason.CHALLENGE and event.why else str(reason)
+                    self.liveness_refusals.labels(cause).inc()
+            case HookDone():
+                if event.failed:
+                    self.hook_failures.inc()
+                self.hook_seconds.observe(event.seconds)
+            case CameraNews():
+                if not event.lost and self._camera_lost:
+                    self.camera_reconnects.inc()
+                self._camera_lost = event.lost
+                self.camera_lost.set(1 if event.lost else 0)
+            case StoreNews():
+                if not event.online:
+                    self.replica_only.set(1)
+                    if self._offline_since is None:
+                        self._offline_since = time.monotonic()
+                else:
+                    self.replica_only.set(0)
+                    self._offline_since = None
+            case Problem():
+                self.problems.labels(str(event.reason)).inc()
 
     def watch_mqtt(self, mqtt: MqttOut) -> None:
         """The MQTT link's state, read at each scrape."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from accessctl.clock import now as iso_now
 from accessctl.config import MqttSettings, parse_mqtt_url
+from accessctl.door.events import DoorEvent, Problem, ProblemKind
 from accessctl.errors import AccessctlError
 
 IN_FLIGHT = 100  # messages handed to paho and not yet acknowledged, at most
@@ -46,7 +47,7 @@ def _read_secret(path: str, what: str) -> str:
 class MqttOut:
     """One door's connection to a broker: the event queue, the retained status and the will."""
 
-    def __init__(self, settings: MqttSettings, kiosk: str, notify: Callable[[dict], None] | None = None) -> None:
+    def __init__(self, settings: MqttSettings, kiosk: str, notify: Callable[[Problem], None] | None = None) -> None:
         """``notify`` hears, once each, when the broker cannot be reached (or refuses us) and when it can again."""
         import paho.mqtt.client as mqtt
 
@@ -113,11 +114,9 @@ class MqttOut:
             first, self._problem = self._problem is None, why
         if first and self.notify is not None:
             self.notify(
-                {
-                    "event": "error",
-                    "reason": "mqtt",
-                    "detail": f"the MQTT broker {self.where}: {why}; events wait in a queue of {self._limit}",
-                }
+                Problem(
+                    ProblemKind.MQTT, f"the MQTT broker {self.where}: {why}; events wait in a queue of {self._limit}"
+                )
             )
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
@@ -133,9 +132,7 @@ class MqttOut:
             told, self._problem = self._problem, None
             self._cv.notify_all()
         if told is not None and self.notify is not None:
-            self.notify(
-                {"event": "error", "reason": "mqtt", "detail": f"the MQTT broker {self.where} is connected again"}
-            )
+            self.notify(Problem(ProblemKind.MQTT, f"the MQTT broker {self.where} is connected again"))
         # the broker holds "offline" from the will or a last stop: say where the door is now
         client.publish(self.status_topic, self._status_payload(status), qos=1, retain=True)
 
@@ -155,9 +152,9 @@ class MqttOut:
     def queued(self) -> int:
         return len(self._queue)
 
-    def tell(self, event: dict) -> None:
+    def tell(self, event: DoorEvent) -> None:
         """Queue one event; never blocks on the network."""
-        payload = json.dumps({"kiosk": self.kiosk, "time": iso_now(), **event}).encode()
+        payload = json.dumps({"kiosk": self.kiosk, "time": iso_now(), **event.to_json()}).encode()
         with self._cv:
             self._queue.append(payload)
             while len(self._queue) > self._limit:

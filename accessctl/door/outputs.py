@@ -1,7 +1,7 @@
 """Where the door's decisions go: one sink per output, each told every decision in order.
 
 The runner hands each decision to its sinks in turn: the audit log, the JSON line
-(headless events, the kiosk screen's listener), then the door-unlock hook. A sink that
+(the door's listener: headless events, the kiosk screen), then the door-unlock hook. A sink that
 raises stops the decision there, so a grant the audit log cannot record is never shown
 as granted and never reaches the hook, and a log unwritable for too long stops the
 door (fail closed). A new output (a relay
@@ -18,6 +18,7 @@ from typing import Protocol
 
 from accessctl.config import AuditSettings
 from accessctl.door.access import Decision, EventKind
+from accessctl.door.events import Listener, Problem, ProblemKind
 from accessctl.errors import AccessctlError
 from accessctl.storage.audit import AuditError, AuditLog, Event
 
@@ -25,25 +26,25 @@ AUDIT_BACKLOG = 1000  # events held in memory while the audit log cannot be writ
 
 
 class Sink(Protocol):
-    def deliver(self, decision: Decision, detail: dict) -> None:
-        """Pass one decision on (``detail``: extras such as the snapshot's file name)."""
+    def deliver(self, decision: Decision) -> None:
+        """Pass one decision on."""
 
 
-class JsonSink:
-    """Each decision as one JSON-ready dict: what headless mode prints and the kiosk reads."""
+class ListenerSink:
+    """Each decision to the door's listener: the JSON lines headless mode prints, the
+    kiosk's screen, the integrations."""
 
-    def __init__(self, emit: Callable[[dict], None]) -> None:
+    def __init__(self, emit: Listener) -> None:
         self.emit = emit
 
-    def deliver(self, decision: Decision, detail: dict) -> None:
-        self.emit(decision.to_json() | detail)
+    def deliver(self, decision: Decision) -> None:
+        self.emit(decision)
 
 
-def audit_event(decision: Decision, detail: dict | None = None) -> Event:
+def audit_event(decision: Decision) -> Event:
     """A decision as its audit row."""
     d = decision
-    extra = {**(detail or {}), **({"why": d.why} if d.why else {})}
-    return Event(d.event, d.reason, d.person_id, d.name, d.distance, d.liveness, d.t, d.frame, extra or None)
+    return Event(d.event, d.reason, d.person_id, d.name, d.distance, d.liveness, d.t, d.frame, d.detail() or None)
 
 
 class AuditSink:
@@ -52,14 +53,14 @@ class AuditSink:
     :data:`AUDIT_BACKLOG` events), the door stops: nothing is granted unlogged.
     ``notify`` hears when writing fails and when it works again."""
 
-    def __init__(self, audit: AuditLog, settings: AuditSettings, notify: Callable[[dict], None]) -> None:
+    def __init__(self, audit: AuditLog, settings: AuditSettings, notify: Callable[[Problem], None]) -> None:
         self.audit, self.settings, self.notify = audit, settings, notify
         self._backlog: deque[tuple[float, Event]] = deque()  # (when it failed, event), oldest first
         self._lock = threading.Lock()  # the hook thread logs too
         self._error: str | None = None
 
-    def deliver(self, decision: Decision, detail: dict) -> None:
-        self.log(audit_event(decision, detail))
+    def deliver(self, decision: Decision) -> None:
+        self.log(audit_event(decision))
         if self.settings.fail_closed and decision.event == EventKind.GRANTED:
             with self._lock:
                 held = len(self._backlog)
@@ -85,14 +86,14 @@ class AuditSink:
                     self._backlog.popleft()
             except AuditError as exc:
                 if self._error is None:
-                    self.notify({"event": "error", "reason": "audit", "detail": str(exc)})
+                    self.notify(Problem(ProblemKind.AUDIT, str(exc)))
                 self._error = str(exc)
                 while len(self._backlog) > AUDIT_BACKLOG and not self.settings.fail_closed:
                     self._backlog.popleft()  # fail open was chosen: the oldest are lost, memory is bounded
                 return
             if self._error is not None:
                 self._error = None
-                self.notify({"event": "error", "reason": "audit", "detail": "the audit log is written again"})
+                self.notify(Problem(ProblemKind.AUDIT, "the audit log is written again"))
 
     def check(self) -> None:
         """Fail closed: events unwritten for too long (or too many) stop the door."""

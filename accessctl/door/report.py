@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 
 from accessctl import __version__
 from accessctl.config import Settings
+from accessctl.door.events import CameraNews, DoorEvent, Problem, StoreNews
 from accessctl.door.health import Heartbeat
 from accessctl.door.metrics import DoorMetrics
 from accessctl.door.mqtt import MqttOut
@@ -29,7 +29,7 @@ class Reporter:
     """``notify``: where the reporter's own troubles go (a broker that cannot be
     reached): the headless JSON lines."""
 
-    def __init__(self, settings: Settings, notify: Callable[[dict], None] | None = None) -> None:
+    def __init__(self, settings: Settings, notify: Callable[[Problem], None] | None = None) -> None:
         kiosk = settings.kiosk.name
         self._notify = notify
         self.heartbeat = Heartbeat(kiosk)
@@ -54,39 +54,38 @@ class Reporter:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close(str(exc) if exc is not None and not isinstance(exc, KeyboardInterrupt) else "stopped")
 
-    def wrap(self, emit: Callable[[dict], None]) -> Callable[[dict], None]:
+    def wrap(self, emit: Callable[[StoreNews], None]) -> Callable[[StoreNews], None]:
         """``emit``, then this reporter: what a listener is told, the integrations hear too."""
 
-        def both(event: dict) -> None:
+        def both(event: StoreNews) -> None:
             emit(event)
             self.tell(event)
 
         return both
 
-    def _own_news(self, event: dict) -> None:
+    def _own_news(self, event: Problem) -> None:
         if self._notify is not None:
             self._notify(event)
         if self.metrics is not None:
             self.metrics.tell(event)
 
-    def tell(self, event: dict[str, Any]) -> None:
+    def tell(self, event: DoorEvent) -> None:
         try:
             self._tell(event)
         except Exception:  # an integration's fault never stops a door that decides rightly
             log.exception("accessctl: reporting an event failed")
 
-    def _tell(self, event: dict[str, Any]) -> None:
+    def _tell(self, event: DoorEvent) -> None:
         if self.metrics is not None:
             self.metrics.tell(event)
         if self.mqtt is not None:
             self.mqtt.tell(event)
-        kind = event.get("event")
-        if kind == "store":
-            self._store_why = "" if event.get("state") == "online" else str(event.get("detail") or "unreachable")
+        if isinstance(event, StoreNews):
+            self._store_why = "" if event.online else (event.detail or "unreachable")
             self.heartbeat.state.store = self._store_why
             self._publish_status()
-        elif kind == "camera":
-            self.heartbeat.state.camera = str(event.get("reason")) if event.get("retry_in_s") is not None else ""
+        elif isinstance(event, CameraNews):
+            self.heartbeat.state.camera = event.reason if event.lost else ""
             self.heartbeat.beat(force=True)
 
     def models(self, encoder: str, liveness: str) -> None:

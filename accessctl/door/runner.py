@@ -10,7 +10,7 @@ reopened with back-off, which the runner reports but never dies of.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -19,8 +19,19 @@ from dataclasses import dataclass
 
 from accessctl.config import sha256_file
 from accessctl.door.access import AccessController, Decision, EventKind
+from accessctl.door.events import (
+    CameraNews,
+    ChallengeNews,
+    ChallengeStage,
+    DoorEvent,
+    HookDone,
+    Listener,
+    LivenessChange,
+    Problem,
+    ProblemKind,
+)
 from accessctl.door.hook import HookResult, HookRunner
-from accessctl.door.outputs import AuditSink, JsonSink, Sink
+from accessctl.door.outputs import AuditSink, ListenerSink, Sink
 from accessctl.door.pipeline import FrameResult, Pipeline
 from accessctl.door.report import Reporter
 from accessctl.errors import AccessctlError
@@ -94,7 +105,7 @@ class Runner:
         self,
         pipeline: Pipeline,
         audit: AuditLog,
-        emit: Callable[[dict], None],
+        emit: Listener,
         on_frame: Callable[[Frame, FrameResult, list[Decision]], None] | None = None,
         reporter: Reporter | None = None,
     ) -> None:
@@ -124,36 +135,34 @@ class Runner:
             else None
         )
         self._states: dict[int, str] = {}
-        self._challenges: dict[int, tuple[str, int]] = {}  # per track: its challenge's state and step, as last told
+        self._challenges: dict[
+            int, tuple[ChallengeState, int]
+        ] = {}  # per track: its challenge's state and step, as last told
         self._last_error: str | None = None
         self._camera_lost = False
         self._feed: FrameFeed | None = None
         self.stopped = threading.Event()
         self.audit_out = AuditSink(audit, settings.audit, self.emit)
         # Every decision goes to each of these in turn: logged first, the hook last.
-        self.sinks: list[Sink] = [self.audit_out, JsonSink(self.emit)]
+        self.sinks: list[Sink] = [self.audit_out, ListenerSink(self.emit)]
         if self.hooks is not None:
             self.sinks.append(self.hooks)
         if settings.audit.snapshots:
             prune_snapshots(settings.audit.snapshot_days)
 
-    def emit(self, obj: dict) -> None:
+    def emit(self, event: DoorEvent) -> None:
         with self._emit_lock:
-            self._emit(obj)
+            self._emit(event)
             if self.reporter is not None:
-                self.reporter.tell(obj)
+                self.reporter.tell(event)
 
     def _hook_done(self, r: HookResult) -> None:
         d = r.decision
-        detail = {
-            "returncode": r.returncode,
-            "timed_out": r.timed_out,
-            "error": r.error,
-            "output": r.output,
-            "seconds": round(r.seconds, 3),
-        }
-        self.audit_out.log(Event("hook", d.event, d.person_id, d.name, stream_t=d.t, frame=d.frame, detail=detail))
-        self.emit({"event": "hook", "for": d.event, "person_id": d.person_id, "t": d.t, "frame": d.frame, **detail})
+        done = HookDone(d.event, d.person_id, d.t, d.frame, r.returncode, r.timed_out, r.error, r.output, r.seconds)
+        self.audit_out.log(
+            Event("hook", d.event, d.person_id, d.name, stream_t=d.t, frame=d.frame, detail=done.detail())
+        )
+        self.emit(done)
 
     def feed_status(self, status: FeedStatus) -> None:
         """Camera trouble, and its end, are news for the operator and the audit log."""
@@ -161,26 +170,27 @@ class Runner:
             self.reporter.alive()  # the loop waits for a camera being reopened: not stuck
         if status.state == FeedState.CAMERA_LOST:
             self._camera_lost = True
-            self.emit({"event": "camera", "reason": status.detail, "retry_in_s": status.retry_in_s})
+            self.emit(CameraNews(status.detail, status.retry_in_s))
             self.audit_out.log(Event("camera", status.detail, detail={"retry_in_s": status.retry_in_s}))
         elif status.state == FeedState.RUNNING and self._camera_lost:
             self._camera_lost = False
             why = f"{status.source} is delivering frames again"
-            self.emit({"event": "camera", "reason": why, "retry_in_s": None})
+            self.emit(CameraNews(why, None))
             self.audit_out.log(Event("camera", why))
 
-    def _snapshot(self, frame: Frame, result: FrameResult, d: Decision) -> dict | None:
+    def _snapshot(self, frame: Frame, result: FrameResult, d: Decision) -> Decision:
+        """A denial with its face saved (``[audit] snapshots``): the file's name, or why not."""
         if d.event != EventKind.DENIED or not self.settings.audit.snapshots:
-            return None
+            return d
         face = next((f for f in result.faces if f.track_id == d.track_id), None)
         if face is None:
-            return None
+            return d
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         try:
             path = save_snapshot(frame.image, face.box, f"{stamp}-{d.reason}-f{frame.index}-t{d.track_id}.jpg")
         except (OSError, AccessctlError) as exc:
-            return {"snapshot_error": str(exc)}
-        return {"snapshot": path.name}
+            return dataclasses.replace(d, snapshot_error=str(exc))
+        return dataclasses.replace(d, snapshot=path.name)
 
     def step(self, frame: Frame) -> tuple[FrameResult, list[Decision]]:
         if self.hooks is not None and not self.hooks.alive:  # fail closed: a grant would open nothing
@@ -191,17 +201,8 @@ class Runner:
         for face in result.faces:
             if self._states.get(face.track_id) != face.liveness.state:
                 self._states[face.track_id] = face.liveness.state
-                self.emit(
-                    {
-                        "event": "state",
-                        "track": face.track_id,
-                        "state": face.liveness.state,
-                        "liveness": None if face.liveness.p_live is None else round(face.liveness.p_live, 4),
-                        "motion": None if face.liveness.p_motion is None else round(face.liveness.p_motion, 4),
-                        "t": round(frame.t, 3),
-                        "frame": frame.index,
-                    }
-                )
+                v = face.liveness
+                self.emit(LivenessChange(face.track_id, v.state, v.p_live, v.p_motion, frame.t, frame.index))
             self._tell_challenge(face.track_id, face.challenge, frame)
         for tid, status in result.abandoned:
             self._tell_challenge(tid, status, frame)
@@ -211,12 +212,11 @@ class Runner:
         for error in result.errors:
             if error != self._last_error:  # once per new problem, not once per frame
                 self._last_error = error
-                self._report("identity", error, frame)
-        decisions = self.controller.decide(result)
+                self._report(ProblemKind.IDENTITY, error, frame)
+        decisions = [self._snapshot(frame, result, d) for d in self.controller.decide(result)]
         for d in decisions:
-            detail = self._snapshot(frame, result, d) or {}
             for sink in self.sinks:
-                sink.deliver(d, detail)
+                sink.deliver(d)
         if self.reporter is not None:
             self.reporter.frame(
                 result.timings_ms,
@@ -235,30 +235,23 @@ class Runner:
             return
         first = track not in self._challenges
         self._challenges[track] = (status.state, status.step)
-        what = (
-            "issued"
-            if status.state == ChallengeState.ACTIVE and first
-            else ("step" if status.state == ChallengeState.ACTIVE else str(status.state))
+        if status.state == ChallengeState.ACTIVE:
+            stage = ChallengeStage.ISSUED if first else ChallengeStage.STEP
+        else:
+            stage = ChallengeStage(str(status.state))
+        news = ChallengeNews(
+            stage,
+            track,
+            str(status.turn),
+            status.step,
+            status.steps,
+            status.deadline_t - status.issued_t,
+            None if status.failure is None else str(status.failure),
+            frame.t,
+            frame.index,
         )
-        detail = {
-            "turn": str(status.turn),
-            "step": status.step,
-            "steps": status.steps,
-            "seconds": round(status.deadline_t - status.issued_t, 2),
-        }
-        if status.failure is not None:
-            detail["failure"] = str(status.failure)
-        self.emit(
-            {
-                "event": "challenge",
-                "state": what,
-                "track": track,
-                **detail,
-                "t": round(frame.t, 3),
-                "frame": frame.index,
-            }
-        )
-        self.audit_out.log(Event("challenge", what, stream_t=frame.t, frame=frame.index, detail=detail))
+        self.emit(news)
+        self.audit_out.log(Event("challenge", stage, stream_t=frame.t, frame=frame.index, detail=news.detail()))
 
     def _check_pace(self, frame: Frame) -> None:
         fps = self.pace.add(frame)
@@ -271,11 +264,11 @@ class Runner:
             )
         else:
             why = f"frames are processed {fps:.1f} per second again, enough for the liveness check"
-        self._report("too_slow", why, frame)
+        self._report(ProblemKind.TOO_SLOW, why, frame)
 
-    def _report(self, reason: str, why: str, frame: Frame) -> None:
+    def _report(self, reason: ProblemKind, why: str, frame: Frame) -> None:
         """A problem that does not stop the kiosk: to the listeners and the audit log."""
-        self.emit({"event": "error", "reason": reason, "detail": why, "t": round(frame.t, 3)})
+        self.emit(Problem(reason, why, frame.t))
         self.audit_out.log(Event("error", reason, stream_t=frame.t, frame=frame.index, detail={"error": why}))
 
     def run(self, feed: FrameFeed) -> RunStats:
@@ -302,14 +295,3 @@ class Runner:
         self.stopped.set()
         if self._feed is not None:
             self._feed.stop(wait_s=0)
-
-
-_PRINT = threading.Lock()
-
-
-def print_json(obj: dict) -> None:
-    """One JSON object per line, whole, whichever thread prints it (the runner, the hook
-    worker, the store link)."""
-    line = json.dumps(obj)
-    with _PRINT:
-        print(line, flush=True)

@@ -12,6 +12,7 @@ from PyQt6.QtWidgets import QApplication, QDialog
 
 from accessctl.config import Settings
 from accessctl.door.assembly import open_site
+from accessctl.door.events import DoorEvent, Problem, StoreNews
 from accessctl.errors import AccessctlError
 from accessctl.frames.capture import is_camera
 from accessctl.frames.sources import open_source
@@ -68,26 +69,26 @@ def run_kiosk(
     if not pin.is_set():
         if SetPinDialog(pin).exec() != QDialog.DialogCode.Accepted:
             raise AccessctlError("an admin PIN is needed on the first run (or set one with `accessctl admin set-pin`)")
-    notes: list[dict] = []  # what the store link says before the session exists
+    notes: list[StoreNews] = []  # what the store link says before the session exists
     session: KioskSession | None = None
 
-    def store_changed(obj: dict) -> None:
+    def store_changed(news: StoreNews) -> None:
         if session is None:
-            notes.append(obj)
+            notes.append(news)
         else:
-            session.store_changed(obj)
+            session.store_changed(news)
 
-    def reporter_news(obj: dict) -> None:  # the MQTT broker away or back
-        if session is not None:
-            session.problem(obj)
+    def reporter_news(event: DoorEvent) -> None:  # the MQTT broker away or back
+        if session is not None and isinstance(event, Problem):
+            session.problem(event)
 
     with open_site(settings, reporter_news, store_changed) as site:
         replica = site.gallery_path
         session = KioskSession(
             list(sources), settings, realtime=realtime, loop=loop, gallery_path=replica, reporter=site.reporter
         )
-        for obj in notes:
-            session.store_changed(obj)
+        for news in notes:
+            session.store_changed(news)
         window = KioskWindow(session, pin, fullscreen=fullscreen, gallery_path=replica)
         signal.signal(signal.SIGINT, lambda *_: window.close() if not window.kiosk_mode else app.quit())
         keepalive = QTimer()  # lets Python run its signal handlers while Qt's loop runs

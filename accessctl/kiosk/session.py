@@ -19,18 +19,18 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from accessctl.config import Settings
 from accessctl.door.access import Decision, EventKind, Reason
-from accessctl.door.assembly import open_door
+from accessctl.door.assembly import Door, open_door
+from accessctl.door.events import DoorEvent, HookDone, Listener, Problem, ProblemKind, StoreNews
 from accessctl.door.pipeline import FaceState, FrameResult
 from accessctl.door.report import Reporter
-from accessctl.door.runner import Runner
 from accessctl.errors import AccessctlError
-from accessctl.frames.capture import FeedStats, FeedStatus, FrameFeed
+from accessctl.frames.capture import FeedStats, FeedStatus
 from accessctl.frames.sources import Frame
 from accessctl.liveness.challenge import ChallengeState, ChallengeStatus, Turn
 from accessctl.liveness.verdict import LivenessState
@@ -121,8 +121,7 @@ class _Run:
 
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
-    runner: Runner | None = None
-    feed: FrameFeed | None = None
+    door: Door | None = None
 
 
 class KioskSession:
@@ -135,7 +134,7 @@ class KioskSession:
         loop: bool = False,
         gallery_path: Path | None = None,
         audit_path: Path | None = None,
-        emit: Callable[[dict], None] | None = None,
+        emit: Listener | None = None,
         reporter: Reporter | None = None,
     ) -> None:
         self.sources = [sources] if isinstance(sources, str) else list(sources)
@@ -191,8 +190,8 @@ class KioskSession:
     @staticmethod
     def _stop_run(run: "_Run") -> None:
         run.stop.set()
-        if run.runner is not None:
-            run.runner.stop()
+        if run.door is not None:
+            run.door.stop()
 
     def restart(self, settings: Settings | None = None) -> None:
         """Start over, with new settings if given (they are read when the pipeline starts)."""
@@ -212,7 +211,7 @@ class KioskSession:
     def feed_stats(self) -> FeedStats | None:
         """Frames captured, handed over and dropped by the current feed."""
         run = self._run
-        return run.feed.stats if run is not None and run.feed is not None else None
+        return run.door.feed.stats if run is not None and run.door is not None else None
 
     @property
     def running(self) -> bool:
@@ -241,7 +240,7 @@ class KioskSession:
                 ) as door:
                     if self.reporter is not None:
                         self.reporter.out_of_service("")
-                    run.feed, run.runner = door.feed, door.runner
+                    run.door = door
                     if run.stop.is_set():
                         return
                     door.run()
@@ -252,7 +251,7 @@ class KioskSession:
                 log.exception("kiosk pipeline failed")
                 self._out_of_service(run, f"internal error: {exc!r}")
             finally:
-                run.runner = None
+                run.door = None
             run.stop.wait(RETRY_S)
 
     def _out_of_service(self, run: "_Run", why: str) -> None:
@@ -261,37 +260,38 @@ class KioskSession:
         with self._lock:
             self._state, self._message = KioskState.OUT_OF_SERVICE, f"Out of service: {why}"
             self._result, self._banner = None, None
-        event = {"event": "error", "reason": "out_of_service", "detail": why}
+        event = Problem(ProblemKind.OUT_OF_SERVICE, why)
         self._emit(run, event)
         if self.reporter is not None:
             self.reporter.out_of_service(why)
             self.reporter.tell(event)
 
-    def store_changed(self, obj: dict) -> None:
+    def store_changed(self, news: StoreNews) -> None:
         """The central store came or went (``StoreLink``'s notices, from its thread)."""
         with self._lock:
-            self._store = "" if obj.get("state") == "online" else str(obj.get("detail", "replica only"))
+            self._store = "" if news.online else (news.detail or "replica only")
         if self._emit_to is not None:
-            self._emit_to(obj)
+            self._emit_to(news)
 
-    def problem(self, obj: dict) -> None:
+    def problem(self, problem: Problem) -> None:
         """A problem from beside the pipeline (the MQTT broker away, and back): on the
         status line for a while, as the pipeline's own are."""
-        with self._lock:
-            self._warning, self._warned_at = str(obj.get("detail", "")), time.monotonic()
+        self._warn(problem.detail)
 
-    def _emit(self, run: "_Run", obj: dict) -> None:
+    def _warn(self, text: str) -> None:
+        with self._lock:
+            self._warning, self._warned_at = text, time.monotonic()
+
+    def _emit(self, run: "_Run", event: DoorEvent) -> None:
         if self._emit_to is not None:
-            self._emit_to(obj)
+            self._emit_to(event)
         if not self._current(run):
             return
-        if obj.get("event") == "error":
-            with self._lock:
-                self._warning, self._warned_at = str(obj.get("detail", "")), time.monotonic()
-        elif obj.get("event") == "hook" and (obj.get("returncode") != 0 or obj.get("error")):
-            with self._lock:
-                why = obj.get("error") or f"exit status {obj.get('returncode')}"
-                self._warning, self._warned_at = f"door hook failed: {why}", time.monotonic()
+        match event:
+            case Problem(detail=detail):
+                self._warn(detail)
+            case HookDone() if event.failed:
+                self._warn(f"door hook failed: {event.error or f'exit status {event.returncode}'}")
 
     def _on_status(self, run: "_Run", status: FeedStatus) -> None:
         if not self._current(run):
@@ -324,19 +324,19 @@ class KioskSession:
                 self._first_seen.setdefault(face.track_id, frame.captured)
             for d in decisions:
                 self._banner = banner_for(d, now)
+                if d.until is not None:  # a lockout: nobody is let in for a while
+                    self._paused_until_t = d.until
                 m.decisions.append(d)
                 if d.track_id in self._first_seen:
                     m.face_to_decision_s.append(now - self._first_seen[d.track_id])
             for tid in result.ended_tracks:
                 self._first_seen.pop(tid, None)
-            if run.runner is not None:
-                self._paused_until_t = run.runner.controller.paused_until
 
     # -- the view ---------------------------------------------------------------------
     def view(self) -> KioskView:
         now = time.monotonic()
         run = self._run
-        feed = run.feed if run is not None else None
+        feed = run.door.feed if run is not None and run.door is not None else None
         frame = feed.latest if feed is not None and self._state != KioskState.OUT_OF_SERVICE else None
         with self._lock:
             if feed is not None:

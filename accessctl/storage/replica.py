@@ -39,6 +39,7 @@ from accessctl.storage.central import (
     redact,
 )
 from accessctl.storage.gallery import Gallery
+from accessctl.textenum import Label
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,32 @@ def sync_once(store: CentralStore, replica: Gallery) -> int:
     return changes.version
 
 
+class StoreState(Label):
+    ONLINE = "online"
+    REPLICA_ONLY = "replica-only"  # the central store cannot be reached: deciding on the replica
+
+
+@dataclass(frozen=True)
+class StoreNews:
+    """The central store came or went: a door's event (see ``door/events.py``)."""
+
+    state: StoreState
+    detail: str
+    replica_version: int
+
+    @property
+    def online(self) -> bool:
+        return self.state == StoreState.ONLINE
+
+    def to_json(self) -> dict:
+        return {
+            "event": "store",
+            "state": str(self.state),
+            "detail": self.detail,
+            "replica_version": self.replica_version,
+        }
+
+
 @dataclass
 class LinkStatus:
     online: bool = False
@@ -168,15 +195,15 @@ class LinkStatus:
 class StoreLink:
     """Keeps a kiosk's replica current and its events uploaded, on two threads.
 
-    ``notify(dict)`` hears ``{"event": "store", "state": "online" | "replica-only", ...}``
-    when the server comes and goes, for the headless events and the kiosk's status line.
+    ``notify`` hears a :class:`StoreNews` when the server comes and goes, for the
+    headless events and the kiosk's status line.
     """
 
     def __init__(
         self,
         url: str,
         *,
-        notify: Callable[[dict], None],
+        notify: Callable[[StoreNews], None],
         sync_s: float = 5.0,
         upload_s: float = 0.5,
         replica: Path | None = None,
@@ -229,27 +256,13 @@ class StoreLink:
         was = self.status.online
         self.status.online, self.status.error = True, ""
         if not was:
-            self.notify(
-                {
-                    "event": "store",
-                    "state": "online",
-                    "detail": f"central store {redact(self.url)}",
-                    "replica_version": self.status.replica_version,
-                }
-            )
+            self.notify(StoreNews(StoreState.ONLINE, f"central store {redact(self.url)}", self.status.replica_version))
 
     def _offline(self, why: str) -> None:
         was = self.status.online or not self.status.error
         self.status.online, self.status.error = False, why
         if was:
-            self.notify(
-                {
-                    "event": "store",
-                    "state": "replica-only",
-                    "detail": why,
-                    "replica_version": self.status.replica_version,
-                }
-            )
+            self.notify(StoreNews(StoreState.REPLICA_ONLY, why, self.status.replica_version))
 
     # -- the replica ----------------------------------------------------------------------
     def _follow(self) -> None:
@@ -349,7 +362,7 @@ def local_status(url: str) -> dict:
 
 
 @contextmanager
-def door_store(settings: Settings, notify: Callable[[dict], None]) -> Iterator[Path | None]:
+def door_store(settings: Settings, notify: Callable[[StoreNews], None]) -> Iterator[Path | None]:
     """The gallery file a door decides on: None (its own ``gallery.db``) without a
     ``[store] url``; with one, the replica, kept current while the block runs."""
     if not settings.store.url:
