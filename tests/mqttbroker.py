@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.certs import issue, make_ca
 from tests.pgserver import _free_port
 
 
@@ -63,59 +64,9 @@ class Broker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _certificates(self) -> None:
-        openssl = shutil.which("openssl")
-        if openssl is None:
-            raise FileNotFoundError("openssl is not installed")
-        run = lambda *a: subprocess.run([openssl, *a], check=True, capture_output=True, cwd=self.root, timeout=60)  # noqa: E731
-        run(
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=accessctl test CA",
-        )
-        (self.root / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
-        for name, cn in (("server", "127.0.0.1"), ("client", "door-1")):
-            run(
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                f"{name}.key",
-                "-out",
-                f"{name}.csr",
-                "-subj",
-                f"/CN={cn}",
-            )
-            run(
-                "x509",
-                "-req",
-                "-in",
-                f"{name}.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                f"{name}.crt",
-                "-days",
-                "2",
-                *(["-extfile", "ext"] if name == "server" else []),
-            )
+        make_ca(self.root)
+        issue(self.root, "server", "127.0.0.1", server=True)
+        issue(self.root, "client", "door-1", server=False)
         self.password_file = self.root / "door.password"
         self.password_file.write_text("correct horse battery\n")
         subprocess.run(

@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.certs import issue, make_ca, openssl
+
 BIN_DIRS = [Path("/usr/lib/postgresql/15/bin"), *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]
 
 
@@ -47,56 +49,11 @@ class PgServer:
     def _certificates(self) -> Path | None:
         """A throwaway CA and a server certificate for 127.0.0.1, so that TLS with
         sslmode=verify-full can be tested; None without openssl (TLS is then off)."""
-        openssl = shutil.which("openssl")
-        if openssl is None:
+        if openssl() is None:
             return None
         d = self.root
-        run = lambda *a: subprocess.run([openssl, *a], check=True, capture_output=True, cwd=d, timeout=60)  # noqa: E731
-        run(
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=accessctl test CA",
-        )
-        run(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        )
-        (d / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
-        run(
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "ext",
-        )
+        make_ca(d)
+        issue(d, "server", "127.0.0.1", server=True)
         for name in ("server.key", "server.crt"):
             if self.as_user:
                 shutil.chown(d / name, "postgres")

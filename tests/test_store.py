@@ -29,6 +29,7 @@ from accessctl.storage.central import (
 from accessctl.storage.gallery import Gallery, NewTemplate
 from accessctl.storage.migrate import migrate
 from accessctl.storage.replica import Spool, StoreLink, StoreNews, sync_once
+from tests.certs import make_ca
 
 pytestmark = pytest.mark.store
 
@@ -375,27 +376,7 @@ def test_tls_options_pass_through_and_a_wrong_certificate_is_refused(pg_server, 
     tls = f"{store_url}?sslmode=verify-full&sslrootcert={pg_server.ca}"
     with CentralStore(tls) as store:
         assert store.conn.info.pgconn.ssl_in_use and store.schema_version() == SCHEMA_VERSION
-    other = tmp_path / "other-ca.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(tmp_path / "k"),
-            "-out",
-            str(other),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=someone else",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    other = make_ca(tmp_path, "someone else")
     with pytest.raises(StoreError, match="cannot be reached") as err:
         CentralStore(f"{store_url}?sslmode=verify-full&sslrootcert={other}")
     assert "\n" not in str(err.value)
