@@ -68,7 +68,7 @@ def test_pretrained_weights_load_match_their_checksums_and_a_changed_file_is_ref
     import shutil
 
     from accessctl.config import sha256_file as sha256
-    from accessctl.liveness.weights import PRETRAINED, load_frame_cnn, shipped_dir
+    from accessctl.liveness.weights import PRETRAINED, check_frame_cnn_files, load_frame_cnn, shipped_dir
 
     shipped = shipped_dir()
     sums = dict(line.split()[::-1] for line in (shipped / "SHA256SUMS").read_text().splitlines() if line.strip())
@@ -89,6 +89,8 @@ def test_pretrained_weights_load_match_their_checksums_and_a_changed_file_is_ref
     tampered.write_bytes(bytes(data))
     with pytest.raises(AccessctlError, match="damaged or replaced"):
         load_frame_cnn(tmp_path)
+    with pytest.raises(AccessctlError, match="damaged or replaced"):  # checked before any cached trace is read
+        check_frame_cnn_files(tmp_path)
 
 
 def test_window_spans_half_a_second_whatever_the_frame_rate() -> None:

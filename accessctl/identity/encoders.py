@@ -101,8 +101,8 @@ def _optimise(model: torch.nn.Module) -> torch.nn.Module:
     """Fused, channels-last and, where TorchScript can, traced and frozen for inference.
 
     Measured on 2 cores: eager 14.5 ms/face at batch 1, fused channels-last 9.9,
-    traced and optimised 6.5 (3.4 at batch 8). The trace is shape-specialised to the
-    150x150 chip, which never changes; the batch size may.
+    traced and optimised 6.5 (3.4 at batch 8; frozen alone is as fast). The trace is
+    shape-specialised to the 150x150 chip, which never changes; the batch size may.
     """
     fused = (model.fused() if isinstance(model, DlibResNet) else _RawInput(model)).eval()
     return trace_channels_last(fused, DlibResNet.input_size)

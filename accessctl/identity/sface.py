@@ -32,9 +32,10 @@ import torch.nn.functional as F
 
 from accessctl import config
 from accessctl.errors import EncoderError
+from accessctl.identity import onnx_format, sface_net
 from accessctl.identity.onnx_format import constants, read_graph
 from accessctl.identity.sface_net import CHIP, SFaceNet
-from accessctl.torchscript import trace_channels_last
+from accessctl.torchscript import channels_last, channels_last_example, frozen
 from accessctl.vision.faces import chip_batch
 
 SFACE_ID = config.SFACE_ENCODER_ID
@@ -84,12 +85,17 @@ def state_dict_from_onnx(data: bytes, net: SFaceNet | None = None) -> dict[str, 
 
 
 def load_sface_net() -> torch.nn.Module:
-    """The shipped file, checked by hash, as a fused network traced for inference."""
+    """The shipped file, checked by hash, as a fused network frozen for inference (the
+    trace made once and kept: see :func:`~accessctl.torchscript.frozen`)."""
     path = model_path()
     config.check_model_file(path, MODEL_SHA256, "SFace model", EncoderError)
-    net = SFaceNet()
-    net.load_state_dict(state_dict_from_onnx(path.read_bytes(), net), strict=False)
-    return trace_channels_last(net.eval().fused(), CHIP)
+
+    def build() -> torch.nn.Module:
+        net = SFaceNet()
+        net.load_state_dict(state_dict_from_onnx(path.read_bytes(), net), strict=False)
+        return channels_last(net.eval().fused())
+
+    return frozen("sface", build, channels_last_example(CHIP), [MODEL_SHA256], (sface_net, onnx_format))
 
 
 class SFaceEncoder:

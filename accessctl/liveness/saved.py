@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from accessctl.errors import AccessctlError
+from accessctl.liveness import minifasnet as minifasnet_code
+from accessctl.liveness import model as model_code
 from accessctl.liveness.features import (
     CNN_SCALES,
     STEP_S,
@@ -22,8 +24,8 @@ from accessctl.liveness.features import (
 from accessctl.liveness.minifasnet import INPUT
 from accessctl.liveness.model import FEATURE_DIM, FrameCNN, MotionHead, MotionVote, threshold_logits
 from accessctl.liveness.verdict import EVIDENCE_S, HISTORY
-from accessctl.liveness.weights import checked_state, load_frame_cnn, shipped_dir
-from accessctl.torchscript import trace_for_inference
+from accessctl.liveness.weights import check_frame_cnn_files, checked_state, load_frame_cnn, shipped_dir
+from accessctl.torchscript import frozen, trace_for_inference
 
 WEIGHTS_FILE = "liveness.pt"
 META_FILE = "liveness.json"
@@ -46,15 +48,23 @@ class LivenessModel:
     evidence_s: float = EVIDENCE_S
 
 
+def _cnn_example() -> torch.Tensor:
+    return torch.zeros(1, len(CNN_SCALES), INPUT, INPUT, 3, dtype=torch.uint8)
+
+
 def traced_cnn(cnn: FrameCNN) -> torch.nn.Module:
     """Both CNNs as one frozen TorchScript trace."""
-    return trace_for_inference(cnn, torch.zeros(1, len(CNN_SCALES), INPUT, INPUT, 3, dtype=torch.uint8))
+    return trace_for_inference(cnn, _cnn_example())
 
 
 @functools.lru_cache(maxsize=4)
 def frame_cnn(tuned: tuple[Path, str] | None = None) -> torch.nn.Module:
-    """The traced CNNs, pretrained or with fine-tuned last layers (a file and its SHA-256)."""
-    return traced_cnn(load_frame_cnn(tuned=tuned))
+    """The traced CNNs, pretrained or with fine-tuned last layers (a file and its
+    SHA-256): every file checked, then the trace made once and kept (see
+    :func:`~accessctl.torchscript.frozen`)."""
+    made_of = check_frame_cnn_files(tuned=tuned)
+    code = (minifasnet_code, model_code)
+    return frozen("liveness-cnn", lambda: load_frame_cnn(tuned=tuned), _cnn_example(), made_of, code)
 
 
 def frame_features(crops: np.ndarray, cnn: torch.nn.Module | None = None, batch: int = 64) -> np.ndarray:

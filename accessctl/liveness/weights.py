@@ -33,16 +33,34 @@ def shipped_dir() -> Path:
     return config.assets_dir() / "liveness"
 
 
-def checked_state(path: Path, digest: str) -> dict[str, torch.Tensor]:
-    """A state dict from ``path`` whose SHA-256 must be ``digest``; a clear error if not."""
+def check_file(path: Path, digest: str) -> None:
+    """A clear error unless ``path``'s SHA-256 is ``digest``."""
     config.check_model_file(
         path, digest, "liveness model file", missing=f"no liveness model in {path.parent} ({path.name} missing)"
     )
+
+
+def checked_state(path: Path, digest: str) -> dict[str, torch.Tensor]:
+    """A state dict from ``path`` whose SHA-256 must be ``digest``; a clear error if not."""
+    check_file(path, digest)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the digest matched, so this is a torch incompatibility
         raise AccessctlError(f"the liveness model file {path} does not load: {exc}") from None
     return {k.removeprefix("module."): v for k, v in state.items()}  # saved from nn.DataParallel
+
+
+def check_frame_cnn_files(folder: Path | None = None, tuned: tuple[Path, str] | None = None) -> list[str]:
+    """Every file :func:`load_frame_cnn` would read, checked by SHA-256; their digests."""
+    folder = folder or shipped_dir()
+    digests = []
+    for name, _, digest in PRETRAINED:
+        check_file(folder / name, digest)
+        digests.append(digest)
+    if tuned is not None:
+        check_file(*tuned)
+        digests.append(tuned[1])
+    return digests
 
 
 def load_frame_cnn(folder: Path | None = None, tuned: tuple[Path, str] | None = None) -> FrameCNN:
