@@ -135,9 +135,8 @@ class Runner:
             else None
         )
         self._states: dict[int, str] = {}
-        self._challenges: dict[
-            int, tuple[ChallengeState, int]
-        ] = {}  # per track: its challenge's state and step, as last told
+        # per track: its challenge's state and step, as last told
+        self._challenges: dict[int, tuple[ChallengeState, int]] = {}
         self._last_error: str | None = None
         self._camera_lost = False
         self._feed: FrameFeed | None = None
