@@ -61,7 +61,11 @@ def frozen(
     """``build()`` frozen for inference, from the cache when it was made before of the
     same things: ``made_of`` (the digests of its checked weight files), ``code`` (the
     modules that define its architecture) and ``example``'s shape and layout."""
-    path = _cache_path(name, example, made_of, code)
+    try:
+        path = _cache_path(name, example, made_of, code)
+    except OSError as exc:  # no cache folder to be had (a read-only home): traced at every start
+        log.warning("accessctl: no cache folder for the %s trace (%s)", name, exc)
+        return trace_for_inference(build(), example)
     record = path.with_suffix(".json")
     if path.is_file() and record.is_file():
         try:

@@ -44,3 +44,16 @@ def test_a_frozen_trace_is_kept_read_back_and_made_again_when_damaged_or_changed
         frozen("t", build, x, ["digest-2"], [some_code])  # other weights: a trace of its own
         frozen("t", build, torch.rand(1, 3, 9, 9), ["digest-1"], [some_code])  # another input shape too
         assert len(builds) == 4 and len(list((config.cache_dir() / "torchscript").glob("t-*.pt"))) == 3
+
+
+def test_without_a_cache_folder_the_network_is_traced_each_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "home"
+    blocked.write_text("a file where the folder would be")  # no cache folder can be made under it
+    monkeypatch.setenv("ACCESSCTL_HOME", str(blocked))
+    net = torch.nn.Linear(3, 2).eval()
+    x = torch.rand(1, 3)
+    with torch.inference_mode(), caplog.at_level(logging.WARNING):
+        got = frozen("t", lambda: net, x, ["d"], [some_code])
+        assert torch.allclose(got(x), net(x), atol=1e-6) and "no cache folder" in caplog.text
