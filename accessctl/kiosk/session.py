@@ -30,7 +30,7 @@ from accessctl.door.events import DoorEvent, HookDone, Listener, Problem, Proble
 from accessctl.door.pipeline import FaceState, FrameResult
 from accessctl.door.report import Reporter
 from accessctl.errors import AccessctlError
-from accessctl.frames.capture import FeedStats, FeedStatus
+from accessctl.frames.capture import FeedStats, FeedStatus, FrameFeed
 from accessctl.frames.sources import Frame
 from accessctl.liveness.challenge import ChallengeState, ChallengeStatus, Turn
 from accessctl.liveness.verdict import LivenessState
@@ -121,7 +121,8 @@ class _Run:
 
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
-    door: Door | None = None
+    door: Door | None = None  # while it runs
+    feed: FrameFeed | None = None  # its feed, kept after it ends: the last frame and the feed's counts
 
 
 class KioskSession:
@@ -211,7 +212,7 @@ class KioskSession:
     def feed_stats(self) -> FeedStats | None:
         """Frames captured, handed over and dropped by the current feed."""
         run = self._run
-        return run.door.feed.stats if run is not None and run.door is not None else None
+        return run.feed.stats if run is not None and run.feed is not None else None
 
     @property
     def running(self) -> bool:
@@ -240,7 +241,7 @@ class KioskSession:
                 ) as door:
                     if self.reporter is not None:
                         self.reporter.out_of_service("")
-                    run.door = door
+                    run.door, run.feed = door, door.feed
                     if run.stop.is_set():
                         return
                     door.run()
@@ -336,7 +337,7 @@ class KioskSession:
     def view(self) -> KioskView:
         now = time.monotonic()
         run = self._run
-        feed = run.door.feed if run is not None and run.door is not None else None
+        feed = run.feed if run is not None else None
         frame = feed.latest if feed is not None and self._state != KioskState.OUT_OF_SERVICE else None
         with self._lock:
             if feed is not None:
