@@ -110,24 +110,23 @@ class Challenge:
         self._turn = draw_turn(rng)
         self._step = 1
         self._start(t, yaw)
-        self.status = ChallengeStatus(ChallengeState.ACTIVE, self._turn, 1, steps, t, t + step_s, t)
+        self._say(ChallengeState.ACTIVE, t, 0.0)
 
     def _start(self, t: float, yaw: float) -> None:
         self._issued, self._yaw0, self._evidence = t, yaw, False
 
     def fail(self, t: float, why: ChallengeFailure) -> ChallengeStatus:
         if self.status.state == ChallengeState.ACTIVE:
-            self.status = ChallengeStatus(
-                ChallengeState.FAILED,
-                self._turn,
-                self._step,
-                self.steps,
-                self._issued,
-                self._issued + self.step_s,
-                t,
-                self.status.turned_deg,
-                why,
-            )
+            self._say(ChallengeState.FAILED, t, self.status.turned_deg, why)
+        return self.status
+
+    def _say(
+        self, state: ChallengeState, t: float, turned: float, failure: ChallengeFailure | None = None
+    ) -> ChallengeStatus:
+        """The current step's status at ``t``, kept as :attr:`status`."""
+        self.status = ChallengeStatus(
+            state, self._turn, self._step, self.steps, self._issued, self._issued + self.step_s, t, turned, failure
+        )
         return self.status
 
     def update(self, t: float, yaw: float, *, spoof: bool, head_moved: bool) -> ChallengeStatus:
@@ -147,30 +146,10 @@ class Challenge:
             return self.fail(t, ChallengeFailure.WRONG_WAY)
         if turned >= TURN_DEG and self._evidence:
             if self._step == self.steps:
-                self.status = ChallengeStatus(
-                    ChallengeState.PASSED,
-                    self._turn,
-                    self._step,
-                    self.steps,
-                    self._issued,
-                    self._issued + self.step_s,
-                    t,
-                    turned,
-                )
-                return self.status
+                return self._say(ChallengeState.PASSED, t, turned)
             self._step, self._turn = self._step + 1, self._turn.other
             self._start(t, yaw)
             turned = 0.0
         elif t >= self._issued + self.step_s:
             return self.fail(t, ChallengeFailure.NOT_A_HEAD if turned >= TURN_DEG else ChallengeFailure.TIMEOUT)
-        self.status = ChallengeStatus(
-            ChallengeState.ACTIVE,
-            self._turn,
-            self._step,
-            self.steps,
-            self._issued,
-            self._issued + self.step_s,
-            t,
-            turned,
-        )
-        return self.status
+        return self._say(ChallengeState.ACTIVE, t, turned)
