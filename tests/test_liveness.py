@@ -649,6 +649,22 @@ def photo_video(photo: np.ndarray, n: int, move, noise: float = 0.0, seed: int =
     return out
 
 
+def hand_wobble(shake: np.ndarray):  # noqa: ANN201
+    """A photo held in a hand, for :func:`photo_video`: slow sways, a tremor (``shake``,
+    (n, 4) normal draws), a slight turn and change of distance."""
+    return lambda i: (
+        3 * np.sin(i / 5) + 0.3 * shake[i, 0],
+        2 * np.cos(i / 7) + 0.3 * shake[i, 1],
+        2 * np.sin(i / 6),
+        1 + 0.02 * np.sin(i / 4),
+    )
+
+
+def away_swinging(i: int) -> tuple[float, float, float, float]:
+    """A photo taken 25% further away over 45 frames while it swings, for :func:`photo_video`."""
+    return 0.0, 0.0, 5 * np.sin(i / 6), 1 / (1 + 0.25 * i / 44)
+
+
 @pytest.mark.shared
 @pytest.mark.slow
 def test_moved_pictures_of_people_no_head_saw_are_refused_on_motion_alone(shared_data: Path) -> None:
@@ -663,16 +679,8 @@ def test_moved_pictures_of_people_no_head_saw_are_refused_on_motion_alone(shared
     rng = np.random.default_rng(3)
     shake = rng.normal(0, 1, (45, 4))
     moves = {
-        "a hand's wobble": (
-            lambda i: (
-                3 * np.sin(i / 5) + 0.3 * shake[i, 0],
-                2 * np.cos(i / 7) + 0.3 * shake[i, 1],
-                2 * np.sin(i / 6),
-                1 + 0.02 * np.sin(i / 4),
-            ),
-            2.0,
-        ),
-        "taken 25% away, swinging": (lambda i: (0.0, 0.0, 5 * np.sin(i / 6), 1 / (1 + 0.25 * i / 44)), 1.0),
+        "a hand's wobble": (hand_wobble(shake), 2.0),
+        "taken 25% away, swinging": (away_swinging, 1.0),
     }
     motion_alone = dataclasses.replace(load_liveness(), threshold=1e-6)
     granted = {}
@@ -705,22 +713,14 @@ def test_a_sharp_photo_is_refused_however_it_is_moved(shared_data: Path) -> None
         "no motion, noise sigma 3": (lambda i: (0.0, 0.0, 0.0, 1.0), 3.0),
         "slow shift of 3 px": (lambda i: (3.0 * i / 44, 0.0, 0.0, 1.0), 1.0),
         "shift of 12 px": (lambda i: (12.0 * i / 44, 4.0 * i / 44, 0.0, 1.0), 1.0),
-        "a hand's wobble": (
-            lambda i: (
-                3 * np.sin(i / 5) + 0.3 * shake[i, 0],
-                2 * np.cos(i / 7) + 0.3 * shake[i, 1],
-                2 * np.sin(i / 6),
-                1 + 0.02 * np.sin(i / 4),
-            ),
-            2.0,
-        ),
+        "a hand's wobble": (hand_wobble(shake), 2.0),
         "four times that wobble": (
             lambda i: (12 * np.sin(i / 5), 8 * np.cos(i / 7), 8 * np.sin(i / 6), 1 + 0.08 * np.sin(i / 4)),
             2.0,
         ),
         # found after the issue: a photo brought closer, or taken away while swinging
         "brought 30% closer": (lambda i: (0.0, 0.0, 0.0, 1 + 0.3 * i / 44), 1.0),
-        "taken 25% away, swinging": (lambda i: (0.0, 0.0, 5 * np.sin(i / 6), 1 / (1 + 0.25 * i / 44)), 1.0),
+        "taken 25% away, swinging": (away_swinging, 1.0),
     }
     model = load_liveness()
     granted = {}

@@ -13,6 +13,11 @@ from accessctl.cli.common import READS
 from accessctl.errors import AccessctlError
 
 
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the command line set (the rest keep the recipe's defaults)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def cmd_liveness_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -21,18 +26,14 @@ def cmd_liveness_train(args: argparse.Namespace) -> int:
     from accessctl.training.motion import MotionConfig
 
     torch.set_num_threads(cpu_threads(load_settings()))
-    given: dict[str, Any] = {
-        k: v
-        for k, v in (
-            ("batch", args.batch),
-            ("tune_steps", args.tune_steps),
-            ("tune_anchor", args.tune_anchor),
-            ("tune_exposure", args.tune_exposure),
-            ("tune_mix", args.tune_mix),
-            ("tune_from", "" if args.tune_from == "none" else args.tune_from),
-        )
-        if v is not None
-    }
+    given = _given(
+        batch=args.batch,
+        tune_steps=args.tune_steps,
+        tune_anchor=args.tune_anchor,
+        tune_exposure=args.tune_exposure,
+        tune_mix=args.tune_mix,
+        tune_from="" if args.tune_from == "none" else args.tune_from,
+    )
     cfg = LivenessTrainConfig(
         clips=args.clips,
         out=args.out,
@@ -42,19 +43,15 @@ def cmd_liveness_train(args: argparse.Namespace) -> int:
         cnn_from=args.cnn_from or "",
         **given,
     )
-    motion_given: dict[str, Any] = {
-        k: v
-        for k, v in (
-            ("steps", args.motion_steps),
-            ("seeds", args.synthetic_seeds),
-            ("frames", args.synthetic_frames),
-            ("live_variants", args.live_variants),
-            ("hidden", args.hidden),
-            ("max_apcer", args.max_apcer),
-            ("use_cnn", args.head_cnn or None),
-        )
-        if v is not None
-    }
+    motion_given = _given(
+        steps=args.motion_steps,
+        seeds=args.synthetic_seeds,
+        frames=args.synthetic_frames,
+        live_variants=args.live_variants,
+        hidden=args.hidden,
+        max_apcer=args.max_apcer,
+        use_cnn=args.head_cnn or None,
+    )
     if args.families:
         motion_given["families"] = [f for f in args.families.split(",") if f]
     if args.workers < 1:
